@@ -73,9 +73,8 @@ def test_duplicate_last_follows_timestamp() -> None:
 
 
 def test_shared_maps_and_unknown_ids(tiny: Interactions) -> None:
-    test = Interactions.from_arrays(
-        ["a", "d"], [5, 1], user_map=tiny.user_map, item_map=tiny.item_map
-    )
+    maps = {"user_map": tiny.user_map, "item_map": tiny.item_map}
+    test = Interactions.from_arrays(["a", "d"], [5, 1], **maps)
     assert test.users.tolist() == [0, 3] and test.items.tolist() == [4, 0]
     with pytest.raises(UnknownIdError, match="unknown user id\\(s\\): 'zz'"):
         Interactions.from_arrays(["zz"], [1], **maps)
