@@ -1,0 +1,354 @@
+"""The model contract every recommender obeys, its shared config fields, and weight init.
+
+Every model is a plain :class:`torch.nn.Module` mapping ``(users, items)`` index tensors to
+logits; losses, negatives and optimizers live elsewhere (``ncf.training``), and evaluation only
+calls :meth:`RecModel.forward` or :meth:`RecModel.score_all` (``ncf.evaluation``).
+
+Initialisation (the ``init`` option, applied with a private ``torch.Generator`` seeded by
+``seed``, so two builds with the same config have identical weights and the global random
+state is never touched):
+
+* ``"normal"`` (default, the paper): embeddings N(0, 0.01²) as in the paper's text (sec. 4.1);
+  dense layers (hidden and output) LeCun uniform, U(±√(3/fan_in)), as in the authors'
+  released Keras code (``init='lecun_uniform'``).
+* ``"he_normal"``: embeddings and dense layers N(0, 2/fan_in) (the Keras MLP write-up).
+* ``"glorot_uniform"``: embeddings and dense layers U(±√(6/(fan_in + fan_out))).
+
+Fans follow Keras: a dense layer's fan-in is its input width; an embedding table of shape
+``(rows, dim)`` has fan-in ``rows`` and fan-out ``dim`` (so its scale shrinks with the number
+of users or items). Biases start at zero. With ``nonneg=True`` the initial embedding values are
+replaced by their absolute values so the constraint holds from the first step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ncf.exceptions import ConfigError
+
+INITS: tuple[str, ...] = ("normal", "he_normal", "glorot_uniform")
+
+#: Upper bound on the elements of one intermediate (users x items x width) block in
+#: ``score_all`` of tower models; bounds memory at about 64 MB of float32.
+SCORE_BLOCK_ELEMENTS = 1 << 24
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Options shared by every model.
+
+    Parameters
+    ----------
+    init : {"normal", "he_normal", "glorot_uniform"}
+        Weight initialisation (see the module docstring for the exact rules).
+    l2_embedding : float
+        L2 coefficient on the embedding rows used in a batch (see
+        :meth:`RecModel.regularization`).
+    l2_layers : float
+        L2 coefficient on the hidden dense layers' weights (not biases, not the output layer,
+        as in the authors' code).
+    nonneg : bool
+        Constrain embedding tables to be non-negative (projected after each optimizer step by
+        :meth:`RecModel.clamp_`).
+    seed : int
+        Seeds the weight initialisation.
+    """
+
+    init: str = "normal"
+    l2_embedding: float = 0.0
+    l2_layers: float = 0.0
+    nonneg: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; valid: {list(INITS)}")
+        for name in ("l2_embedding", "l2_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_bool("nonneg", self.nonneg)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON-ready values (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a mapping, naming any unknown key."""
+        check_hparams(cls, data, what=cls.__name__)
+        return cls(**data)
+
+
+def check_hparams(config_cls: type[ModelConfig], hparams: dict[str, Any], what: str) -> None:
+    """Raise ``ConfigError`` naming every key of ``hparams`` that ``config_cls`` lacks."""
+    known = config_cls.field_names()
+    unknown = sorted(set(hparams) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown hyper-parameter(s) {unknown} for {what}; valid: {sorted(known)}"
+        )
+
+
+def check_factors(value: Any, name: str = "factors") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_layers(value: Any) -> tuple[int, ...]:
+    """Validate an MLP ``layers`` spec and return it as a tuple."""
+    try:
+        layers = tuple(value)
+    except TypeError:
+        raise ConfigError(f"layers must be a sequence of integers, got {value!r}") from None
+    if not layers:
+        raise ConfigError("layers must hold at least one size (the concatenated embedding)")
+    if any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in layers):
+        raise ConfigError(f"layers must be positive integers, got {list(layers)}")
+    if layers[0] % 2:
+        raise ConfigError(
+            f"layers[0] = {layers[0]} is the concatenated user+item embedding size and must "
+            f"be even (each embedding gets layers[0] // 2)"
+        )
+    if any(b > a for a, b in itertools.pairwise(layers)):
+        raise ConfigError(f"layers must not grow (a tower), got {list(layers)}")
+    return layers
+
+
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+
+
+def check_dropout(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ConfigError(f"dropout must be a number in [0, 1), got {value!r}")
+
+
+class RecModel(nn.Module):
+    """Base class of every recommender: ``forward(users, items) -> logits``.
+
+    Subclasses set the class attributes ``name`` (registry key) and ``config_class``, build
+    their modules in ``__init__`` (with :func:`torch.nn.utils.skip_init` or after calling
+    :meth:`_init_weights`), and implement :meth:`forward` and :meth:`score_all`.
+
+    Parameters
+    ----------
+    n_users, n_items : int
+        Sizes of the id spaces.
+    config : ModelConfig, optional
+        The hyper-parameters; built from ``hparams`` (or the defaults) when omitted.
+    **hparams
+        Hyper-parameters overriding ``config``'s fields (``factors=16``, ...).
+
+    Attributes
+    ----------
+    n_users, n_items : int
+    config : ModelConfig
+        The frozen hyper-parameters, saved with the model.
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: False for count-based baselines fitted by ``fit_counts`` instead of gradient steps.
+    trainable: ClassVar[bool] = True
+
+    def __init__(
+        self, n_users: int, n_items: int, config: ModelConfig | None = None, **hparams: Any
+    ) -> None:
+        super().__init__()
+        for label, value in (("n_users", n_users), ("n_items", n_items)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{label} must be a positive integer, got {value!r}")
+        check_hparams(self.config_class, hparams, what=f"model {self.name!r}")
+        if config is None:
+            config = self.config_class(**hparams)
+        elif not isinstance(config, self.config_class):
+            raise ConfigError(
+                f"model {self.name!r} takes a {self.config_class.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        elif hparams:
+            config = replace(config, **hparams)
+        self.n_users = int(n_users)
+        self.n_items = int(n_items)
+        self.config: ModelConfig = config
+
+    # ------------------------------------------------------------------ contract
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Logits (no sigmoid) of the pairs, shape ``(B,)``, for index tensors ``(B,)``."""
+        raise NotImplementedError
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """Logits of every item for each user, shape ``(B, n_items)``.
+
+        Equal to ``forward`` on all pairs (in ``eval()`` mode; dropout and batch statistics
+        make training-mode outputs differ), computed without materialising the pairs.
+        """
+        raise NotImplementedError
+
+    def embeddings(self) -> list[tuple[nn.Embedding, str]]:
+        """The embedding tables with the side they index (``"user"`` or ``"item"``)."""
+        return []
+
+    def dense_layers(self) -> list[nn.Linear]:
+        """The hidden dense layers penalised by ``l2_layers``."""
+        return []
+
+    @property
+    def has_regularization(self) -> bool:
+        """True when :meth:`regularization` can be non-zero (the trainer skips it otherwise)."""
+        return self.config.l2_embedding > 0 or self.config.l2_layers > 0
+
+    def regularization(
+        self, users: torch.Tensor | None = None, items: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scalar L2 penalty to add to the loss.
+
+        ``l2_layers * sum(W**2)`` over the hidden dense layers' weights, plus the embedding
+        term: given the batch's ``users`` and ``items``, ``l2_embedding`` times the *mean over
+        the batch* of the squared norms of the rows used (so it scales like a mean loss and
+        costs nothing per untouched row); without them, ``l2_embedding`` times the sum of
+        squares of the full tables (the Keras convention, expensive for large catalogues).
+        """
+        c = self.config
+        device = self._device()
+        total = torch.zeros((), device=device)
+        if c.l2_embedding > 0:
+            for emb, side in self.embeddings():
+                index = users if side == "user" else items
+                if index is None:
+                    total = total + c.l2_embedding * emb.weight.pow(2).sum()
+                else:
+                    rows = emb(index)  # (B, dim)
+                    total = total + c.l2_embedding * rows.pow(2).sum() / max(len(index), 1)
+        if c.l2_layers > 0:
+            for layer in self.dense_layers():
+                total = total + c.l2_layers * layer.weight.pow(2).sum()
+        return total
+
+    @torch.no_grad()
+    def clamp_(self) -> RecModel:
+        """Project embedding tables onto the non-negative orthant when ``nonneg=True``."""
+        if self.config.nonneg:
+            for emb, _ in self.embeddings():
+                emb.weight.clamp_(min=0.0)
+        return self
+
+    def to_spec(self) -> dict[str, Any]:
+        """Everything needed to rebuild the architecture (see ``ncf.models.model_from_spec``)."""
+        return {
+            "name": self.name,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "config": self.config.to_dict(),
+        }
+
+    def extra_repr(self) -> str:
+        return f"n_users={self.n_users}, n_items={self.n_items}, config={self.config}"
+
+    # ------------------------------------------------------------------ helpers
+    def _device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    @torch.no_grad()
+    def _init_weights(self, output_layers: tuple[nn.Linear, ...] = ()) -> None:
+        """Initialise every embedding and dense layer from ``config.seed``, in module order."""
+        c = self.config
+        gen = torch.Generator().manual_seed(c.seed)
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                w = module.weight  # (rows, dim); Keras fans: in = rows, out = dim
+                _init_tensor(w, c.init, w.shape[0], w.shape[1], gen, embedding=True)
+                if c.nonneg:
+                    w.abs_()
+            elif isinstance(module, nn.Linear):
+                w = module.weight  # (out, in)
+                _init_tensor(w, c.init, w.shape[1], w.shape[0], gen, embedding=False)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.BatchNorm1d):
+                module.reset_parameters()  # ones/zeros, no randomness
+
+
+def _init_tensor(
+    w: torch.Tensor,
+    init: str,
+    fan_in: int,
+    fan_out: int,
+    gen: torch.Generator,
+    *,
+    embedding: bool,
+) -> None:
+    # Draw on the CPU generator, then copy (so the result does not depend on the device).
+    buf = torch.empty(w.shape, dtype=torch.float32)
+    if init == "normal":
+        if embedding:
+            buf.normal_(0.0, 0.01, generator=gen)
+        else:
+            bound = math.sqrt(3.0 / fan_in)
+            buf.uniform_(-bound, bound, generator=gen)
+    elif init == "he_normal":
+        buf.normal_(0.0, math.sqrt(2.0 / fan_in), generator=gen)
+    else:  # glorot_uniform
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        buf.uniform_(-bound, bound, generator=gen)
+    w.copy_(buf)
+
+
+class _Gather(torch.autograd.Function):
+    """Row lookup whose backward accumulates with ``index_add_``.
+
+    On the CPU this is about twice as fast as ``embedding_dense_backward`` for batches of
+    thousands of rows (measured in bench/bench_training.py's profile), with the same result.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.rows = table.shape[0]
+        return table.index_select(0, index)  # (B, dim)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (index,) = ctx.saved_tensors
+        out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype, device=grad.device)
+        return out.index_add_(0, index, grad.contiguous()), None
+
+
+class FastEmbedding(nn.Embedding):
+    """``nn.Embedding`` (same parameters and state dict) with a faster training lookup."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.weight.requires_grad and torch.is_grad_enabled() and input.dim() == 1:
+            out: torch.Tensor = _Gather.apply(self.weight, input)
+            return out
+        return super().forward(input)
+
+
+def embedding(n: int, dim: int) -> nn.Embedding:
+    """An embedding table allocated without drawing from the global random generator."""
+    return nn.utils.skip_init(FastEmbedding, n, dim)
+
+
+def linear(n_in: int, n_out: int) -> nn.Linear:
+    """A dense layer allocated without drawing from the global random generator."""
+    return nn.utils.skip_init(nn.Linear, n_in, n_out)

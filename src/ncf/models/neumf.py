@@ -1,0 +1,200 @@
+"""NeuMF: GMF and MLP branches with separate embeddings, fused before one output neuron.
+
+``ŷ = σ(hᵀ[p_uᴳ ⊙ q_iᴳ ; MLP(p_uᴹ, q_iᴹ)] + b)`` (He et al., eq. 11-12), optionally initialised
+from pre-trained GMF and MLP models (sec. 3.4.1) with :meth:`NeuMF.from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ncf.exceptions import ConfigError
+from ncf.models.base import (
+    ModelConfig,
+    RecModel,
+    check_bool,
+    check_dropout,
+    check_factors,
+    check_layers,
+    embedding,
+    linear,
+)
+from ncf.models.gmf import GMF
+from ncf.models.mlp import MLP, Tower
+
+
+@dataclass(frozen=True, kw_only=True)
+class NeuMFConfig(ModelConfig):
+    """NeuMF hyper-parameters.
+
+    Parameters
+    ----------
+    factors : int
+        Embedding size of the GMF branch.
+    layers : tuple of int
+        The MLP branch (see :class:`~ncf.models.mlp.MLPConfig`).
+    dropout : float
+        Dropout after each hidden ReLU of the MLP branch, in [0, 1).
+    batch_norm : bool
+        Batch normalization in the MLP branch.
+    init, l2_embedding, l2_layers, nonneg, seed
+        See :class:`~ncf.models.base.ModelConfig`.
+    """
+
+    factors: int = 8
+    layers: tuple[int, ...] = (64, 32, 16, 8)
+    dropout: float = 0.0
+    batch_norm: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_factors(self.factors)
+        object.__setattr__(self, "layers", check_layers(self.layers))
+        check_dropout(self.dropout)
+        check_bool("batch_norm", self.batch_norm)
+
+
+class NeuMF(RecModel):
+    """Neural matrix factorization: fused GMF and MLP branches.
+
+    Parameters
+    ----------
+    n_users, n_items : int
+        Sizes of the id spaces.
+    config : NeuMFConfig, optional
+    **hparams
+        Fields of :class:`NeuMFConfig`.
+    """
+
+    name: ClassVar[str] = "neumf"
+    config_class: ClassVar[type[ModelConfig]] = NeuMFConfig
+    config: NeuMFConfig
+
+    def __init__(
+        self, n_users: int, n_items: int, config: NeuMFConfig | None = None, **hparams: Any
+    ) -> None:
+        super().__init__(n_users, n_items, config, **hparams)
+        c = self.config
+        d = c.layers[0] // 2
+        self.gmf_user_embedding = embedding(n_users, c.factors)
+        self.gmf_item_embedding = embedding(n_items, c.factors)
+        self.mlp_user_embedding = embedding(n_users, d)
+        self.mlp_item_embedding = embedding(n_items, d)
+        self.tower = Tower(c.layers, c.dropout, c.batch_norm)
+        self.output = linear(c.factors + c.layers[-1], 1)
+        self._init_weights()
+
+    def embeddings(self) -> list[tuple[nn.Embedding, str]]:
+        return [
+            (self.gmf_user_embedding, "user"),
+            (self.gmf_item_embedding, "item"),
+            (self.mlp_user_embedding, "user"),
+            (self.mlp_item_embedding, "item"),
+        ]
+
+    def dense_layers(self) -> list[nn.Linear]:
+        return self.tower.linears()
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        f = self.config.factors
+        w = self.output.weight  # (1, f + layers[-1])
+        gmf = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)  # (B, f)
+        mlp = self.tower.forward_pair(
+            self.mlp_user_embedding(users), self.mlp_item_embedding(items)
+        )  # (B, layers[-1])
+        # The output layer on [gmf ; mlp], as two products instead of a concatenation.
+        out = torch.addmm(self.output.bias, gmf, w[:, :f].t())  # (B, 1)
+        return (out + mlp @ w[:, f:].t()).squeeze(-1)
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        f = self.config.factors
+        w = self.output.weight  # (1, f + layers[-1])
+        # GMF half: one matmul with the output weights folded into the user side.
+        weighted = self.gmf_user_embedding(users) * w[:, :f]  # (B, f)
+        scores = torch.addmm(self.output.bias, weighted, self.gmf_item_embedding.weight.t())
+        # MLP half: split first layer, item half computed once, tower run in item blocks.
+        user_part, item_part = self.tower.grid_parts(
+            self.mlp_user_embedding(users), self.mlp_item_embedding.weight
+        )
+        w_mlp = w[:, f:].t()  # (layers[-1], 1)
+        b = len(users)
+        step = self.tower.block_items(b)
+        blocks = []
+        for start in range(0, self.n_items, step):
+            chunk = item_part[start : start + step]
+            blocks.append((self.tower.grid(user_part, chunk) @ w_mlp).view(b, len(chunk)))
+        return scores + torch.cat(blocks, dim=1)  # (B, n_items)
+
+    @classmethod
+    def from_pretrained(cls, gmf: GMF, mlp: MLP, alpha: float = 0.5, **hparams: Any) -> NeuMF:
+        """A NeuMF initialised from trained GMF and MLP models (the paper's pre-training).
+
+        Both branches' embeddings and the MLP tower (with any batch-norm statistics) are
+        copied; the output layer becomes ``[alpha * h_gmf ; (1 - alpha) * h_mlp]`` with bias
+        ``alpha * b_gmf + (1 - alpha) * b_mlp``, so the fused logit starts as the
+        ``alpha``-weighted mix of the two models' logits.
+
+        Parameters
+        ----------
+        gmf, mlp : GMF, MLP
+            Trained models over the same users and items.
+        alpha : float
+            Weight of the GMF branch, in [0, 1]; the paper uses 0.5.
+        **hparams
+            Other :class:`NeuMFConfig` fields (``l2_embedding``, ``dropout``...). ``factors``
+            and ``layers`` come from the two models and may only be repeated identically;
+            ``dropout`` and ``batch_norm`` default to the MLP's.
+        """
+        if not isinstance(gmf, GMF) or not isinstance(mlp, MLP):
+            raise ConfigError(
+                f"from_pretrained needs a GMF and an MLP, got {type(gmf).__name__} and "
+                f"{type(mlp).__name__}"
+            )
+        if (gmf.n_users, gmf.n_items) != (mlp.n_users, mlp.n_items):
+            raise ConfigError(
+                f"the pre-trained models cover different ids: GMF has {gmf.n_users} users x "
+                f"{gmf.n_items} items, MLP has {mlp.n_users} x {mlp.n_items}"
+            )
+        if isinstance(alpha, bool) or not (
+            isinstance(alpha, int | float) and math.isfinite(alpha) and 0 <= alpha <= 1
+        ):
+            raise ConfigError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        derived = {
+            "factors": gmf.config.factors,
+            "layers": mlp.config.layers,
+        }
+        for key, value in derived.items():
+            if key in hparams and tuple(_as_tuple(hparams[key])) != tuple(_as_tuple(value)):
+                source = "GMF" if key == "factors" else "MLP"
+                raise ConfigError(
+                    f"{key}={hparams[key]!r} does not match the pre-trained {source}'s "
+                    f"{key}={value!r}"
+                )
+        settings: dict[str, Any] = {
+            "dropout": mlp.config.dropout,
+            "batch_norm": mlp.config.batch_norm,
+            **hparams,
+            **derived,
+        }
+        model = cls(gmf.n_users, gmf.n_items, **settings)
+        a = float(alpha)
+        with torch.no_grad():
+            model.gmf_user_embedding.weight.copy_(gmf.user_embedding.weight)
+            model.gmf_item_embedding.weight.copy_(gmf.item_embedding.weight)
+            model.mlp_user_embedding.weight.copy_(mlp.user_embedding.weight)
+            model.mlp_item_embedding.weight.copy_(mlp.item_embedding.weight)
+            model.tower.copy_from(mlp.tower)
+            model.output.weight.copy_(
+                torch.cat([a * gmf.output.weight, (1 - a) * mlp.output.weight], dim=1)
+            )
+            model.output.bias.copy_(a * gmf.output.bias + (1 - a) * mlp.output.bias)
+        return model.to(gmf._device())
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
