@@ -1,7 +1,22 @@
 """ncf: neural collaborative filtering (He et al., WWW 2017) for implicit and explicit feedback."""
 
+from ncf import datasets
 from ncf._version import __version__
-from ncf.data import IdMap, Interactions
+from ncf.data import (
+    Dataset,
+    IdMap,
+    Interactions,
+    NegativeSampler,
+    audit,
+    evaluation_candidates,
+    k_core,
+    leave_one_out,
+    read_ncf,
+    read_table,
+    to_implicit,
+    validation_split,
+)
+from ncf.evaluation import evaluate_full, evaluate_sampled
 from ncf.exceptions import (
     ChecksumError,
     ConfigError,
@@ -14,19 +29,46 @@ from ncf.exceptions import (
     TrainingError,
     UnknownIdError,
 )
+from ncf.models import GMF, MF, MLP, ItemPop, NeuMF, RecModel, build_model, model_names
+from ncf.training import Callback, TrainConfig, Trainer, TrainResult
 
 __all__ = [
+    "GMF",
+    "MF",
+    "MLP",
+    "Callback",
     "ChecksumError",
     "ConfigError",
     "DataError",
+    "Dataset",
     "DatasetNotFoundError",
     "IdMap",
     "Interactions",
+    "ItemPop",
     "ModelFileError",
     "NCFError",
     "NCFWarning",
+    "NegativeSampler",
+    "NeuMF",
     "NotFittedError",
+    "RecModel",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
     "TrainingError",
     "UnknownIdError",
     "__version__",
+    "audit",
+    "build_model",
+    "datasets",
+    "evaluate_full",
+    "evaluate_sampled",
+    "evaluation_candidates",
+    "k_core",
+    "leave_one_out",
+    "model_names",
+    "read_ncf",
+    "read_table",
+    "to_implicit",
+    "validation_split",
 ]

@@ -1,0 +1,130 @@
+"""``TrainConfig``: the trainer's typed, frozen hyper-parameters (one field per CLI flag)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ncf.exceptions import ConfigError
+
+LOSSES = ("bce", "bpr", "mse", "huber")
+SAMPLING = ("uniform", "popularity")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training positives.
+    batch_size : int
+        Samples per optimizer step (positives and negatives counted alike).
+    lr : float
+        Learning rate.
+    optimizer : str
+        ``adam``, ``adamw``, ``adagrad``, ``sgd``, ``adadelta`` or ``sparse_adam``.
+    weight_decay : float
+        Decoupled (AdamW) or L2 (others) weight decay applied by the optimizer.
+    betas : (float, float)
+        Adam's betas; large batches train faster with lower betas (NVIDIA's NCF recipe).
+    momentum : float
+        SGD momentum.
+    loss : str
+        ``bce`` (pointwise, the paper), ``bpr`` (pairwise), ``mse``/``huber`` (ratings).
+    negatives : int
+        Fresh negatives drawn per positive every epoch (the paper uses 4).
+    sampling : str
+        ``uniform`` or ``popularity`` (probability proportional to count ** ``sampling_alpha``).
+    schedule : str or None
+        ``step``, ``exponential``, ``plateau`` or None.
+    step_size, gamma : int, float
+        Schedule parameters (``gamma`` is the decay factor).
+    patience : int or None
+        Early stopping: epochs without improvement of ``monitor`` before stopping; the best
+        weights are restored. None trains all epochs (still restoring the best when validated).
+    monitor : str
+        The validation metric selecting the best epoch (``hr@10``, ``ndcg@10``, ``rmse``...).
+    seed : int
+        Seeds shuffling, negative sampling and dropout; the same seed gives the same weights.
+    threads : int or None
+        ``torch.set_num_threads`` for the run (restored afterwards); None leaves it.
+    checkpoint_dir : str or None
+        Where a checkpoint is written after each epoch; with ``resume`` training continues
+        from the last one.
+    resume : bool
+        Continue from the checkpoint in ``checkpoint_dir`` when there is one.
+    progress : bool
+        Show tqdm progress bars (the CLI turns them on).
+    """
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.0
+    loss: str = "bce"
+    negatives: int = 4
+    sampling: str = "uniform"
+    sampling_alpha: float = 1.0
+    schedule: str | None = None
+    step_size: int = 10
+    gamma: float = 0.5
+    patience: int | None = None
+    monitor: str = "hr@10"
+    seed: int = 0
+    threads: int | None = None
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    progress: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _positive("epochs", self.epochs)
+        _positive("batch_size", self.batch_size)
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; valid: {list(LOSSES)}")
+        if self.loss in ("bce", "bpr"):
+            _positive("negatives", self.negatives)
+        if self.sampling not in SAMPLING:
+            raise ConfigError(f"unknown sampling {self.sampling!r}; valid: {list(SAMPLING)}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be >= 1 or None, got {self.patience}")
+        if self.threads is not None:
+            _positive("threads", self.threads)
+        if self.resume and not self.checkpoint_dir:
+            raise ConfigError("resume=True needs checkpoint_dir")
+
+    @property
+    def monitor_mode(self) -> str:
+        """``min`` for error metrics (rmse, mae, loss), ``max`` for ranking metrics."""
+        return "min" if self.monitor.split("@")[0] in ("rmse", "mae", "loss", "mse") else "max"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping, naming any unknown key (typos in config files)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {unknown}; valid: {sorted(known)}")
+        values = dict(data)
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")

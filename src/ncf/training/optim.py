@@ -1,0 +1,84 @@
+"""Optimizer and learning-rate schedule factories, chosen by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from ncf.exceptions import ConfigError
+from ncf.training.config import TrainConfig
+
+Params = Iterable[torch.nn.Parameter]
+
+
+def _adam(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
+    # foreach=True batches the per-parameter updates into a few kernels.
+    return torch.optim.Adam(
+        params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay, foreach=True
+    )
+
+
+def _adamw(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay, foreach=True
+    )
+
+
+def _adagrad(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+def _sgd(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True
+    )
+
+
+def _adadelta(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adadelta(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+OPTIMIZERS: dict[str, Callable[[Params, TrainConfig], torch.optim.Optimizer]] = {
+    "adam": _adam,
+    "adamw": _adamw,
+    "adagrad": _adagrad,
+    "sgd": _sgd,
+    "adadelta": _adadelta,
+}
+
+
+def build_optimizer(params: Params, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer named by ``config.optimizer``; raises ``ConfigError`` listing valid ones."""
+    try:
+        factory = OPTIMIZERS[config.optimizer]
+    except KeyError:
+        raise ConfigError(
+            f"unknown optimizer {config.optimizer!r}; valid: {sorted(OPTIMIZERS)}"
+        ) from None
+    return factory(params, config)
+
+
+SCHEDULES = ("step", "exponential", "plateau")
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+    """The learning-rate schedule named by ``config.schedule`` (None for a constant rate).
+
+    ``plateau`` watches the validation ``monitor`` metric; the others step once per epoch.
+    """
+    if config.schedule is None:
+        return None
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, config.gamma)
+    if config.schedule == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, config.gamma)
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="min" if config.monitor_mode == "min" else "max",
+            factor=config.gamma,
+            patience=1,
+        )
+    raise ConfigError(f"unknown schedule {config.schedule!r}; valid: {list(SCHEDULES)} or None")

@@ -1,0 +1,354 @@
+"""The one ``Trainer``: fits any :class:`~ncf.models.RecModel` on an ``Interactions`` log.
+
+The loop is built for throughput on a CPU: each epoch's samples (positives plus freshly drawn
+negatives) are prepared once as index tensors and shuffled with one permutation, then consumed
+in contiguous slices, with no per-sample Python work and no DataLoader.
+
+Randomness: every epoch draws from generators seeded by ``(seed, epoch)``, so a run resumed
+from a checkpoint continues exactly as the uninterrupted run would have, bit for bit on CPU.
+Model selection uses only the validation callable given to :meth:`Trainer.fit`; the test set
+is never touched here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ncf.data.interactions import Interactions
+from ncf.data.sampling import NegativeSampler
+from ncf.exceptions import ConfigError, DataError, TrainingError
+from ncf.training import losses
+from ncf.training.callbacks import Callback
+from ncf.training.checkpoint import load_checkpoint, save_checkpoint
+from ncf.training.config import TrainConfig
+from ncf.training.optim import build_optimizer, build_schedule
+
+logger = logging.getLogger("ncf.training")
+
+Validator = Callable[[torch.nn.Module], dict[str, float]]
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns.
+
+    ``history`` holds one dict per epoch (``epoch``, ``loss``, ``time``, ``lr`` and the
+    validation metrics); ``best_epoch``/``best_metrics`` describe the restored weights.
+    """
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    samples_per_second: float = 0.0
+
+
+class Trainer:
+    """Trains a model with pointwise BCE (+ negatives), pairwise BPR, or MSE/Huber on ratings.
+
+    Parameters
+    ----------
+    config : TrainConfig, optional
+        Hyper-parameters; defaults to ``TrainConfig()``.
+    callbacks : sequence of Callback
+        Reporting hooks (see :mod:`ncf.training.callbacks`).
+    """
+
+    def __init__(
+        self, config: TrainConfig | None = None, callbacks: Sequence[Callback] = ()
+    ) -> None:
+        self.config = config or TrainConfig()
+        self.callbacks = list(callbacks)
+        self.model: torch.nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    # ------------------------------------------------------------------ public
+    def fit(
+        self,
+        model: torch.nn.Module,
+        train: Interactions,
+        *,
+        validate: Validator | None = None,
+    ) -> TrainResult:
+        """Train ``model`` on ``train``; select the best epoch by ``validate`` when given.
+
+        Parameters
+        ----------
+        model : RecModel
+            Any model of the ``ncf.models`` contract (``forward(users, items)``).
+        train : Interactions
+            Training interactions; rating losses need ``train.ratings``.
+        validate : callable, optional
+            ``validate(model) -> {"hr@10": ..., ...}``, run after every epoch; must contain
+            ``config.monitor``. The best epoch's weights are restored at the end.
+        """
+        c = self.config
+        if len(train) == 0:
+            raise DataError("cannot train on an empty interaction log")
+        if c.loss in ("mse", "huber") and train.ratings is None:
+            raise DataError(f"loss {c.loss!r} needs ratings, and these interactions have none")
+        self.model = model
+        result = TrainResult()
+        if not getattr(model, "trainable", True):
+            # Non-gradient baselines (popularity) are fitted from counts in one step.
+            model.fit_counts(train.item_counts())  # type: ignore[operator]
+            self._finish_untrained(model, validate, result)
+            return result
+
+        old_threads = torch.get_num_threads()
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        try:
+            return self._fit(model, train, validate, result)
+        finally:
+            torch.set_num_threads(old_threads)
+
+    # ------------------------------------------------------------------ loop
+    def _fit(
+        self,
+        model: torch.nn.Module,
+        train: Interactions,
+        validate: Validator | None,
+        result: TrainResult,
+    ) -> TrainResult:
+        c = self.config
+        optimizer = build_optimizer(model.parameters(), c)
+        schedule = build_schedule(optimizer, c)
+        self.optimizer = optimizer
+        sampler = None
+        if c.loss in ("bce", "bpr"):
+            sampler = NegativeSampler(
+                train.csr,
+                distribution=c.sampling,
+                alpha=c.sampling_alpha,
+                item_counts=train.item_counts() if c.sampling == "popularity" else None,
+                seed=c.seed,
+            )
+        best_state: dict[str, torch.Tensor] | None = None
+        best_value: float | None = None
+        bad_epochs = 0
+        start_epoch = 1
+        if c.resume and c.checkpoint_dir:
+            state = load_checkpoint(c.checkpoint_dir)
+            if state is not None:
+                self._restore(model, optimizer, schedule, state)
+                start_epoch = int(state["epoch"]) + 1
+                result.history = list(state["history"])
+                best_state, best_value = state["best_state"], state["best_value"]
+                bad_epochs = int(state["bad_epochs"])
+                result.best_epoch = state["best_epoch"]
+                logger.info("resumed from %s after epoch %d", c.checkpoint_dir, start_epoch - 1)
+
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        sign = 1.0 if c.monitor_mode == "max" else -1.0
+        n_samples = 0
+        t_train = 0.0
+        for epoch in range(start_epoch, c.epochs + 1):
+            t0 = time.perf_counter()
+            tensors = self._epoch_tensors(train, sampler, epoch)
+            loss_value = self._run_epoch(model, optimizer, tensors, epoch)
+            elapsed = time.perf_counter() - t0
+            t_train += elapsed
+            n_samples += len(tensors[0])
+            logs: dict[str, Any] = {
+                "epoch": epoch,
+                "loss": loss_value,
+                "time": elapsed,
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+            stop = False
+            if validate is not None:
+                metrics = self._validate(model, validate)
+                logs.update(metrics)
+                value = metrics[c.monitor]
+                if best_value is None or sign * value > sign * best_value:
+                    best_value, bad_epochs = value, 0
+                    best_state = _clone_state(model)
+                    result.best_epoch = epoch
+                else:
+                    bad_epochs += 1
+                    if c.patience is not None and bad_epochs >= c.patience:
+                        stop = result.stopped_early = True
+            if schedule is not None:
+                if c.schedule == "plateau":
+                    if validate is not None:
+                        schedule.step(logs[c.monitor])
+                else:
+                    schedule.step()
+            result.history.append(logs)
+            for cb in self.callbacks:
+                stop = bool(cb.on_epoch_end(self, epoch, logs)) or stop
+            if c.checkpoint_dir:
+                save_checkpoint(
+                    c.checkpoint_dir,
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict() if schedule is not None else None,
+                        "history": result.history,
+                        "best_state": best_state,
+                        "best_value": best_value,
+                        "best_epoch": result.best_epoch,
+                        "bad_epochs": bad_epochs,
+                    },
+                )
+            if stop:
+                break
+
+        if best_state is not None:
+            model.load_state_dict(best_state)
+            best = next(h for h in result.history if h["epoch"] == result.best_epoch)
+            result.best_metrics = {
+                k: float(v) for k, v in best.items() if k not in ("epoch", "time", "lr")
+            }
+        elif result.history:
+            result.best_epoch = result.history[-1]["epoch"]
+            result.best_metrics = {"loss": float(result.history[-1]["loss"])}
+        result.train_seconds = t_train
+        result.samples_per_second = n_samples / t_train if t_train > 0 else 0.0
+        for cb in self.callbacks:
+            cb.on_train_end(self, result)
+        return result
+
+    def _epoch_tensors(
+        self, train: Interactions, sampler: NegativeSampler | None, epoch: int
+    ) -> tuple[torch.Tensor, ...]:
+        """This epoch's shuffled sample tensors: (users, items, targets) or BPR triples."""
+        c = self.config
+        rng = np.random.default_rng([c.seed, epoch])
+        users, items = train.users, train.items
+        if c.loss == "bce":
+            assert sampler is not None
+            neg = sampler.sample(users, c.negatives, rng=rng)  # (n_pos, negatives)
+            u = np.concatenate([users, np.repeat(users, c.negatives)])
+            i = np.concatenate([items, neg.ravel()])
+            y = np.zeros(len(u), dtype=np.float32)
+            y[: len(users)] = 1.0
+            arrays: tuple[np.ndarray, ...] = (u, i, y)
+        elif c.loss == "bpr":
+            assert sampler is not None
+            neg = sampler.sample(users, c.negatives, rng=rng)
+            arrays = (np.repeat(users, c.negatives), np.repeat(items, c.negatives), neg.ravel())
+        else:
+            assert train.ratings is not None
+            arrays = (users, items, train.ratings)
+        gen = torch.Generator().manual_seed(_mix(c.seed, epoch))
+        perm = torch.randperm(len(arrays[0]), generator=gen)
+        return tuple(torch.from_numpy(np.ascontiguousarray(a))[perm] for a in arrays)
+
+    def _run_epoch(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        tensors: tuple[torch.Tensor, ...],
+        epoch: int,
+    ) -> float:
+        c = self.config
+        bs = c.batch_size
+        n = len(tensors[0])
+        n_batches = math.ceil(n / bs)
+        regularize = bool(getattr(model, "has_regularization", False))
+        clamp = bool(getattr(getattr(model, "config", None), "nonneg", False))
+        pairwise = c.loss == "bpr"
+        loss_fn = {"bce": losses.bce, "mse": losses.mse, "huber": losses.huber}.get(c.loss)
+        bar = tqdm(
+            total=n_batches,
+            desc=f"epoch {epoch}",
+            unit="batch",
+            leave=False,
+            disable=not c.progress,
+            mininterval=0.5,
+        )
+        total = torch.zeros((), dtype=torch.float64)
+        model.train()
+        # Dropout draws from torch's global generator: fork it so the library never changes
+        # the caller's random state, and seed the fork per epoch for reproducibility.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_mix(c.seed, epoch, 1))
+            a, b, t = tensors
+            for start in range(0, n, bs):
+                ub, ib, tb = a[start : start + bs], b[start : start + bs], t[start : start + bs]
+                if pairwise:
+                    loss = losses.bpr(model(ub, ib), model(ub, tb))
+                else:
+                    assert loss_fn is not None
+                    loss = loss_fn(model(ub, ib), tb)
+                if regularize:
+                    loss = loss + model.regularization(ub, ib)  # type: ignore[operator]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if clamp:
+                    model.clamp_()  # type: ignore[operator]
+                total += loss.detach() * len(ub)
+                bar.update(1)
+        bar.close()
+        value = float(total) / n
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"the training loss became {value} in epoch {epoch}; lower the learning rate "
+                f"(now {c.lr}), add regularization, or check the data for extreme values"
+            )
+        return value
+
+    # ------------------------------------------------------------------ helpers
+    def _validate(self, model: torch.nn.Module, validate: Validator) -> dict[str, float]:
+        metrics = validate(model)
+        if self.config.monitor not in metrics:
+            raise ConfigError(
+                f"monitor {self.config.monitor!r} is not among the validation metrics "
+                f"{sorted(metrics)}; set TrainConfig.monitor to one of them"
+            )
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _finish_untrained(
+        self, model: torch.nn.Module, validate: Validator | None, result: TrainResult
+    ) -> None:
+        logs: dict[str, Any] = {"epoch": 1, "loss": 0.0, "time": 0.0, "lr": 0.0}
+        if validate is not None:
+            logs.update(self._validate(model, validate))
+        result.history.append(logs)
+        result.best_epoch = 1
+        result.best_metrics = {k: v for k, v in logs.items() if k not in ("epoch", "time", "lr")}
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, 1, logs)
+            cb.on_train_end(self, result)
+
+    @staticmethod
+    def _restore(
+        model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: Any, state: dict
+    ) -> None:
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if schedule is not None and state.get("schedule") is not None:
+                schedule.load_state_dict(state["schedule"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise TrainingError(
+                f"the checkpoint does not match this model or optimizer ({exc}); "
+                "use another checkpoint_dir or delete the old checkpoint"
+            ) from exc
+
+
+def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _mix(*parts: int) -> int:
+    """A deterministic 63-bit seed from a few integers (seed, epoch, stream)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+__all__ = ["TrainResult", "Trainer"]

@@ -1,0 +1,154 @@
+"""Trainer behaviour: determinism, resume, early stopping, errors, every loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ncf.data import Interactions
+from ncf.exceptions import ConfigError, DataError, TrainingError
+from ncf.models import build_model
+from ncf.training import Callback, TrainConfig, Trainer
+
+
+def _blocks(n_users: int = 40, n_items: int = 30, seed: int = 0) -> Interactions:
+    """Two user groups, each interacting with (most of) its own half of the items."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(n_users):
+        half = np.arange(n_items // 2) + (n_items // 2 if u % 2 else 0)
+        chosen = rng.choice(half, size=10, replace=False)
+        users += [u] * len(chosen)
+        items += chosen.tolist()
+    return Interactions.from_arrays(users, items)
+
+
+def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _fit(config: TrainConfig, data: Interactions, **kw: object) -> torch.nn.Module:
+    model = build_model("neumf", data.n_users, data.n_items, factors=4, layers=(8, 4), seed=1)
+    Trainer(config).fit(model, data, **kw)  # type: ignore[arg-type]
+    return model
+
+
+def test_same_seed_gives_identical_weights() -> None:
+    data = _blocks()
+    config = TrainConfig(epochs=2, batch_size=64, seed=3)
+    a, b = _state(_fit(config, data)), _state(_fit(config, data))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = _state(_fit(TrainConfig(epochs=2, batch_size=64, seed=4), data))
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_training_does_not_touch_global_rng() -> None:
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    _fit(TrainConfig(epochs=1, batch_size=64), _blocks())
+    assert torch.equal(torch.rand(1), before)
+
+
+def test_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
+    data = _blocks()
+    full = _state(_fit(TrainConfig(epochs=3, batch_size=64, seed=5), data))
+
+    class Kill(Callback):
+        def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    ckpt = str(tmp_path / "ckpt")
+    config = TrainConfig(epochs=3, batch_size=64, seed=5, checkpoint_dir=ckpt, resume=True)
+    model = build_model("neumf", data.n_users, data.n_items, factors=4, layers=(8, 4), seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, callbacks=[Kill()]).fit(model, data)
+    # the checkpoint of epoch 1 is complete, epoch 2's was never written (killed before)
+    model = build_model("neumf", data.n_users, data.n_items, factors=4, layers=(8, 4), seed=1)
+    result = Trainer(config).fit(model, data)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    resumed = _state(model)
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    assert not list(Path(ckpt).glob("*.tmp"))
+
+
+def test_early_stopping_restores_best_epoch() -> None:
+    data = _blocks()
+    scores = iter([0.5, 0.9, 0.6, 0.4, 0.3, 0.2])
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def validate(model: torch.nn.Module) -> dict[str, float]:
+        seen.append(_state(model))
+        return {"hr@10": next(scores)}
+
+    model = build_model("gmf", data.n_users, data.n_items, factors=4, seed=0)
+    result = Trainer(TrainConfig(epochs=6, batch_size=64, patience=2)).fit(
+        model, data, validate=validate
+    )
+    assert result.stopped_early and result.best_epoch == 2
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+    assert all(torch.equal(v, seen[1][k]) for k, v in model.state_dict().items())
+    assert result.best_metrics["hr@10"] == 0.9
+
+
+def test_monitor_missing_from_validation_is_an_error() -> None:
+    data = _blocks()
+    model = build_model("gmf", data.n_users, data.n_items, factors=4)
+    with pytest.raises(ConfigError, match="monitor 'hr@10' is not among"):
+        Trainer(TrainConfig(epochs=1)).fit(model, data, validate=lambda m: {"ndcg@10": 1.0})
+
+
+def test_nan_loss_stops_with_clear_error() -> None:
+    data = _blocks()
+    model = build_model("gmf", data.n_users, data.n_items, factors=4)
+    with torch.no_grad():
+        model.parameters().__next__().fill_(float("nan"))
+    with pytest.raises(TrainingError, match="loss became nan"):
+        Trainer(TrainConfig(epochs=1, batch_size=64)).fit(model, data)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "adagrad", "sgd", "adadelta"])
+def test_every_optimizer_lowers_the_loss(optimizer: str) -> None:
+    data = _blocks()
+    lr = {"sgd": 0.5, "adadelta": 1.0, "adagrad": 0.1}.get(optimizer, 0.01)
+    model = build_model("gmf", data.n_users, data.n_items, factors=4, seed=0)
+    result = Trainer(TrainConfig(epochs=8, batch_size=32, lr=lr, optimizer=optimizer)).fit(
+        model, data
+    )
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("schedule", ["step", "exponential", "plateau"])
+def test_schedules_change_the_learning_rate(schedule: str) -> None:
+    data = _blocks()
+    model = build_model("gmf", data.n_users, data.n_items, factors=4)
+    config = TrainConfig(epochs=4, lr=0.01, schedule=schedule, step_size=1, gamma=0.5)
+    result = Trainer(config).fit(model, data, validate=lambda m: {"hr@10": 0.5})
+    assert result.history[-1]["lr"] < 0.01
+
+
+def test_bpr_and_rating_losses_train() -> None:
+    data = _blocks()
+    model = build_model("mf", data.n_users, data.n_items, factors=4)
+    result = Trainer(TrainConfig(epochs=4, batch_size=32, loss="bpr", lr=0.05)).fit(model, data)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    with pytest.raises(DataError, match="needs ratings"):
+        Trainer(TrainConfig(loss="mse")).fit(model, data)
+
+
+def test_config_validation_messages() -> None:
+    with pytest.raises(ConfigError, match="unknown optimizer 'adamm'"):
+        Trainer(TrainConfig(optimizer="adamm")).fit(
+            build_model("gmf", 3, 3), Interactions.from_arrays([0, 1], [1, 2])
+        )
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="unknown training option"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ConfigError, match="resume=True needs checkpoint_dir"):
+        TrainConfig(resume=True)
