@@ -1,0 +1,73 @@
+"""Training throughput (samples/s) of GMF, MLP and NeuMF against the naive reference.
+
+Both sides train the same architecture at the same batch size on the same ml-1m-ncf epoch
+(positives + 4 negatives each), measured in this run. ncf's figure is a full Trainer epoch
+(negative sampling and shuffling included); the naive figure is the plain loop alone.
+
+    NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_training.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from _common import NaiveNCF, data_dir_arg, naive_epoch, peak_rss_mb, require_data_dir
+from ncf import datasets
+from ncf.data.sampling import NegativeSampler
+from ncf.models import build_model
+from ncf.training import TrainConfig, Trainer
+
+SIZES = {"gmf": {"factors": 8}, "mlp": {"layers": (64, 32, 16, 8)}}
+SIZES["neumf"] = {**SIZES["gmf"], **SIZES["mlp"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    data_dir_arg(parser)
+    parser.add_argument("--models", default="gmf,mlp,neumf")
+    parser.add_argument("--batch-sizes", default="256,4096,16384,65536")
+    parser.add_argument(
+        "--naive-samples",
+        type=int,
+        default=1_000_000,
+        help="samples the naive loop runs per figure (it is slow)",
+    )
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ds = datasets.load("ml-1m-ncf", data_dir=require_data_dir(args.data_dir))
+    train = ds.interactions
+    sampler = NegativeSampler(train.csr, seed=0)
+    neg = sampler.sample(train.users, 4)
+    users = np.concatenate([train.users, np.repeat(train.users, 4)])
+    items = np.concatenate([train.items, neg.ravel()])
+    labels = np.zeros(len(users), dtype=np.float32)
+    labels[: len(train)] = 1
+    print(f"ml-1m-ncf: {len(users):,} samples per epoch (4 negatives), threads={args.threads}")
+    print(
+        f"{'model':6} {'batch':>6} {'ncf samples/s':>14} {'epoch s':>8} "
+        f"{'naive samples/s':>16} {'ratio':>6}"
+    )
+    for name in args.models.split(","):
+        for bs in (int(b) for b in args.batch_sizes.split(",")):
+            model = build_model(name, train.n_users, train.n_items, **SIZES[name])
+            config = TrainConfig(epochs=1, batch_size=bs, lr=1e-3, seed=0)
+            t0 = time.perf_counter()
+            result = Trainer(config).fit(model, train)
+            wall = time.perf_counter() - t0
+            ours = len(users) / wall
+            naive = NaiveNCF(name, train.n_users, train.n_items, 8, (64, 32, 16, 8))
+            ref = naive_epoch(naive, users, items, labels, bs, max_samples=args.naive_samples)
+            print(
+                f"{name:6} {bs:>6} {ours:>14,.0f} {wall:>8.2f} {ref:>16,.0f} "
+                f"{ours / ref:>5.2f}x   (loss {result.history[0]['loss']:.4f})"
+            )
+    print(f"peak RSS: {peak_rss_mb():,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
