@@ -13,8 +13,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from ncf.data import Interactions
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> object:
+    """Unit tests use tiny tensors: one intra-op thread is faster and immune to a busy machine
+    (OpenMP's spinning threads slow to a crawl when the cores are oversubscribed)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,8 @@ from ncf.exceptions import (
     UnknownIdError,
 )
 from ncf.models import GMF, MF, MLP, ItemPop, NeuMF, RecModel, build_model, model_names
+from ncf.recommender import Recommender
+from ncf.sources import load_source
 from ncf.training import Callback, TrainConfig, Trainer, TrainResult
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "NeuMF",
     "NotFittedError",
     "RecModel",
+    "Recommender",
     "TrainConfig",
     "TrainResult",
     "Trainer",
@@ -66,6 +69,7 @@ __all__ = [
     "evaluation_candidates",
     "k_core",
     "leave_one_out",
+    "load_source",
     "model_names",
     "read_ncf",
     "read_table",

@@ -311,7 +311,7 @@ def _sampled_inputs(
         if not np.issubdtype(a.dtype, np.integer):
             raise DataError(f"{label} must hold integer indices, got dtype {a.dtype}")
     return (
-        np.ascontiguousarray(u, dtype=np.int64),
-        np.ascontiguousarray(pos, dtype=np.int64),
-        np.ascontiguousarray(neg, dtype=np.int64),
+        np.array(u, dtype=np.int64),
+        np.array(pos, dtype=np.int64),
+        np.array(neg, dtype=np.int64),
     )
