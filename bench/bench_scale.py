@@ -1,0 +1,69 @@
+"""One training epoch on a synthetic log of MovieLens-20M's shape: time and peak memory.
+
+About 20 million interactions, 138,000 users, 27,000 items, power-law item popularity and
+user activity (generated here, nothing downloaded); NeuMF (8 factors, 64-32-16-8), 4 negatives
+per positive, so about 100 million samples in the epoch.
+
+    .venv/bin/python bench/bench_scale.py [--interactions 20000000] [--batch-size 65536]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from _common import peak_rss_mb
+from ncf.data import IdMap, Interactions
+from ncf.models import build_model
+from ncf.training import TrainConfig, Trainer
+
+
+def synthetic_log(n: int, n_users: int, n_items: int, seed: int) -> Interactions:
+    """Power-law users and items, duplicates removed (so slightly fewer than ``n`` rows)."""
+    rng = np.random.default_rng(seed)
+    item_w = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    user_w = 1.0 / np.arange(1, n_users + 1) ** 0.5
+    items = rng.choice(n_items, size=int(n * 1.15), p=item_w / item_w.sum())
+    users = rng.choice(n_users, size=len(items), p=user_w / user_w.sum())
+    keys = np.unique(users.astype(np.int64) * n_items + items)[:n]
+    rng.shuffle(keys)
+    return Interactions(
+        keys // n_items,
+        keys % n_items,
+        user_map=IdMap.range(n_users, name="user"),
+        item_map=IdMap.range(n_items, name="item"),
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--interactions", type=int, default=20_000_000)
+    p.add_argument("--users", type=int, default=138_000)
+    p.add_argument("--items", type=int, default=27_000)
+    p.add_argument("--batch-size", type=int, default=65_536)
+    p.add_argument("--lr", type=float, default=0.003)
+    args = p.parse_args()
+    t0 = time.perf_counter()
+    data = synthetic_log(args.interactions, args.users, args.items, seed=0)
+    t_gen = time.perf_counter() - t0
+    print(
+        f"synthetic log: {len(data):,} interactions, {data.n_users:,} users, "
+        f"{data.n_items:,} items (generated in {t_gen:.1f}s, RSS {peak_rss_mb():,.0f} MiB)"
+    )
+    model = build_model("neumf", data.n_users, data.n_items, factors=8, layers=(64, 32, 16, 8))
+    config = TrainConfig(epochs=1, batch_size=args.batch_size, lr=args.lr, negatives=4)
+    t0 = time.perf_counter()
+    result = Trainer(config).fit(model, data)
+    wall = time.perf_counter() - t0
+    samples = len(data) * 5
+    print(
+        f"one epoch, 4 negatives: {samples:,} samples in {wall:.1f}s "
+        f"({samples / wall:,.0f} samples/s), loss {result.history[0]['loss']:.4f}"
+    )
+    print(f"peak RSS: {peak_rss_mb():,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
