@@ -89,7 +89,17 @@ def carve_validation(
 # Hyper-parameters each NeuMF branch hands to its pre-training model.
 _COMMON = ("init", "l2_embedding", "nonneg", "seed")
 _GMF_KEYS = (*_COMMON, "factors")
-_MLP_KEYS = (*_COMMON, "layers", "dropout", "batch_norm", "l2_layers")
+_MLP_KEYS = (
+    *_COMMON,
+    "layers",
+    "dropout",
+    "batch_norm",
+    "l2_layers",
+    "embedding_dims",
+    "y_range",
+    "user_feature_dim",
+    "item_feature_dim",
+)
 
 
 def train_model(

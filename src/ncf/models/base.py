@@ -139,6 +139,30 @@ def check_dropout(value: Any) -> None:
         raise ConfigError(f"dropout must be a number in [0, 1), got {value!r}")
 
 
+def check_y_range(value: Any) -> tuple[float, float] | None:
+    """Validate an output range ``(low, high)`` (or None) and return it as floats."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise ConfigError(f"y_range must be None or two numbers (low, high), got {value!r}")
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"y_range must be None or two numbers (low, high), got {value!r}"
+        ) from None
+    if any(isinstance(v, bool) for v in value) or not (
+        math.isfinite(low) and math.isfinite(high) and low < high
+    ):
+        raise ConfigError(f"y_range must be two finite numbers with low < high, got {value!r}")
+    return (low, high)
+
+
+def check_feature_dim(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name} must be an integer >= 0 (0: no features), got {value!r}")
+
+
 class RecModel(nn.Module):
     """Base class of every recommender: ``forward(users, items) -> logits``.
 
@@ -187,10 +211,18 @@ class RecModel(nn.Module):
         self.n_users = int(n_users)
         self.n_items = int(n_items)
         self.config: ModelConfig = config
+        # Rating output (configs with a ``y_range`` field): ``low + span * sigmoid(logit)``.
+        y_range = getattr(config, "y_range", None)
+        self._y_low = 0.0 if y_range is None else float(y_range[0])
+        self._y_span = None if y_range is None else float(y_range[1] - y_range[0])
 
     # ------------------------------------------------------------------ contract
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Logits (no sigmoid) of the pairs, shape ``(B,)``, for index tensors ``(B,)``."""
+        """Logits (no sigmoid) of the pairs, shape ``(B,)``, for index tensors ``(B,)``.
+
+        Models configured with a ``y_range`` return ratings in that range instead
+        (see :attr:`predicts_ratings`).
+        """
         raise NotImplementedError
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
@@ -260,6 +292,17 @@ class RecModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_users={self.n_users}, n_items={self.n_items}, config={self.config}"
+
+    @property
+    def predicts_ratings(self) -> bool:
+        """True when the output is squashed into ``config.y_range`` (a rating regressor)."""
+        return self._y_span is not None
+
+    def _to_range(self, logits: torch.Tensor) -> torch.Tensor:
+        """``low + (high - low) * sigmoid(logits)`` with ``y_range``; the logits without it."""
+        if self._y_span is None:
+            return logits
+        return torch.sigmoid(logits).mul(self._y_span).add(self._y_low)
 
     # ------------------------------------------------------------------ helpers
     def _device(self) -> torch.device:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ncf.models.base import ModelConfig, RecModel, check_factors, embedding
+from ncf.models.base import ModelConfig, RecModel, check_factors, check_y_range, embedding
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,16 +23,22 @@ class MFConfig(ModelConfig):
     ----------
     factors : int
         Embedding size.
+    y_range : (float, float) or None
+        Rating output: ``low + (high - low) * sigmoid(score)`` (fast.ai's ``y_range``, e.g.
+        ``(0.5, 5.5)`` for 1-5 stars) for training with MSE/Huber; None (default) returns the
+        raw score (a logit for implicit feedback).
     init, l2_embedding, l2_layers, nonneg, seed
         See :class:`~ncf.models.base.ModelConfig`; ``l2_embedding`` also covers the bias rows,
         ``nonneg`` only the factor tables.
     """
 
     factors: int = 8
+    y_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_factors(self.factors)
+        object.__setattr__(self, "y_range", check_y_range(self.y_range))
 
 
 class MF(RecModel):
@@ -85,9 +91,11 @@ class MF(RecModel):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dot = (self.user_embedding(users) * self.item_embedding(items)).sum(-1)  # (B,)
         bias = self.user_bias(users).squeeze(-1) + self.item_bias(items).squeeze(-1)
-        return dot + bias + self.global_bias
+        out = dot + bias + self.global_bias
+        return out if self._y_span is None else self._to_range(out)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         scores = self.user_embedding(users) @ self.item_embedding.weight.t()  # (B, n_items)
         scores = scores + self.user_bias(users)  # (B, 1) broadcast
-        return scores + (self.item_bias.weight.t() + self.global_bias)  # (1, n_items)
+        scores = scores + (self.item_bias.weight.t() + self.global_bias)  # (1, n_items)
+        return self._to_range(scores)

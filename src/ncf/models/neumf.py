@@ -17,15 +17,20 @@ from ncf.exceptions import ConfigError
 from ncf.models.base import (
     ModelConfig,
     RecModel,
-    check_bool,
-    check_dropout,
     check_factors,
-    check_layers,
     embedding,
     linear,
 )
 from ncf.models.gmf import GMF
-from ncf.models.mlp import MLP, Tower
+from ncf.models.mlp import (
+    MLP,
+    FeatureModelMixin,
+    SideFeatures,
+    Tower,
+    add_side_terms,
+    check_tower,
+    tower_widths,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +47,12 @@ class NeuMFConfig(ModelConfig):
         Dropout after each hidden ReLU of the MLP branch, in [0, 1).
     batch_norm : bool
         Batch normalization in the MLP branch.
+    embedding_dims : None, "fastai" or (int, int)
+        Embedding sizes of the MLP branch (see :class:`~ncf.models.mlp.MLPConfig`).
+    y_range : (float, float) or None
+        Rating output ``low + (high - low) * sigmoid(logit)``; None returns logits.
+    user_feature_dim, item_feature_dim : int
+        Side-feature widths fed into the MLP branch's first hidden layer (0: none).
     init, l2_embedding, l2_layers, nonneg, seed
         See :class:`~ncf.models.base.ModelConfig`.
     """
@@ -50,16 +61,18 @@ class NeuMFConfig(ModelConfig):
     layers: tuple[int, ...] = (64, 32, 16, 8)
     dropout: float = 0.0
     batch_norm: bool = False
+    embedding_dims: tuple[int, int] | str | None = None
+    y_range: tuple[float, float] | None = None
+    user_feature_dim: int = 0
+    item_feature_dim: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_factors(self.factors)
-        object.__setattr__(self, "layers", check_layers(self.layers))
-        check_dropout(self.dropout)
-        check_bool("batch_norm", self.batch_norm)
+        check_tower(self)
 
 
-class NeuMF(RecModel):
+class NeuMF(FeatureModelMixin, RecModel):
     """Neural matrix factorization: fused GMF and MLP branches.
 
     Parameters
@@ -80,13 +93,19 @@ class NeuMF(RecModel):
     ) -> None:
         super().__init__(n_users, n_items, config, **hparams)
         c = self.config
-        d = c.layers[0] // 2
+        du, di, widths = tower_widths(c, n_users, n_items)
         self.gmf_user_embedding = embedding(n_users, c.factors)
         self.gmf_item_embedding = embedding(n_items, c.factors)
-        self.mlp_user_embedding = embedding(n_users, d)
-        self.mlp_item_embedding = embedding(n_items, d)
-        self.tower = Tower(c.layers, c.dropout, c.batch_norm)
-        self.output = linear(c.factors + c.layers[-1], 1)
+        self.mlp_user_embedding = embedding(n_users, du)
+        self.mlp_item_embedding = embedding(n_items, di)
+        self.tower = Tower(widths, c.dropout, c.batch_norm)
+        self.output = linear(c.factors + widths[-1], 1)
+        # Registered last, so models without features initialise exactly as before.
+        self.side = (
+            SideFeatures(n_users, n_items, c.user_feature_dim, c.item_feature_dim, widths[1])
+            if c.user_feature_dim or c.item_feature_dim
+            else None
+        )
         self._init_weights()
 
     def embeddings(self) -> list[tuple[nn.Embedding, str]]:
@@ -98,18 +117,21 @@ class NeuMF(RecModel):
         ]
 
     def dense_layers(self) -> list[nn.Linear]:
-        return self.tower.linears()
+        extra = [] if self.side is None else self.side.projections()
+        return self.tower.linears() + extra
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         f = self.config.factors
         w = self.output.weight  # (1, f + layers[-1])
         gmf = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)  # (B, f)
+        extra = None if self.side is None else self.side.pair_term(users, items)
         mlp = self.tower.forward_pair(
-            self.mlp_user_embedding(users), self.mlp_item_embedding(items)
+            self.mlp_user_embedding(users), self.mlp_item_embedding(items), extra
         )  # (B, layers[-1])
         # The output layer on [gmf ; mlp], as two products instead of a concatenation.
         out = torch.addmm(self.output.bias, gmf, w[:, :f].t())  # (B, 1)
-        return (out + mlp @ w[:, f:].t()).squeeze(-1)
+        out = (out + mlp @ w[:, f:].t()).squeeze(-1)
+        return out if self._y_span is None else self._to_range(out)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         f = self.config.factors
@@ -121,6 +143,8 @@ class NeuMF(RecModel):
         user_part, item_part = self.tower.grid_parts(
             self.mlp_user_embedding(users), self.mlp_item_embedding.weight
         )
+        if self.side is not None:
+            user_part, item_part = add_side_terms(self.side, users, user_part, item_part)
         w_mlp = w[:, f:].t()  # (layers[-1], 1)
         b = len(users)
         step = self.tower.block_items(b)
@@ -128,15 +152,15 @@ class NeuMF(RecModel):
         for start in range(0, self.n_items, step):
             chunk = item_part[start : start + step]
             blocks.append((self.tower.grid(user_part, chunk) @ w_mlp).view(b, len(chunk)))
-        return scores + torch.cat(blocks, dim=1)  # (B, n_items)
+        return self._to_range(scores + torch.cat(blocks, dim=1))  # (B, n_items)
 
     @classmethod
     def from_pretrained(cls, gmf: GMF, mlp: MLP, alpha: float = 0.5, **hparams: Any) -> NeuMF:
         """A NeuMF initialised from trained GMF and MLP models (the paper's pre-training).
 
-        Both branches' embeddings and the MLP tower (with any batch-norm statistics) are
-        copied; the output layer becomes ``[alpha * h_gmf ; (1 - alpha) * h_mlp]`` with bias
-        ``alpha * b_gmf + (1 - alpha) * b_mlp``, so the fused logit starts as the
+        Both branches' embeddings and the MLP tower (with any batch-norm statistics and side
+        features) are copied; the output layer becomes ``[alpha * h_gmf ; (1 - alpha) * h_mlp]``
+        with bias ``alpha * b_gmf + (1 - alpha) * b_mlp``, so the fused logit starts as the
         ``alpha``-weighted mix of the two models' logits.
 
         Parameters
@@ -148,7 +172,8 @@ class NeuMF(RecModel):
         **hparams
             Other :class:`NeuMFConfig` fields (``l2_embedding``, ``dropout``...). ``factors``
             and ``layers`` come from the two models and may only be repeated identically;
-            ``dropout`` and ``batch_norm`` default to the MLP's.
+            ``dropout``, ``batch_norm`` and ``y_range`` default to the MLP's; its
+            ``embedding_dims`` and feature widths are taken over.
         """
         if not isinstance(gmf, GMF) or not isinstance(mlp, MLP):
             raise ConfigError(
@@ -167,6 +192,9 @@ class NeuMF(RecModel):
         derived = {
             "factors": gmf.config.factors,
             "layers": mlp.config.layers,
+            "embedding_dims": mlp.config.embedding_dims,
+            "user_feature_dim": mlp.config.user_feature_dim,
+            "item_feature_dim": mlp.config.item_feature_dim,
         }
         for key, value in derived.items():
             if key in hparams and tuple(_as_tuple(hparams[key])) != tuple(_as_tuple(value)):
@@ -178,6 +206,7 @@ class NeuMF(RecModel):
         settings: dict[str, Any] = {
             "dropout": mlp.config.dropout,
             "batch_norm": mlp.config.batch_norm,
+            "y_range": mlp.config.y_range,
             **hparams,
             **derived,
         }
@@ -189,6 +218,8 @@ class NeuMF(RecModel):
             model.mlp_user_embedding.weight.copy_(mlp.user_embedding.weight)
             model.mlp_item_embedding.weight.copy_(mlp.item_embedding.weight)
             model.tower.copy_from(mlp.tower)
+            if model.side is not None and mlp.side is not None:
+                model.side.load_state_dict(mlp.side.state_dict())
             model.output.weight.copy_(
                 torch.cat([a * gmf.output.weight, (1 - a) * mlp.output.weight], dim=1)
             )

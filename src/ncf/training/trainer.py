@@ -245,8 +245,8 @@ class Trainer:
             assert train.ratings is not None
             arrays = (users, items, train.ratings)
         gen = torch.Generator().manual_seed(_mix(c.seed, epoch))
-        perm = torch.randperm(len(arrays[0]), generator=gen)
-        return tuple(torch.from_numpy(np.ascontiguousarray(a))[perm] for a in arrays)
+        perm = torch.randperm(len(arrays[0]), generator=gen).numpy()
+        return tuple(torch.from_numpy(a[perm]) for a in arrays)  # fresh, writable copies
 
     def _run_epoch(
         self,

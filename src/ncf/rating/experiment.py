@@ -1,0 +1,361 @@
+"""Explicit-rating experiments: MF, MLP and NeuMF regressors scored by RMSE and MAE.
+
+The regressors are the registered models with a ``y_range`` (the output becomes
+``low + (high - low) * sigmoid(logit)``, fast.ai's ``y_range``), trained by the one ``Trainer``
+with ``loss="mse"`` (or ``"huber"``) and ``monitor="rmse"``. Model selection (best epoch, early
+stopping) uses a validation set carved at random from each *training* part; the test part is
+scored once, with the selected weights.
+
+Protocols (``protocol=``):
+
+* ``"folds"``: the dataset's predefined folds (MovieLens-100K's official ``u1..u5``), averaged;
+  a dataset without folds gets 5 random folds (:func:`ncf.data.split.kfold`).
+* ``"random"``: one random 90/10 split of all ratings.
+* ``"per-user"``: 10 % of each user's ratings held out (:func:`ncf.data.split.holdout_per_user`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from ncf.data.features import SIDES, Features, dataset_features
+from ncf.data.interactions import Interactions
+from ncf.data.split import holdout_per_user, kfold, random_split
+from ncf.evaluation.protocols import eval_mode
+from ncf.exceptions import ConfigError, DataError
+from ncf.models import RecModel, build_model
+from ncf.rating.metrics import rating_metrics
+from ncf.training import Callback, TrainConfig, Trainer, TrainResult
+
+logger = logging.getLogger("ncf.rating")
+
+PROTOCOLS = ("folds", "random", "per-user")
+RATING_MODELS = ("mf", "mlp", "neumf")
+#: Share of each training part held out for model selection.
+VALIDATION_RATIO = 0.1
+#: Share held out for testing by the ``random`` and ``per-user`` protocols.
+TEST_RATIO = 0.1
+
+
+def predict_ratings(
+    model: torch.nn.Module,
+    users: npt.ArrayLike,
+    items: npt.ArrayLike,
+    *,
+    clip: tuple[float, float] | None = None,
+    batch_size: int = 65536,
+) -> np.ndarray:
+    """The model's outputs for ``(users, items)`` pairs, in eval mode, as float64.
+
+    ``clip=(low, high)`` clips the predictions to the rating scale (as Surprise does).
+    """
+    u = torch.as_tensor(np.asarray(users, dtype=np.int64))
+    i = torch.as_tensor(np.asarray(items, dtype=np.int64))
+    if u.shape != i.shape or u.dim() != 1:
+        raise DataError(f"users and items must be 1-D of one length, got {u.shape} and {i.shape}")
+    out = np.empty(len(u), dtype=np.float64)
+    with eval_mode(model):
+        device = next((t.device for t in model.parameters()), torch.device("cpu"))
+        for start in range(0, len(u), batch_size):
+            stop = start + batch_size
+            pred = model(u[start:stop].to(device), i[start:stop].to(device))
+            out[start:stop] = pred.detach().cpu().numpy()
+    if clip is not None:
+        np.clip(out, clip[0], clip[1], out=out)
+    return out
+
+
+class RatingValidator:
+    """``validator(model) -> {"rmse": ..., "mae": ...}`` on fixed held-out ratings.
+
+    Parameters
+    ----------
+    users, items : array of int, shape (n,)
+    ratings : array of float, shape (n,)
+    clip : (low, high), optional
+        Clip predictions to the rating scale before scoring.
+    """
+
+    def __init__(
+        self,
+        users: npt.ArrayLike,
+        items: npt.ArrayLike,
+        ratings: npt.ArrayLike,
+        *,
+        clip: tuple[float, float] | None = None,
+        batch_size: int = 65536,
+    ) -> None:
+        self.users = np.asarray(users, dtype=np.int64)
+        self.items = np.asarray(items, dtype=np.int64)
+        self.ratings = np.asarray(ratings, dtype=np.float64)
+        if not len(self.users) == len(self.items) == len(self.ratings):
+            raise DataError("users, items and ratings must have one length")
+        self.clip = clip
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_interactions(
+        cls, inter: Interactions, *, clip: tuple[float, float] | None = None
+    ) -> RatingValidator:
+        if inter.ratings is None:
+            raise DataError("rating validation needs interactions with ratings")
+        return cls(inter.users, inter.items, inter.ratings, clip=clip)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        pred = predict_ratings(
+            model, self.users, self.items, clip=self.clip, batch_size=self.batch_size
+        )
+        return rating_metrics(self.ratings, pred)
+
+
+def default_y_range(rating_scale: tuple[float, float]) -> tuple[float, float]:
+    """The output range for a rating scale: half a step of head-room on each side."""
+    low, high = rating_scale
+    return (float(low) - 0.5, float(high) + 0.5)
+
+
+def default_model_params(model: str, rating_scale: tuple[float, float]) -> dict[str, Any]:
+    """Hyper-parameters tuned on validation folds carved from MovieLens-100K's training folds.
+
+    See ``docs/rating.md`` for the search; every model gets ``y_range`` from the scale.
+    """
+    y_range = default_y_range(rating_scale)
+    tower = {"embedding_dims": "fastai", "layers": (64, 32), "dropout": 0.5, "batch_norm": False}
+    table: dict[str, dict[str, Any]] = {
+        "mf": {"factors": 64, "l2_embedding": 0.05},
+        "mlp": {**tower, "l2_embedding": 0.3},
+        "neumf": {**tower, "factors": 32, "l2_embedding": 0.05},
+    }
+    key = model.lower()
+    if key not in table:
+        raise ConfigError(f"unknown rating model {model!r}; valid: {list(RATING_MODELS)}")
+    return {**table[key], "y_range": y_range}
+
+
+def default_train_config(model: str) -> TrainConfig:
+    """The training defaults of the rating models: Adam, MSE, early stopping on RMSE.
+
+    NeuMF also decays the rate by 0.7 per epoch (with patience 4).
+
+    Regularization is the models' ``l2_embedding`` (a per-rating L2 penalty on the rows of the
+    batch, the classic MF regularizer) rather than the optimizer's weight decay, which
+    validated worse (``docs/rating.md``).
+    """
+    key = model.lower()
+    if key not in RATING_MODELS:
+        raise ConfigError(f"unknown rating model {model!r}; valid: {list(RATING_MODELS)}")
+    config = TrainConfig(
+        epochs=30,
+        batch_size=512,
+        lr=3e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        loss="mse",
+        monitor="rmse",
+        patience=3,
+    )
+    if key == "neumf":  # a decaying rate validated better for NeuMF only
+        config = replace(config, schedule="exponential", gamma=0.7, patience=4)
+    return config
+
+
+def train_rating_model(
+    name: str,
+    train: Interactions,
+    *,
+    rating_scale: tuple[float, float],
+    user_features: Features | None = None,
+    item_features: Features | None = None,
+    model_params: dict[str, Any] | None = None,
+    config: TrainConfig | None = None,
+    validation: Interactions | float | None = VALIDATION_RATIO,
+    seed: int = 0,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[RecModel, TrainResult]:
+    """Build a rating regressor by name and train it, selecting the epoch on validation RMSE.
+
+    Parameters
+    ----------
+    name : {"mf", "mlp", "neumf"}
+        A registered model; it gets ``y_range`` from ``rating_scale`` unless given.
+    train : Interactions
+        Training ratings (never the test part).
+    rating_scale : (low, high)
+        The declared rating range (predictions are clipped to it when validating).
+    user_features, item_features : Features, optional
+        Side features over ``train``'s id maps (MLP and NeuMF only).
+    model_params : dict, optional
+        Overrides of :func:`default_model_params`.
+    config : TrainConfig, optional
+        Defaults to :func:`default_train_config`; ``loss`` must be ``mse`` or ``huber``.
+    validation : Interactions, float or None
+        Held-out ratings for model selection, or the share of ``train`` to carve at random
+        (default 0.1), or None to train all epochs without selection.
+    seed : int
+        Seeds the validation carve (the model and training take their own ``seed`` fields).
+
+    Returns
+    -------
+    (model, result)
+    """
+    key = name.lower()
+    config = config or default_train_config(key)
+    if config.loss not in ("mse", "huber"):
+        raise ConfigError(f"rating models train with loss 'mse' or 'huber', not {config.loss!r}")
+    params = {**default_model_params(key, rating_scale), **(model_params or {})}
+    for side, feats in (("user", user_features), ("item", item_features)):
+        if feats is None:
+            continue
+        if key == "mf":
+            raise ConfigError("side features feed the MLP tower: use mlp or neumf, not mf")
+        id_map = train.user_map if side == "user" else train.item_map
+        if feats.id_map != id_map:
+            raise DataError(f"the {side} features are not aligned to the training {side} map")
+        params[f"{side}_feature_dim"] = feats.dim
+    if isinstance(validation, float):
+        part, held = random_split(train, ratio=validation, seed=seed)
+    elif validation is None:
+        part, held = train, None
+    else:
+        part, held = train, validation
+    model = build_model(key, train.n_users, train.n_items, **params)
+    if user_features is not None:
+        model.set_user_features(user_features.matrix)  # type: ignore[operator]
+    if item_features is not None:
+        model.set_item_features(item_features.matrix)  # type: ignore[operator]
+    validate = None
+    if held is not None and len(held):
+        validate = RatingValidator.from_interactions(held, clip=rating_scale)
+    result = Trainer(config, callbacks).fit(model, part, validate=validate)
+    return model, result
+
+
+def protocol_splits(
+    dataset: Any, protocol: str, *, seed: int = 0
+) -> list[tuple[Interactions, Interactions]]:
+    """The (train, test) pairs of a protocol (see the module docstring)."""
+    key = protocol.lower().replace("_", "-")
+    inter = dataset.interactions
+    if key == "folds":
+        return list(dataset.folds) if dataset.folds else kfold(inter, k=5, seed=seed)
+    if key == "random":
+        return [random_split(inter, ratio=TEST_RATIO, seed=seed)]
+    if key == "per-user":
+        return [holdout_per_user(inter, ratio=TEST_RATIO, seed=seed)]
+    raise ConfigError(f"unknown protocol {protocol!r}; valid: {list(PROTOCOLS)}")
+
+
+def run_rating_experiment(
+    dataset: str,
+    *,
+    data_dir: str | Path | None = None,
+    model: str,
+    protocol: str = "folds",
+    features: Sequence[str] = (),
+    model_params: dict[str, Any] | None = None,
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Train and test a rating regressor under a protocol; RMSE/MAE averaged over the splits.
+
+    Parameters
+    ----------
+    dataset : str
+        A registered dataset with explicit ratings (``ml-100k``, ``ml-1m``, ``libimseti``...).
+    data_dir : str or Path, optional
+        The data folder (default: ``$NCF_DATA_DIR``, see ``ncf.datasets``).
+    model : {"mf", "mlp", "neumf"}
+    protocol : {"folds", "random", "per-user"}
+    features : sequence of {"user", "item"}
+        Sides whose built-in metadata feeds the model (:func:`ncf.data.features.dataset_features`).
+    model_params : dict, optional
+        Overrides of :func:`default_model_params` (``factors``, ``layers``, ``y_range``...).
+    config : TrainConfig, optional
+        Overrides :func:`default_train_config` (its ``seed`` is replaced by ``seed``).
+    seed : int
+        Seeds the split (random protocols), the validation carve, the weights and training.
+
+    Returns
+    -------
+    dict
+        ``{"rmse", "mae"}`` averaged over the splits, ``"rmse_std"``, ``"folds"`` (one dict per
+        split: ``rmse``, ``mae``, ``val_rmse``, ``best_epoch``, ``seconds``...), ``"protocol"``,
+        ``"model"``, ``"dataset"``, ``"features"``, ``"model_params"`` and ``"config"``.
+    """
+    from ncf.datasets import load
+
+    key = model.lower()
+    if key not in RATING_MODELS:
+        raise ConfigError(f"unknown rating model {model!r}; valid: {list(RATING_MODELS)}")
+    sides = [s.strip().lower() for s in features]
+    unknown = [s for s in sides if s not in SIDES]
+    if unknown:
+        raise ConfigError(f"unknown feature side(s) {unknown}; valid: {list(SIDES)}")
+    ds = load(dataset, data_dir)
+    if ds.rating_scale is None or ds.interactions.ratings is None:
+        raise DataError(f"dataset {dataset!r} has no explicit ratings; use the ranking task")
+    scale = (float(ds.rating_scale[0]), float(ds.rating_scale[1]))
+    feats = {side: dataset_features(ds, side) for side in sides}
+    params = {"seed": seed, **(model_params or {})}
+    config = replace(config or default_train_config(key), seed=seed)
+    splits = protocol_splits(ds, protocol, seed=seed)
+    folds = []
+    for k, (train, test) in enumerate(splits):
+        t0 = time.perf_counter()
+        fitted, result = train_rating_model(
+            key,
+            train,
+            rating_scale=scale,
+            user_features=feats.get("user"),
+            item_features=feats.get("item"),
+            model_params=params,
+            config=config,
+            seed=seed + k,
+            callbacks=callbacks,
+        )
+        assert test.ratings is not None
+        pred = predict_ratings(fitted, test.users, test.items, clip=scale)
+        scores = rating_metrics(test.ratings, pred)
+        folds.append(
+            {
+                **scores,
+                "val_rmse": result.best_metrics.get("rmse"),
+                "best_epoch": result.best_epoch,
+                "epochs_run": len(result.history),
+                "seconds": time.perf_counter() - t0,
+                "n_train": len(train),
+                "n_test": len(test),
+            }
+        )
+        logger.info("%s %s split %d: rmse %.4f mae %.4f", dataset, key, k, *scores.values())
+    rmses = np.array([f["rmse"] for f in folds])
+    maes = np.array([f["mae"] for f in folds])
+    final_params = {**default_model_params(key, scale), **params}
+    return {
+        "dataset": dataset,
+        "model": key,
+        "protocol": protocol,
+        "features": sides,
+        "rmse": float(rmses.mean()),
+        "mae": float(maes.mean()),
+        "rmse_std": float(rmses.std()),
+        "mae_std": float(maes.std()),
+        "folds": folds,
+        "model_params": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in final_params.items()
+        },
+        "config": config.to_dict(),
+    }
