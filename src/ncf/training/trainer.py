@@ -225,28 +225,33 @@ class Trainer:
     def _epoch_tensors(
         self, train: Interactions, sampler: NegativeSampler | None, epoch: int
     ) -> tuple[torch.Tensor, ...]:
-        """This epoch's shuffled sample tensors: (users, items, targets) or BPR triples."""
+        """This epoch's sample tensors: (users, items, targets) or BPR triples.
+
+        The positives are shuffled once; each is followed by its freshly drawn negatives, so
+        every batch holds a random set of positives with their own negatives. Shuffling only
+        the positives (not the 5x larger sample) saves a third of an epoch's preparation.
+        """
         c = self.config
         rng = np.random.default_rng([c.seed, epoch])
-        users, items = train.users, train.items
-        if c.loss == "bce":
+        order = rng.permutation(len(train))
+        users, items = train.users[order], train.items[order]  # (n_pos,)
+        arrays: tuple[np.ndarray, ...]
+        if c.loss in ("bce", "bpr"):
             assert sampler is not None
-            neg = sampler.sample(users, c.negatives, rng=rng)  # (n_pos, negatives)
-            u = np.concatenate([users, np.repeat(users, c.negatives)])
-            i = np.concatenate([items, neg.ravel()])
-            y = np.zeros(len(u), dtype=np.float32)
-            y[: len(users)] = 1.0
-            arrays: tuple[np.ndarray, ...] = (u, i, y)
-        elif c.loss == "bpr":
-            assert sampler is not None
-            neg = sampler.sample(users, c.negatives, rng=rng)
-            arrays = (np.repeat(users, c.negatives), np.repeat(items, c.negatives), neg.ravel())
+            k = c.negatives
+            neg = sampler.sample(users, k, rng=rng)  # (n_pos, k)
+            if c.loss == "bce":
+                block = np.empty((len(users), k + 1), dtype=np.int64)
+                block[:, 0], block[:, 1:] = items, neg
+                labels = np.zeros((len(users), k + 1), dtype=np.float32)
+                labels[:, 0] = 1.0
+                arrays = (np.repeat(users, k + 1), block.ravel(), labels.ravel())
+            else:
+                arrays = (np.repeat(users, k), np.repeat(items, k), neg.ravel())
         else:
             assert train.ratings is not None
-            arrays = (users, items, train.ratings)
-        gen = torch.Generator().manual_seed(_mix(c.seed, epoch))
-        perm = torch.randperm(len(arrays[0]), generator=gen).numpy()
-        return tuple(torch.from_numpy(a[perm]) for a in arrays)  # fresh, writable copies
+            arrays = (users, items, train.ratings[order])
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
 
     def _run_epoch(
         self,
