@@ -6,12 +6,9 @@ recommend (and find similar items) within the right block.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from ncf import ConfigError, DataError, Interactions, NotFittedError, UnknownIdError
 from ncf.exceptions import NCFWarning
@@ -20,15 +17,6 @@ from ncf.recommender import Recommender
 N_USERS, N_ITEMS, PER_USER = 40, 60, 12
 BLOCK = N_ITEMS // 2
 FAST = {"epochs": 25, "batch_size": 256, "lr": 0.02, "factors": 8, "layers": (16, 8)}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, and a busy shared CPU makes them crawl."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def block_of_user(u: int) -> int:
