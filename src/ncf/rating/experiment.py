@@ -58,8 +58,8 @@ def predict_ratings(
 
     ``clip=(low, high)`` clips the predictions to the rating scale (as Surprise does).
     """
-    u = torch.as_tensor(np.asarray(users, dtype=np.int64))
-    i = torch.as_tensor(np.asarray(items, dtype=np.int64))
+    u = torch.as_tensor(np.array(users, dtype=np.int64))
+    i = torch.as_tensor(np.array(items, dtype=np.int64))
     if u.shape != i.shape or u.dim() != 1:
         raise DataError(f"users and items must be 1-D of one length, got {u.shape} and {i.shape}")
     out = np.empty(len(u), dtype=np.float64)
