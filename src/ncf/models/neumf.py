@@ -27,14 +27,14 @@ from ncf.models.mlp import (
     FeatureModelMixin,
     SideFeatures,
     Tower,
+    TowerConfig,
     add_side_terms,
-    check_tower,
     tower_widths,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class NeuMFConfig(ModelConfig):
+class NeuMFConfig(TowerConfig):
     """NeuMF hyper-parameters.
 
     Parameters
@@ -58,18 +58,10 @@ class NeuMFConfig(ModelConfig):
     """
 
     factors: int = 8
-    layers: tuple[int, ...] = (64, 32, 16, 8)
-    dropout: float = 0.0
-    batch_norm: bool = False
-    embedding_dims: tuple[int, int] | str | None = None
-    y_range: tuple[float, float] | None = None
-    user_feature_dim: int = 0
-    item_feature_dim: int = 0
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        super().__post_init__()  # ModelConfig's checks, then the tower's
         check_factors(self.factors)
-        check_tower(self)
 
 
 class NeuMF(FeatureModelMixin, RecModel):
