@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-
-import torch
+from dataclasses import replace
 
 from _common import data_dir_arg, peak_rss_mb, require_data_dir
 from ncf import datasets
@@ -72,18 +71,14 @@ def main() -> None:
         seed=args.seed,
     )
     final = base
-    if args.pretrain:
-        final = TrainConfig(
-            **{
-                **base.to_dict(),
-                "epochs": args.epochs,
-                "optimizer": args.finetune_optimizer or base.optimizer,
-                "lr": args.finetune_lr or base.lr,
-            }
+    if args.pretrain:  # the fine-tuning stage may use another optimizer and rate
+        final = replace(
+            base,
+            optimizer=args.finetune_optimizer or base.optimizer,
+            lr=args.finetune_lr or base.lr,
         )
-    pre = TrainConfig(**{**base.to_dict(), "epochs": args.pretrain_epochs or args.epochs})
-    # Validation runs on the model being trained; the full data's train part is used for the
-    # final masks and the test set is touched once, below.
+    pre = replace(base, epochs=args.pretrain_epochs or args.epochs)
+    # Model selection uses the validation split only; the test set is touched once, below.
     model, result = train_model(
         args.model,
         train,
@@ -118,7 +113,6 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"args": vars(args), **out}, fh, indent=1)
-    torch.set_num_threads(torch.get_num_threads())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -86,22 +85,6 @@ def carve_validation(
     return part, SampledValidator(held.users, held.items, negatives, ks)
 
 
-# Hyper-parameters each NeuMF branch hands to its pre-training model.
-_COMMON = ("init", "l2_embedding", "nonneg", "seed")
-_GMF_KEYS = (*_COMMON, "factors")
-_MLP_KEYS = (
-    *_COMMON,
-    "layers",
-    "dropout",
-    "batch_norm",
-    "l2_layers",
-    "embedding_dims",
-    "y_range",
-    "user_feature_dim",
-    "item_feature_dim",
-)
-
-
 def train_model(
     name: str,
     train: Interactions,
@@ -154,8 +137,9 @@ def train_model(
     if name.lower() != "neumf":
         raise ConfigError(f"pre-training applies to NeuMF only, not {name!r}")
     pre = pretrain_config or config
-    gmf_params = {k: v for k, v in params.items() if k in _GMF_KEYS}
-    mlp_params = {k: v for k, v in params.items() if k in _MLP_KEYS}
+    # Each pre-trained branch takes the NeuMF hyper-parameters its own config declares.
+    gmf_params = {k: v for k, v in params.items() if k in GMFConfig.field_names()}
+    mlp_params = {k: v for k, v in params.items() if k in MLPConfig.field_names()}
     gmf = GMF(train.n_users, train.n_items, GMFConfig(**gmf_params))
     mlp = MLP(train.n_users, train.n_items, MLPConfig(**mlp_params))
     pre_results = {}
@@ -170,8 +154,3 @@ def train_model(
             {f"pretrain_{label}_{k}": v for k, v in res.best_metrics.items()}
         )
     return model, result
-
-
-def finetune_config(config: TrainConfig, **changes: Any) -> TrainConfig:
-    """A copy of ``config`` with some fields changed (for the fine-tuning stage)."""
-    return replace(config, **changes)
