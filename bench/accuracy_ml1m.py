@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--finetune-optimizer", default=None)
     p.add_argument("--finetune-lr", type=float, default=None)
     p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--refit", action="store_true", help="retrain on all of train after selection")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
@@ -88,6 +89,7 @@ def main() -> None:
         pretrain=args.pretrain,
         pretrain_config=pre,
         alpha=args.alpha,
+        refit_on=ds.interactions if args.refit else None,
     )
     t_train = time.perf_counter() - t0
     test = ds.test
@@ -96,6 +98,7 @@ def main() -> None:
     out = {
         "model": args.model,
         "best_epoch": result.best_epoch,
+        "refit_epochs": result.refit_epochs,
         "val_hr@10": result.best_metrics.get("hr@10"),
         **{f"test_{k}": v for k, v in sampled.items()},
         **{f"full_{k}": v for k, v in full.items()},

@@ -72,6 +72,12 @@ def test_train_prints_metrics_and_top_items(csv_file: Path, tmp_path: Path, caps
     assert json.loads((out / "config.json").read_text())["model"]["name"] == "gmf"
 
 
+def test_train_refit_says_so(csv_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "--dataset", str(csv_file), *TINY, "--model", "gmf", "--refit"]
+    assert main(args) == 0
+    assert "then refit on all training data" in capsys.readouterr().out
+
+
 def test_recommend_similar_evaluate(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["recommend", str(model_dir), "--user", "1", "-k", "3", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)

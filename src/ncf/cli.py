@@ -49,6 +49,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
     "patience": None,
     "pretrain": False,
+    "refit": False,
     "seed": 0,
     "task": "implicit",
     "protocol": None,
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many epochs without validation gain")  # fmt: skip
     t.add_argument("--pretrain", action="store_true", default=None,
                    help="NeuMF: initialise from pre-trained GMF and MLP")  # fmt: skip
+    t.add_argument("--refit", action="store_true", default=None,
+                   help="retrain on all training data for the selected epochs")  # fmt: skip
     t.add_argument("--seed", type=int, help="seed of weights, sampling and splits (default: 0)")
     t.add_argument("--config", type=Path, help="TOML file of these options (flags override it)")
     t.add_argument("--task", choices=("implicit", "rating"),

@@ -90,12 +90,14 @@ def train(args: argparse.Namespace) -> Lines:
         opts["model"], factors=opts["factors"], layers=opts["layers"], dropout=opts["dropout"],
         epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
         optimizer=opts["optimizer"], negatives=opts["negatives"], patience=opts["patience"],
-        pretrain=opts["pretrain"], seed=opts["seed"], progress=opts["progress"],
+        pretrain=opts["pretrain"], refit=opts["refit"], seed=opts["seed"],
+        progress=opts["progress"],
     )  # fmt: skip
     t_fit = time.perf_counter()
     callbacks = [cli.EpochLines()] if opts["progress"] else []
     rec.fit(train_part, item_metadata=ds.items, callbacks=callbacks)
-    yield f"trained {rec.model_name} in {cli.elapsed(t_fit)} (best epoch {rec.best_epoch_})"
+    refit = ", then refit on all training data" if opts["refit"] else ""
+    yield f"trained {rec.model_name} in {cli.elapsed(t_fit)} (best epoch {rec.best_epoch_}{refit})"
     k = opts["k"]
     metrics = rec.evaluate(test, "sampled", negatives=negatives, k=k)
     full = rec.evaluate(test, "full", k=k)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,6 +98,7 @@ def train_model(
     pretrain_config: TrainConfig | None = None,
     alpha: float = 0.5,
     callbacks: Sequence[Callback] = (),
+    refit_on: Interactions | None = None,
 ) -> tuple[RecModel, TrainResult]:
     """Build and train a model by name, selecting the best epoch on ``validator``.
 
@@ -119,21 +122,79 @@ def train_model(
         Training of the two pre-trained models; defaults to ``config``.
     alpha : float
         GMF's share of the fused output layer, 0.5 in the paper.
+    refit_on : Interactions, optional
+        The full training data (``train`` plus the validation rows, same id maps). After
+        selection, a fresh model with the same seed is trained on it for the selected number
+        of epochs (each pre-trained branch for its own), so the interactions held out for
+        validation, each user's latest, also inform the final model. Validation never sees
+        the refit model; the selection figures in ``result`` are those of the first pass.
 
     Returns
     -------
     (model, result)
-        The trained model (best validation epoch restored) and the final stage's result;
-        with pre-training, ``result.history`` of the fine-tuning, and
+        The trained model (best validation epoch restored, or refit) and the final stage's
+        result; with pre-training, ``result.history`` of the fine-tuning, and
         ``result.best_metrics`` also holds ``pretrain_gmf_*`` and ``pretrain_mlp_*`` entries.
+        After a refit, ``result.refit_epochs`` maps each stage to the epochs it was refit for.
     """
+    model, result, epochs = _train_selected(
+        name, train, model_params, config, validator, pretrain, pretrain_config, alpha, callbacks
+    )
+    if refit_on is None:
+        return model, result
+    if (refit_on.n_users, refit_on.n_items) != (train.n_users, train.n_items):
+        raise ConfigError(
+            f"refit_on has {refit_on.n_users} users and {refit_on.n_items} items but train has "
+            f"{train.n_users} and {train.n_items}; pass the data the validation split was "
+            "carved from"
+        )
+    config = config or TrainConfig()
+    pre = pretrain_config or config
+    logger.info("refitting on all %d interactions for %s epochs", len(refit_on), epochs)
+    model, _, _ = _train_selected(
+        name,
+        refit_on,
+        model_params,
+        _fixed(config, epochs["final"]),
+        None,
+        pretrain,
+        pre,
+        alpha,
+        callbacks,
+        branch_configs={b: _fixed(pre, epochs[b]) for b in ("gmf", "mlp") if b in epochs},
+    )
+    result.refit_epochs = epochs
+    return model, result
+
+
+def _fixed(config: TrainConfig, epochs: int) -> TrainConfig:
+    """``config`` for exactly ``epochs`` epochs with nothing that needs a validation set; its
+    checkpoints (if any) go to a ``refit`` folder beside the selection pass's."""
+    ckpt = None if config.checkpoint_dir is None else str(Path(config.checkpoint_dir) / "refit")
+    return replace(config, epochs=epochs, patience=None, checkpoint_dir=ckpt)
+
+
+def _train_selected(
+    name: str,
+    train: Interactions,
+    model_params: dict[str, Any] | None,
+    config: TrainConfig | None,
+    validator: SampledValidator | None,
+    pretrain: bool,
+    pretrain_config: TrainConfig | None,
+    alpha: float,
+    callbacks: Sequence[Callback],
+    branch_configs: dict[str, TrainConfig] | None = None,
+) -> tuple[RecModel, TrainResult, dict[str, int]]:
+    """:func:`train_model` without the refit; also returns each stage's selected epoch."""
     params = dict(model_params or {})
     config = config or TrainConfig()
     validate = validator if validator is not None and len(validator) else None
     trainer = Trainer(config, callbacks)
     if not pretrain:
         model = build_model(name, train.n_users, train.n_items, **params)
-        return model, trainer.fit(model, train, validate=validate)
+        result = trainer.fit(model, train, validate=validate)
+        return model, result, {"final": _selected(result, config)}
     if name.lower() != "neumf":
         raise ConfigError(f"pre-training applies to NeuMF only, not {name!r}")
     pre = pretrain_config or config
@@ -145,7 +206,8 @@ def train_model(
     pre_results = {}
     for label, branch in (("gmf", gmf), ("mlp", mlp)):
         logger.info("pre-training %s", label)
-        pre_results[label] = Trainer(pre, callbacks).fit(branch, train, validate=validate)
+        stage = (branch_configs or {}).get(label, pre)
+        pre_results[label] = Trainer(stage, callbacks).fit(branch, train, validate=validate)
     extra = {k: v for k, v in params.items() if k not in ("factors", "layers")}
     model = NeuMF.from_pretrained(gmf, mlp, alpha=alpha, **extra)
     result = trainer.fit(model, train, validate=validate)
@@ -153,4 +215,12 @@ def train_model(
         result.best_metrics.update(
             {f"pretrain_{label}_{k}": v for k, v in res.best_metrics.items()}
         )
-    return model, result
+    epochs = {label: _selected(res, pre) for label, res in pre_results.items()}
+    return model, result, {**epochs, "final": _selected(result, config)}
+
+
+def _selected(result: TrainResult, config: TrainConfig) -> int:
+    """The epoch whose weights ``result`` restored (the last one run without validation)."""
+    if result.best_epoch is not None:
+        return int(result.best_epoch)
+    return int(result.history[-1]["epoch"]) if result.history else config.epochs

@@ -72,6 +72,11 @@ class Recommender:
         trained without those pairs, but they still count as seen.
     validation_negatives : int
         Negatives per validation row (reduced when a user has fewer unseen items).
+    refit : bool
+        After the epoch is selected on the carved validation split, train a fresh model on
+        all the interactions for that many epochs (costs a second training run; the held-out
+        latest interactions are often the most telling ones). Needs ``validate=True`` and no
+        ``validation`` passed to ``fit``.
     strict : bool
         Unknown user ids raise :class:`~ncf.exceptions.UnknownIdError` instead of getting the
         popularity fallback; unknown items given to fold-in raise instead of being skipped.
@@ -118,6 +123,7 @@ class Recommender:
         pretrain: bool = False,
         validate: bool = True,
         validation_negatives: int = 99,
+        refit: bool = False,
         strict: bool = False,
         seed: int = 0,
         progress: bool = False,
@@ -138,6 +144,7 @@ class Recommender:
         self.pretrain = pretrain
         self.validate = validate
         self.validation_negatives = validation_negatives
+        self.refit = refit
         self.strict = strict
         self.seed = seed
         self.progress = progress
@@ -233,7 +240,7 @@ class Recommender:
         -------
         self
         """
-        for name in ("pretrain", "validate", "strict", "progress"):
+        for name in ("pretrain", "validate", "refit", "strict", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         name = self.model_name
@@ -252,6 +259,11 @@ class Recommender:
             train, validator = carve_validation(inter, n_negatives=n_neg, seed=self.seed)
         if validator is None and config.patience is not None:
             raise ConfigError("patience needs a validation set: pass validation= or validate=True")
+        if self.refit and (validation is not None or not self.validate):
+            raise ConfigError(
+                "refit retrains on the data the validation split was carved from: use it with "
+                "validate=True and no validation= argument"
+            )
         model, result = train_model(
             name,
             train,
@@ -260,6 +272,7 @@ class Recommender:
             validator=validator,
             pretrain=self.pretrain,
             callbacks=callbacks,
+            refit_on=inter if self.refit else None,
         )
         model.eval()
         self.model_ = model

@@ -49,6 +49,9 @@ class TrainResult:
     best_epoch: int | None = None
     best_metrics: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
+    #: Set by :func:`ncf.pipeline.train_model` after a refit on all the data: the epochs each
+    #: stage (``"gmf"``, ``"mlp"``, ``"final"``) was refit for.
+    refit_epochs: dict[str, int] | None = None
     train_seconds: float = 0.0
     samples_per_second: float = 0.0
 
