@@ -36,6 +36,7 @@ from ncf.models.base import (
     embedding,
     linear,
 )
+from ncf.models.fused import pair_rows, use_projected_tables
 
 
 def fastai_embedding_dim(n_categories: int) -> int:
@@ -205,6 +206,18 @@ class Tower(nn.Module):
         for module in self._rest:
             h = module(h)
         return h  # (B, layers[-1])
+
+    @property
+    def fusable(self) -> bool:
+        """True when the first layer is followed directly by its ReLU (no batch norm), the
+        shape :mod:`ncf.models.fused` computes in one pass."""
+        return len(self._rest) > 0 and isinstance(self._rest[0], nn.ReLU)
+
+    def after_first_relu(self, h: torch.Tensor) -> torch.Tensor:
+        """The rest of the tower from the first layer's activations ``(B, h1)``."""
+        for module in self._rest[1:]:
+            h = module(h)
+        return h
 
     def linears(self) -> list[nn.Linear]:
         return [m for m in self.net if isinstance(m, nn.Linear)]
@@ -484,6 +497,17 @@ class MLP(FeatureModelMixin, RecModel):
 
     def latent(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's output, shape ``(B, layers[-1])``."""
+        if (
+            self.side is None
+            and self.tower.fusable
+            and use_projected_tables(
+                len(users), self.user_embedding.weight.shape[0], self.item_embedding.weight.shape[0]
+            )
+        ):
+            user_table, item_table = self.tower.grid_parts(
+                self.user_embedding.weight, self.item_embedding.weight
+            )
+            return self.tower.after_first_relu(pair_rows(user_table, item_table, users, items)[1])
         extra = None if self.side is None else self.side.pair_term(users, items)
         return self.tower.forward_pair(
             self.user_embedding(users), self.item_embedding(items), extra

@@ -21,6 +21,7 @@ from ncf.models.base import (
     embedding,
     linear,
 )
+from ncf.models.fused import pair_rows, use_projected_tables
 from ncf.models.gmf import GMF
 from ncf.models.mlp import (
     MLP,
@@ -115,11 +116,29 @@ class NeuMF(FeatureModelMixin, RecModel):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         f = self.config.factors
         w = self.output.weight  # (1, f + layers[-1])
-        gmf = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)  # (B, f)
-        extra = None if self.side is None else self.side.pair_term(users, items)
-        mlp = self.tower.forward_pair(
-            self.mlp_user_embedding(users), self.mlp_item_embedding(items), extra
-        )  # (B, layers[-1])
+        n_users, n_items = (
+            self.gmf_user_embedding.weight.shape[0],
+            self.gmf_item_embedding.weight.shape[0],
+        )
+        if (
+            self.side is None
+            and self.tower.fusable
+            and use_projected_tables(len(users), n_users, n_items)
+        ):
+            # Large batch: project whole tables, one fused gather per side (ncf.models.fused).
+            user_part, item_part = self.tower.grid_parts(
+                self.mlp_user_embedding.weight, self.mlp_item_embedding.weight
+            )
+            user_table = torch.cat([self.gmf_user_embedding.weight, user_part], dim=1)
+            item_table = torch.cat([self.gmf_item_embedding.weight, item_part], dim=1)
+            gmf, h = pair_rows(user_table, item_table, users, items, f)
+            mlp = self.tower.after_first_relu(h)
+        else:
+            gmf = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)  # (B, f)
+            extra = None if self.side is None else self.side.pair_term(users, items)
+            mlp = self.tower.forward_pair(
+                self.mlp_user_embedding(users), self.mlp_item_embedding(items), extra
+            )  # (B, layers[-1])
         # The output layer on [gmf ; mlp], as two products instead of a concatenation.
         out = torch.addmm(self.output.bias, gmf, w[:, :f].t())  # (B, 1)
         out = (out + mlp @ w[:, f:].t()).squeeze(-1)
