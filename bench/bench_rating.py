@@ -37,12 +37,15 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--refit", action="store_true", help="retrain on each whole training part after selection"
+    )
     parser.add_argument("--json", help="also write every result to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     feature_sets = args.features.split(";")
     results = []
-    print(f"{args.dataset}, protocol {args.protocol}, threads {args.threads}")
+    print(f"{args.dataset}, protocol {args.protocol}, threads {args.threads}, refit {args.refit}")
     print(
         f"{'model':<7} {'features':<10} {'RMSE':>7} {'±':>6} {'MAE':>7} {'per fold RMSE':<40} time"
     )
@@ -54,7 +57,7 @@ def main() -> None:
             config = replace(default_train_config(name), threads=args.threads)
             out = run_rating_experiment(
                 args.dataset, data_dir=args.data_dir, model=name, protocol=args.protocol,
-                features=FEATURE_SETS[fs], config=config, seed=args.seed,
+                features=FEATURE_SETS[fs], config=config, seed=args.seed, refit=args.refit,
             )  # fmt: skip
             folds = " ".join(f"{f['rmse']:.4f}" for f in out["folds"])
             print(

@@ -193,6 +193,7 @@ def _train_rating(opts: dict[str, Any]) -> Lines:
         model_params=params,
         config=config,
         seed=opts["seed"],
+        refit=bool(opts["refit"]),
     )
     out = Path(opts["out"] or Path("models") / f"{model}-{opts['dataset']}-rating")
     out.mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,24 @@ def test_regressors_recover_a_planted_low_rank_matrix(
     )
 
 
+def test_refit_trains_on_the_whole_train_part_for_the_selected_epochs() -> None:
+    train, _ = _planted()
+    config = TrainConfig(epochs=8, batch_size=128, lr=0.03, loss="mse", monitor="rmse", seed=2)
+    params = {"factors": 4, "seed": 1}
+    model, result = train_rating_model(
+        "mf", train, rating_scale=(1.0, 5.0), model_params=params, config=config, refit=True
+    )
+    assert result.refit_epochs == {"final": result.best_epoch}
+    direct, _ = train_rating_model(
+        "mf", train, rating_scale=(1.0, 5.0), model_params=params, validation=None,
+        config=TrainConfig(**{**config.to_dict(), "epochs": result.best_epoch}),
+    )  # fmt: skip
+    for a, b in zip(model.state_dict().values(), direct.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="refit needs a validation share"):
+        train_rating_model("mf", train, rating_scale=(1, 5), validation=None, refit=True)
+
+
 def test_train_rating_model_rejects_ranking_losses_and_unknown_models() -> None:
     train, _ = _planted()
     with pytest.raises(ConfigError, match="'mse' or 'huber'"):

@@ -183,6 +183,7 @@ def train_rating_model(
     validation: Interactions | float | None = VALIDATION_RATIO,
     seed: int = 0,
     callbacks: Sequence[Callback] = (),
+    refit: bool = False,
 ) -> tuple[RecModel, TrainResult]:
     """Build a rating regressor by name and train it, selecting the epoch on validation RMSE.
 
@@ -205,6 +206,10 @@ def train_rating_model(
         (default 0.1), or None to train all epochs without selection.
     seed : int
         Seeds the validation carve (the model and training take their own ``seed`` fields).
+    refit : bool
+        With a carved ``validation`` share: after selection, train a fresh model (same seed)
+        on all of ``train`` for the selected number of epochs, so the carved ratings count
+        too; ``result.refit_epochs`` then says how many.
 
     Returns
     -------
@@ -230,15 +235,28 @@ def train_rating_model(
         part, held = train, None
     else:
         part, held = train, validation
-    model = build_model(key, train.n_users, train.n_items, **params)
-    if user_features is not None:
-        model.set_user_features(user_features.matrix)  # type: ignore[operator]
-    if item_features is not None:
-        model.set_item_features(item_features.matrix)  # type: ignore[operator]
+    if refit and not isinstance(validation, float):
+        raise ConfigError("refit needs a validation share carved from train (validation=0.1)")
+
+    def fresh() -> RecModel:
+        model = build_model(key, train.n_users, train.n_items, **params)
+        if user_features is not None:
+            model.set_user_features(user_features.matrix)  # type: ignore[operator]
+        if item_features is not None:
+            model.set_item_features(item_features.matrix)  # type: ignore[operator]
+        return model
+
+    model = fresh()
     validate = None
     if held is not None and len(held):
         validate = RatingValidator.from_interactions(held, clip=rating_scale)
     result = Trainer(config, callbacks).fit(model, part, validate=validate)
+    if refit:
+        epochs = int(result.best_epoch or len(result.history))
+        model = fresh()
+        again = replace(config, epochs=epochs, patience=None, checkpoint_dir=None, resume=False)
+        Trainer(again, callbacks).fit(model, train)
+        result.refit_epochs = {"final": epochs}
     return model, result
 
 
@@ -268,6 +286,7 @@ def run_rating_experiment(
     config: TrainConfig | None = None,
     seed: int = 0,
     callbacks: Sequence[Callback] = (),
+    refit: bool = False,
 ) -> dict[str, Any]:
     """Train and test a rating regressor under a protocol; RMSE/MAE averaged over the splits.
 
@@ -287,6 +306,9 @@ def run_rating_experiment(
         Overrides :func:`default_train_config` (its ``seed`` is replaced by ``seed``).
     seed : int
         Seeds the split (random protocols), the validation carve, the weights and training.
+    refit : bool
+        Retrain each split's model on its whole training part for the validation-selected
+        epochs (see :func:`train_rating_model`).
 
     Returns
     -------
@@ -325,6 +347,7 @@ def run_rating_experiment(
             config=config,
             seed=seed + k,
             callbacks=callbacks,
+            refit=refit,
         )
         assert test.ratings is not None
         pred = predict_ratings(fitted, test.users, test.items, clip=scale)
@@ -358,4 +381,5 @@ def run_rating_experiment(
             k: list(v) if isinstance(v, tuple) else v for k, v in final_params.items()
         },
         "config": config.to_dict(),
+        "refit": refit,
     }
