@@ -55,7 +55,8 @@ class _PairRows(torch.autograd.Function):
         # Undefined output gradients arrive as zeros (autograd materializes them).
         g = torch.ops.aten.threshold_backward(grad_h, h, 0)  # relu's gradient, (B, h1)
         # Both sides receive ``g`` as is: scattering it straight from one buffer is cheaper
-        # than assembling (B, f + h1) gradient rows first.
+        # than assembling (B, f + h1) gradient rows first. (Scattering the two sides from two
+        # threads was measured slower: OpenMP's waiting threads take the second core.)
         grad_users = a.new_zeros((n_users, h.shape[1])).index_add_(0, users, g)
         grad_items = b.new_zeros((n_items, h.shape[1])).index_add_(0, items, g)
         if f:
