@@ -132,6 +132,24 @@ def test_schedules_change_the_learning_rate(schedule: str) -> None:
     assert result.history[-1]["lr"] < 0.01
 
 
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+def test_onecycle_warms_up_then_anneals_over_every_batch(loss: str) -> None:
+    data = _blocks()
+    model = build_model("gmf", data.n_users, data.n_items, factors=4)
+    rates: list[float] = []
+
+    class Watch(Callback):
+        def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
+            assert trainer.optimizer is not None
+            rates.append(trainer.optimizer.param_groups[0]["lr"])
+
+    config = TrainConfig(epochs=5, batch_size=16, lr=0.02, schedule="onecycle", loss=loss)
+    Trainer(config, [Watch()]).fit(model, data)  # one step too many would raise
+    assert max(rates) <= 0.02 + 1e-12
+    assert rates[0] > 0.02 / 25  # warmed up from lr / 25 during the first epochs
+    assert rates.index(max(rates)) in (1, 2) and rates[-1] < 1e-5  # peak, then annealed
+
+
 def test_bpr_and_rating_losses_train() -> None:
     data = _blocks()
     model = build_model("mf", data.n_users, data.n_items, factors=4)

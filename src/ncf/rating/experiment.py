@@ -135,7 +135,9 @@ def default_model_params(model: str, rating_scale: tuple[float, float]) -> dict[
     tower = {"embedding_dims": "fastai", "layers": (64, 32), "dropout": 0.5, "batch_norm": False}
     table: dict[str, dict[str, Any]] = {
         "mf": {"factors": 64, "l2_embedding": 0.05},
-        "mlp": {**tower, "l2_embedding": 0.3},
+        # fast.ai's collab_learner(use_nn=True, layers=[100, 50]): batch norm in the tower,
+        # regularized by the optimizer's weight decay (default_train_config), not an L2 term.
+        "mlp": {**tower, "layers": (100, 50), "dropout": 0.0, "batch_norm": True},
         "neumf": {**tower, "factors": 32, "l2_embedding": 0.05},
     }
     key = model.lower()
@@ -145,13 +147,15 @@ def default_model_params(model: str, rating_scale: tuple[float, float]) -> dict[
 
 
 def default_train_config(model: str) -> TrainConfig:
-    """The training defaults of the rating models: Adam, MSE, early stopping on RMSE.
+    """The training defaults of the rating models: MSE, best epoch by validation RMSE.
 
-    NeuMF also decays the rate by 0.7 per epoch (with patience 4).
+    MF and NeuMF: Adam with early stopping; NeuMF also decays the rate by 0.7 per epoch (with
+    patience 4). Their regularization is the models' ``l2_embedding`` (a per-rating L2
+    penalty on the rows of the batch, the classic MF regularizer) rather than the
+    optimizer's weight decay, which validated worse for them (``docs/rating.md``).
 
-    Regularization is the models' ``l2_embedding`` (a per-rating L2 penalty on the rows of the
-    batch, the classic MF regularizer) rather than the optimizer's weight decay, which
-    validated worse (``docs/rating.md``).
+    MLP: fast.ai's recipe, ``fit_one_cycle(5, 5e-3, wd=0.1)`` with batches of 64: AdamW with
+    decoupled weight decay 0.1 and a one-cycle rate over 5 epochs.
     """
     key = model.lower()
     if key not in RATING_MODELS:
@@ -168,6 +172,17 @@ def default_train_config(model: str) -> TrainConfig:
     )
     if key == "neumf":  # a decaying rate validated better for NeuMF only
         config = replace(config, schedule="exponential", gamma=0.7, patience=4)
+    if key == "mlp":
+        config = replace(
+            config,
+            epochs=5,
+            batch_size=64,
+            lr=5e-3,
+            optimizer="adamw",
+            weight_decay=0.1,
+            schedule="onecycle",
+            patience=None,
+        )
     return config
 
 

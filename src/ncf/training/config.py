@@ -38,7 +38,9 @@ class TrainConfig:
     sampling : str
         ``uniform`` or ``popularity`` (probability proportional to count ** ``sampling_alpha``).
     schedule : str or None
-        ``step``, ``exponential``, ``plateau`` or None.
+        ``step``, ``exponential``, ``plateau`` (stepped once per epoch), ``onecycle``
+        (stepped every batch: the rate warms up to ``lr`` over the first 30 % of all
+        ``epochs``, then anneals to nearly zero, as fast.ai's ``fit_one_cycle``), or None.
     step_size, gamma : int, float
         Schedule parameters (``gamma`` is the decay factor).
     patience : int or None

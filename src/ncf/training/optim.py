@@ -59,16 +59,26 @@ def build_optimizer(params: Params, config: TrainConfig) -> torch.optim.Optimize
     return factory(params, config)
 
 
-SCHEDULES = ("step", "exponential", "plateau")
+SCHEDULES = ("step", "exponential", "plateau", "onecycle")
 
 
-def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+def build_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int = 1
+) -> Any:
     """The learning-rate schedule named by ``config.schedule`` (None for a constant rate).
 
-    ``plateau`` watches the validation ``monitor`` metric; the others step once per epoch.
+    ``plateau`` watches the validation ``monitor`` metric; ``onecycle`` steps after every
+    batch (``steps_per_epoch`` of them per epoch); the others step once per epoch.
     """
     if config.schedule is None:
         return None
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=max(1, config.epochs * steps_per_epoch),
+            pct_start=0.3,
+        )
     if config.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, config.gamma)
     if config.schedule == "exponential":

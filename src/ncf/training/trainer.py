@@ -126,7 +126,9 @@ class Trainer:
     ) -> TrainResult:
         c = self.config
         optimizer = build_optimizer(model.parameters(), c)
-        schedule = build_schedule(optimizer, c)
+        per_positive = {"bce": c.negatives + 1, "bpr": c.negatives}.get(c.loss, 1)
+        steps_per_epoch = math.ceil(len(train) * per_positive / c.batch_size)
+        schedule = build_schedule(optimizer, c, steps_per_epoch)
         self.optimizer = optimizer
         sampler = None
         if c.loss in ("bce", "bpr"):
@@ -160,7 +162,8 @@ class Trainer:
         for epoch in range(start_epoch, c.epochs + 1):
             t0 = time.perf_counter()
             tensors = self._epoch_tensors(train, sampler, epoch)
-            loss_value = self._run_epoch(model, optimizer, tensors, epoch)
+            per_batch = schedule if c.schedule == "onecycle" else None
+            loss_value = self._run_epoch(model, optimizer, tensors, epoch, per_batch)
             elapsed = time.perf_counter() - t0
             t_train += elapsed
             n_samples += len(tensors[0])
@@ -183,7 +186,7 @@ class Trainer:
                     bad_epochs += 1
                     if c.patience is not None and bad_epochs >= c.patience:
                         stop = result.stopped_early = True
-            if schedule is not None:
+            if schedule is not None and c.schedule != "onecycle":  # onecycle: every batch
                 if c.schedule == "plateau":
                     if validate is not None:
                         schedule.step(logs[c.monitor])
@@ -262,6 +265,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         tensors: tuple[torch.Tensor, ...],
         epoch: int,
+        schedule: Any = None,
     ) -> float:
         c = self.config
         bs = c.batch_size
@@ -298,6 +302,8 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if schedule is not None:
+                    schedule.step()
                 if clamp:
                     model.clamp_()  # type: ignore[operator]
                 total += loss.detach() * len(ub)
