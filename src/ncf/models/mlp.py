@@ -213,11 +213,33 @@ class Tower(nn.Module):
         shape :mod:`ncf.models.fused` computes in one pass."""
         return len(self._rest) > 0 and isinstance(self._rest[0], nn.ReLU)
 
-    def after_first_relu(self, h: torch.Tensor) -> torch.Tensor:
-        """The rest of the tower from the first layer's activations ``(B, h1)``."""
-        for module in self._rest[1:]:
+    def fuses(self, n_pairs: int, user_table: torch.Tensor, item_table: torch.Tensor) -> bool:
+        """Whether :meth:`forward_tables` is the cheaper way to run ``n_pairs`` pairs."""
+        return self.fusable and use_projected_tables(n_pairs, len(user_table), len(item_table))
+
+    def forward_tables(
+        self,
+        user_table: torch.Tensor,
+        item_table: torch.Tensor,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        gmf_tables: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward_pair` for rows of whole embedding tables (:mod:`ncf.models.fused`).
+
+        Returns the GMF product ``(B, f)`` of ``gmf_tables`` rows (``(B, 0)`` without them)
+        and the tower output ``(B, layers[-1])``.
+        """
+        user_part, item_part = self.grid_parts(user_table, item_table)
+        f = 0
+        if gmf_tables is not None:  # GMF columns ride along: one gather per side
+            f = gmf_tables[0].shape[1]
+            user_part = torch.cat([gmf_tables[0], user_part], dim=1)
+            item_part = torch.cat([gmf_tables[1], item_part], dim=1)
+        gmf, h = pair_rows(user_part, item_part, users, items, f)
+        for module in self._rest[1:]:  # the first ReLU ran inside pair_rows
             h = module(h)
-        return h
+        return gmf, h
 
     def linears(self) -> list[nn.Linear]:
         return [m for m in self.net if isinstance(m, nn.Linear)]
@@ -497,17 +519,9 @@ class MLP(FeatureModelMixin, RecModel):
 
     def latent(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's output, shape ``(B, layers[-1])``."""
-        if (
-            self.side is None
-            and self.tower.fusable
-            and use_projected_tables(
-                len(users), self.user_embedding.weight.shape[0], self.item_embedding.weight.shape[0]
-            )
-        ):
-            user_table, item_table = self.tower.grid_parts(
-                self.user_embedding.weight, self.item_embedding.weight
-            )
-            return self.tower.after_first_relu(pair_rows(user_table, item_table, users, items)[1])
+        tables = (self.user_embedding.weight, self.item_embedding.weight)
+        if self.side is None and self.tower.fuses(len(users), *tables):
+            return self.tower.forward_tables(*tables, users, items)[1]
         extra = None if self.side is None else self.side.pair_term(users, items)
         return self.tower.forward_pair(
             self.user_embedding(users), self.item_embedding(items), extra

@@ -21,7 +21,6 @@ from ncf.models.base import (
     embedding,
     linear,
 )
-from ncf.models.fused import pair_rows, use_projected_tables
 from ncf.models.gmf import GMF
 from ncf.models.mlp import (
     MLP,
@@ -116,23 +115,11 @@ class NeuMF(FeatureModelMixin, RecModel):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         f = self.config.factors
         w = self.output.weight  # (1, f + layers[-1])
-        n_users, n_items = (
-            self.gmf_user_embedding.weight.shape[0],
-            self.gmf_item_embedding.weight.shape[0],
-        )
-        if (
-            self.side is None
-            and self.tower.fusable
-            and use_projected_tables(len(users), n_users, n_items)
-        ):
+        tables = (self.mlp_user_embedding.weight, self.mlp_item_embedding.weight)
+        if self.side is None and self.tower.fuses(len(users), *tables):
             # Large batch: project whole tables, one fused gather per side (ncf.models.fused).
-            user_part, item_part = self.tower.grid_parts(
-                self.mlp_user_embedding.weight, self.mlp_item_embedding.weight
-            )
-            user_table = torch.cat([self.gmf_user_embedding.weight, user_part], dim=1)
-            item_table = torch.cat([self.gmf_item_embedding.weight, item_part], dim=1)
-            gmf, h = pair_rows(user_table, item_table, users, items, f)
-            mlp = self.tower.after_first_relu(h)
+            gmf_tables = (self.gmf_user_embedding.weight, self.gmf_item_embedding.weight)
+            gmf, mlp = self.tower.forward_tables(*tables, users, items, gmf_tables)
         else:
             gmf = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)  # (B, f)
             extra = None if self.side is None else self.side.pair_term(users, items)
