@@ -1,4 +1,7 @@
-"""The fused training input of the tower models: a speed path with the same mathematics.
+"""The fused large-batch input of the tower models: a speed path with the same mathematics.
+
+Used by ``forward`` of MLP and NeuMF (without batch norm or side features) for any batch at
+least as long as the user and item tables together: training steps and sampled evaluation.
 
 The first tower layer splits as ``W[p_u; q_i] + b = (W_u p_u + b) + W_i q_i``. When a batch
 holds more (user, item) pairs than there are users and items, projecting the whole embedding
