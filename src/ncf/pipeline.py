@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,23 +153,16 @@ def train_model(
         name,
         refit_on,
         model_params,
-        _fixed(config, epochs["final"]),
+        config.for_refit(epochs["final"]),
         None,
         pretrain,
         pre,
         alpha,
         callbacks,
-        branch_configs={b: _fixed(pre, epochs[b]) for b in ("gmf", "mlp") if b in epochs},
+        branch_configs={b: pre.for_refit(epochs[b]) for b in ("gmf", "mlp") if b in epochs},
     )
     result.refit_epochs = epochs
     return model, result
-
-
-def _fixed(config: TrainConfig, epochs: int) -> TrainConfig:
-    """``config`` for exactly ``epochs`` epochs with nothing that needs a validation set; its
-    checkpoints (if any) go to a ``refit`` folder beside the selection pass's."""
-    ckpt = None if config.checkpoint_dir is None else str(Path(config.checkpoint_dir) / "refit")
-    return replace(config, epochs=epochs, patience=None, checkpoint_dir=ckpt)
 
 
 def _train_selected(
@@ -194,7 +185,7 @@ def _train_selected(
     if not pretrain:
         model = build_model(name, train.n_users, train.n_items, **params)
         result = trainer.fit(model, train, validate=validate)
-        return model, result, {"final": _selected(result, config)}
+        return model, result, {"final": result.selected_epoch}
     if name.lower() != "neumf":
         raise ConfigError(f"pre-training applies to NeuMF only, not {name!r}")
     pre = pretrain_config or config
@@ -215,12 +206,5 @@ def _train_selected(
         result.best_metrics.update(
             {f"pretrain_{label}_{k}": v for k, v in res.best_metrics.items()}
         )
-    epochs = {label: _selected(res, pre) for label, res in pre_results.items()}
-    return model, result, {**epochs, "final": _selected(result, config)}
-
-
-def _selected(result: TrainResult, config: TrainConfig) -> int:
-    """The epoch whose weights ``result`` restored (the last one run without validation)."""
-    if result.best_epoch is not None:
-        return int(result.best_epoch)
-    return int(result.history[-1]["epoch"]) if result.history else config.epochs
+    epochs = {label: res.selected_epoch for label, res in pre_results.items()}
+    return model, result, {**epochs, "final": result.selected_epoch}

@@ -261,10 +261,9 @@ def train_rating_model(
         validate = RatingValidator.from_interactions(held, clip=rating_scale)
     result = Trainer(config, callbacks).fit(model, part, validate=validate)
     if refit:
-        epochs = int(result.best_epoch or len(result.history))
+        epochs = result.selected_epoch
         model = fresh()
-        again = replace(config, epochs=epochs, patience=None, checkpoint_dir=None, resume=False)
-        Trainer(again, callbacks).fit(model, train)
+        Trainer(config.for_refit(epochs), callbacks).fit(model, train)
         result.refit_epochs = {"final": epochs}
     return model, result
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from ncf.exceptions import ConfigError
@@ -109,6 +110,13 @@ class TrainConfig:
     def monitor_mode(self) -> str:
         """``min`` for error metrics (rmse, mae, loss), ``max`` for ranking metrics."""
         return "min" if self.monitor.split("@")[0] in ("rmse", "mae", "loss", "mse") else "max"
+
+    def for_refit(self, epochs: int) -> TrainConfig:
+        """This config for exactly ``epochs`` epochs with nothing that needs a validation set
+        (a retrain on all the data after selection); its checkpoints, if any, go to a
+        ``refit`` folder beside the selection pass's."""
+        ckpt = None if self.checkpoint_dir is None else str(Path(self.checkpoint_dir) / "refit")
+        return replace(self, epochs=epochs, patience=None, checkpoint_dir=ckpt)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

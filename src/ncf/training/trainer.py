@@ -55,6 +55,15 @@ class TrainResult:
     train_seconds: float = 0.0
     samples_per_second: float = 0.0
 
+    @property
+    def selected_epoch(self) -> int:
+        """The epoch whose weights were kept: the best one, else the last one run."""
+        if self.best_epoch is not None:
+            return int(self.best_epoch)
+        if not self.history:
+            raise ValueError("no epoch was run")
+        return int(self.history[-1]["epoch"])
+
 
 class Trainer:
     """Trains a model with pointwise BCE (+ negatives), pairwise BPR, or MSE/Huber on ratings.
