@@ -8,7 +8,8 @@ Initialisation (the ``init`` option, applied with a private ``torch.Generator`` 
 ``seed``, so two builds with the same config have identical weights and the global random
 state is never touched):
 
-* ``"normal"`` (default, the paper): embeddings N(0, 0.01²) as in the paper's text (sec. 4.1);
+* ``"normal"`` (default, the paper): embeddings N(0, init_std²), ``init_std`` 0.01 as in the
+  paper's text (sec. 4.1; Rendle et al. 2020 train their dot-product baseline from 0.1);
   dense layers (hidden and output) LeCun uniform, U(±√(3/fan_in)), as in the authors'
   released Keras code (``init='lecun_uniform'``).
 * ``"he_normal"``: embeddings and dense layers N(0, 2/fan_in) (the Keras MLP write-up).
@@ -47,6 +48,9 @@ class ModelConfig:
     ----------
     init : {"normal", "he_normal", "glorot_uniform"}
         Weight initialisation (see the module docstring for the exact rules).
+    init_std : float
+        Standard deviation of the embeddings under ``init="normal"`` (default 0.01, the
+        paper's); larger values (0.1) suit dot-product models trained by plain SGD.
     l2_embedding : float
         L2 coefficient on the embedding rows used in a batch (see
         :meth:`RecModel.regularization`).
@@ -61,6 +65,7 @@ class ModelConfig:
     """
 
     init: str = "normal"
+    init_std: float = 0.01
     l2_embedding: float = 0.0
     l2_layers: float = 0.0
     nonneg: bool = False
@@ -69,6 +74,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}; valid: {list(INITS)}")
+        std = self.init_std
+        if (
+            isinstance(std, bool)
+            or not isinstance(std, int | float)
+            or not (math.isfinite(std) and std > 0)
+        ):
+            raise ConfigError(f"init_std must be a finite number > 0, got {std!r}")
         for name in ("l2_embedding", "l2_layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -320,7 +332,7 @@ class RecModel(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Embedding):
                 w = module.weight  # (rows, dim); Keras fans: in = rows, out = dim
-                _init_tensor(w, c.init, w.shape[0], w.shape[1], gen, embedding=True)
+                _init_tensor(w, c.init, w.shape[0], w.shape[1], gen, embedding=True, std=c.init_std)
                 if c.nonneg:
                     w.abs_()
             elif isinstance(module, nn.Linear):
@@ -340,12 +352,13 @@ def _init_tensor(
     gen: torch.Generator,
     *,
     embedding: bool,
+    std: float = 0.01,
 ) -> None:
     # Draw on the CPU generator, then copy (so the result does not depend on the device).
     buf = torch.empty(w.shape, dtype=torch.float32)
     if init == "normal":
         if embedding:
-            buf.normal_(0.0, 0.01, generator=gen)
+            buf.normal_(0.0, std, generator=gen)
         else:
             bound = math.sqrt(3.0 / fan_in)
             buf.uniform_(-bound, bound, generator=gen)
