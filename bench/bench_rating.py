@@ -7,6 +7,10 @@ from that fold's training part (never its test part).
 
     NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_rating.py
     NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_rating.py --models mf --features none
+    NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_rating.py --models neumf-pretrain
+
+``neumf-pretrain`` is NeuMF fused from a trained MF and MLP, then fine-tuned
+(``pretrain=True``; the features, if any, feed the MLP branch).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import replace
 
 import torch
 
-from ncf.rating import default_train_config, run_rating_experiment
+from ncf.rating import default_finetune_config, default_train_config, run_rating_experiment
 
 FEATURE_SETS = {"none": (), "user,item": ("user", "item"), "user": ("user",), "item": ("item",)}
 
@@ -47,21 +51,24 @@ def main() -> None:
     results = []
     print(f"{args.dataset}, protocol {args.protocol}, threads {args.threads}, refit {args.refit}")
     print(
-        f"{'model':<7} {'features':<10} {'RMSE':>7} {'±':>6} {'MAE':>7} {'per fold RMSE':<40} time"
+        f"{'model':<14} {'features':<10} {'RMSE':>7} {'±':>6} {'MAE':>7} {'per fold RMSE':<40} time"
     )
     for name in args.models.split(","):
         for fs in feature_sets:
             if name == "mf" and fs != "none":
                 continue  # features feed the MLP tower
             t0 = time.perf_counter()
-            config = replace(default_train_config(name), threads=args.threads)
+            pretrain = name == "neumf-pretrain"
+            model = "neumf" if pretrain else name
+            base = default_finetune_config() if pretrain else default_train_config(name)
             out = run_rating_experiment(
-                args.dataset, data_dir=args.data_dir, model=name, protocol=args.protocol,
-                features=FEATURE_SETS[fs], config=config, seed=args.seed, refit=args.refit,
+                args.dataset, data_dir=args.data_dir, model=model, protocol=args.protocol,
+                features=FEATURE_SETS[fs], config=replace(base, threads=args.threads),
+                seed=args.seed, refit=args.refit, pretrain=pretrain,
             )  # fmt: skip
             folds = " ".join(f"{f['rmse']:.4f}" for f in out["folds"])
             print(
-                f"{name:<7} {fs:<10} {out['rmse']:7.4f} {out['rmse_std']:6.4f} {out['mae']:7.4f} "
+                f"{name:<14} {fs:<10} {out['rmse']:7.4f} {out['rmse_std']:6.4f} {out['mae']:7.4f} "
                 f"{folds:<40} {time.perf_counter() - t0:.0f}s",
                 flush=True,
             )

@@ -205,6 +205,14 @@ def test_rating_task(shared_data: Path, tmp_path: Path, capsys) -> None:
     assert 0.5 < result["rmse"] < 2.0 and "mae" in result
 
 
+@pytest.mark.data
+def test_rating_pretraining_is_for_neumf(shared_data: Path, capsys) -> None:
+    args = ["train", "--task", "rating", "--dataset", "ml-100k", "--data-dir", str(shared_data),
+            "--model", "mlp", "--pretrain", "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    assert "pre-training builds a NeuMF from MF and MLP, not 'mlp'" in capsys.readouterr().err
+
+
 def test_default_out_dir(csv_file: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--dataset", str(csv_file), *TINY, "--model", "pop"]) == 0

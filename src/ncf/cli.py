@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=_positive_int,
                    help="stop after this many epochs without validation gain")  # fmt: skip
     t.add_argument("--pretrain", action="store_true", default=None,
-                   help="NeuMF: initialise from pre-trained GMF and MLP")  # fmt: skip
+                   help="NeuMF: initialise from pre-trained GMF and MLP "
+                        "(rating task: MF and MLP)")  # fmt: skip
     t.add_argument("--refit", action="store_true", default=None,
                    help="retrain on all training data for the selected epochs")  # fmt: skip
     t.add_argument("--seed", type=int, help="seed of weights, sampling and splits (default: 0)")

@@ -176,7 +176,11 @@ def _train_rating(opts: dict[str, Any]) -> Lines:
     model = opts["model"]
     sizes = ("factors", "layers", "dropout")
     params: dict[str, Any] = {k: explicit[k] for k in sizes if k in explicit}
-    config = experiment.default_train_config(model)
+    pretrain = bool(opts["pretrain"])
+    if pretrain:
+        config = experiment.default_finetune_config()
+    else:
+        config = experiment.default_train_config(model)
     train_fields = {f.name for f in fields(TrainConfig)}
     config = replace(
         config,
@@ -194,6 +198,7 @@ def _train_rating(opts: dict[str, Any]) -> Lines:
         config=config,
         seed=opts["seed"],
         refit=bool(opts["refit"]),
+        pretrain=pretrain,
     )
     out = Path(opts["out"] or Path("models") / f"{model}-{opts['dataset']}-rating")
     out.mkdir(parents=True, exist_ok=True)

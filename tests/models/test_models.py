@@ -249,10 +249,48 @@ def test_from_pretrained_checks_sizes() -> None:
         NeuMF.from_pretrained(gmf, mlp, layers=(16, 4))
     with pytest.raises(ConfigError, match=r"alpha must be a number in \[0, 1\]"):
         NeuMF.from_pretrained(gmf, mlp, alpha=1.5)
-    with pytest.raises(ConfigError, match="needs a GMF and an MLP"):
+    with pytest.raises(ConfigError, match=r"needs a GMF \(or MF\) and an MLP"):
         NeuMF.from_pretrained(mlp, gmf)  # type: ignore[arg-type]
     fused = NeuMF.from_pretrained(gmf, mlp, l2_embedding=0.01, dropout=0.1)
     assert fused.config.l2_embedding == 0.01 and fused.config.dropout == 0.1
+
+
+@pytest.mark.parametrize("y_range", [None, (0.5, 5.5)])
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_from_pretrained_takes_a_biased_mf_as_the_gmf_branch(
+    alpha: float, y_range: tuple[float, float] | None
+) -> None:
+    mf = MF(N_USERS, N_ITEMS, factors=3, seed=1, y_range=y_range)
+    mlp = MLP(N_USERS, N_ITEMS, layers=(8, 4), seed=2, y_range=y_range)
+    with torch.no_grad():  # biases of every kind non-zero and distinct
+        mf.user_bias.weight.copy_(torch.linspace(-1, 1, N_USERS)[:, None])
+        mf.item_bias.weight.copy_(torch.linspace(0.5, -0.5, N_ITEMS)[:, None])
+        mf.global_bias.fill_(0.25)
+        mlp.output.bias.fill_(-0.3)
+    mf.eval(), mlp.eval()
+    neumf = NeuMF.from_pretrained(mf, mlp, alpha=alpha).eval()
+    assert neumf.config.factors == 3 + 2 and neumf.config.y_range == y_range
+    users, items = _all_pairs()
+    with torch.no_grad():
+        if y_range is None:
+            expected = alpha * mf(users, items) + (1 - alpha) * mlp(users, items)
+        else:  # the logits mix, then one squashing
+            lo, hi = y_range
+
+            def logit(y: torch.Tensor) -> torch.Tensor:  # inverse of lo + (hi - lo) * sigmoid
+                return torch.logit((y - lo) / (hi - lo))
+
+            mixed = alpha * logit(mf(users, items)) + (1 - alpha) * logit(mlp(users, items))
+            expected = lo + (hi - lo) * torch.sigmoid(mixed)
+        torch.testing.assert_close(neumf(users, items), expected)
+        torch.testing.assert_close(neumf.score_all(torch.arange(N_USERS)).reshape(-1), expected)
+
+
+def test_from_pretrained_mf_needs_the_mlps_output_range() -> None:
+    mf = MF(N_USERS, N_ITEMS, factors=3, y_range=(0.5, 5.5))
+    mlp = MLP(N_USERS, N_ITEMS, layers=(8, 4))
+    with pytest.raises(ConfigError, match=r"MF's y_range \(0.5, 5.5\) differs from the MLP's"):
+        NeuMF.from_pretrained(mf, mlp)
 
 
 # ---------------------------------------------------------------------- ItemPop

@@ -10,7 +10,7 @@ import torch
 
 from ncf.data import IdMap, Interactions
 from ncf.exceptions import ConfigError, DataError
-from ncf.models import build_model
+from ncf.models import NeuMF, build_model
 from ncf.rating import (
     RatingValidator,
     mae,
@@ -121,6 +121,43 @@ def test_refit_trains_on_the_whole_train_part_for_the_selected_epochs() -> None:
         assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="refit needs a validation share"):
         train_rating_model("mf", train, rating_scale=(1, 5), validation=None, refit=True)
+
+
+def test_pretrained_neumf_regressor_fuses_mf_and_mlp_and_refits_every_stage() -> None:
+    train, test = _planted()
+    assert test.ratings is not None and train.ratings is not None
+    config = TrainConfig(epochs=3, batch_size=128, lr=1e-3, loss="mse", monitor="rmse", seed=2)
+    model, result = train_rating_model(
+        "neumf", train, rating_scale=(1.0, 5.0), model_params={"seed": 1}, config=config,
+        pretrain=True, refit=True,
+    )  # fmt: skip
+    assert isinstance(model, NeuMF) and model.predicts_ratings
+    assert model.config.factors == 64 + 2  # the default MF's factors, plus its two biases
+    # Each branch was selected on the validation carve, then refit on all of train.
+    assert {"pretrain_mf_rmse", "pretrain_mlp_rmse", "rmse"} <= set(result.best_metrics)
+    assert result.refit_epochs is not None and set(result.refit_epochs) == {"mf", "mlp", "final"}
+    assert 0 <= result.refit_epochs["final"] <= 3
+    # The fused model is selected on validation too: never worse than its starting point.
+    assert (
+        result.best_metrics["rmse"]
+        <= min(result.best_metrics["pretrain_mf_rmse"], result.best_metrics["pretrain_mlp_rmse"])
+        + 0.05
+    )
+    baseline = rmse(test.ratings, np.full(len(test), train.ratings.mean()))
+    error = rmse(test.ratings, predict_ratings(model, test.users, test.items, clip=(1, 5)))
+    assert error < 0.6 * baseline, (error, baseline)
+
+
+def test_pretraining_is_for_neumf_and_takes_no_sizes() -> None:
+    train, _ = _planted()
+    with pytest.raises(ConfigError, match="pre-training builds a NeuMF from MF and MLP, not 'mf'"):
+        train_rating_model("mf", train, rating_scale=(1, 5), pretrain=True)
+    with pytest.raises(ConfigError, match=r"the branches fix \['factors'\]"):
+        train_rating_model(
+            "neumf", train, rating_scale=(1, 5), pretrain=True, model_params={"factors": 8}
+        )
+    with pytest.raises(ConfigError, match="pre-training builds a NeuMF"):
+        run_rating_experiment("ml-latest-small", model="mlp", pretrain=True)
 
 
 def test_train_rating_model_rejects_ranking_losses_and_unknown_models() -> None:

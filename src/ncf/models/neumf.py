@@ -22,6 +22,7 @@ from ncf.models.base import (
     linear,
 )
 from ncf.models.gmf import GMF
+from ncf.models.mf import MF
 from ncf.models.mlp import (
     MLP,
     FeatureModelMixin,
@@ -153,7 +154,7 @@ class NeuMF(FeatureModelMixin, RecModel):
         return self._to_range(scores + torch.cat(blocks, dim=1))  # (B, n_items)
 
     @classmethod
-    def from_pretrained(cls, gmf: GMF, mlp: MLP, alpha: float = 0.5, **hparams: Any) -> NeuMF:
+    def from_pretrained(cls, gmf: GMF | MF, mlp: MLP, alpha: float = 0.5, **hparams: Any) -> NeuMF:
         """A NeuMF initialised from trained GMF and MLP models (the paper's pre-training).
 
         Both branches' embeddings and the MLP tower (with any batch-norm statistics and side
@@ -161,10 +162,17 @@ class NeuMF(FeatureModelMixin, RecModel):
         with bias ``alpha * b_gmf + (1 - alpha) * b_mlp``, so the fused logit starts as the
         ``alpha``-weighted mix of the two models' logits.
 
+        A biased :class:`~ncf.models.mf.MF` may stand in for the GMF: its ``f`` factors and
+        biases become a GMF branch of ``f + 2`` factors, ``[p_u ; b_u ; 1] ⊙ [q_i ; 1 ; b_i]``
+        with ``h = 1`` and bias ``μ``, which reproduces ``p_uᵀq_i + b_u + b_i + μ`` exactly
+        (the constant columns are then trained like the others).
+
         Parameters
         ----------
-        gmf, mlp : GMF, MLP
-            Trained models over the same users and items.
+        gmf : GMF or MF
+            The trained dot-product model.
+        mlp : MLP
+            The trained MLP, over the same users and items.
         alpha : float
             Weight of the GMF branch, in [0, 1]; the paper uses 0.5.
         **hparams
@@ -173,10 +181,15 @@ class NeuMF(FeatureModelMixin, RecModel):
             ``dropout``, ``batch_norm`` and ``y_range`` default to the MLP's; its
             ``embedding_dims`` and feature widths are taken over.
         """
-        if not isinstance(gmf, GMF) or not isinstance(mlp, MLP):
+        if not isinstance(gmf, GMF | MF) or not isinstance(mlp, MLP):
             raise ConfigError(
-                f"from_pretrained needs a GMF and an MLP, got {type(gmf).__name__} and "
+                f"from_pretrained needs a GMF (or MF) and an MLP, got {type(gmf).__name__} and "
                 f"{type(mlp).__name__}"
+            )
+        if isinstance(gmf, MF) and gmf.config.y_range != mlp.config.y_range:
+            raise ConfigError(
+                f"the MF's y_range {gmf.config.y_range!r} differs from the MLP's "
+                f"{mlp.config.y_range!r}; pre-train both for the same output"
             )
         if (gmf.n_users, gmf.n_items) != (mlp.n_users, mlp.n_items):
             raise ConfigError(
@@ -187,8 +200,9 @@ class NeuMF(FeatureModelMixin, RecModel):
             isinstance(alpha, int | float) and math.isfinite(alpha) and 0 <= alpha <= 1
         ):
             raise ConfigError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        user_rows, item_rows, h_gmf, b_gmf = _dot_branch(gmf)
         derived = {
-            "factors": gmf.config.factors,
+            "factors": user_rows.shape[1],
             "layers": mlp.config.layers,
             "embedding_dims": mlp.config.embedding_dims,
             "user_feature_dim": mlp.config.user_feature_dim,
@@ -211,18 +225,37 @@ class NeuMF(FeatureModelMixin, RecModel):
         model = cls(gmf.n_users, gmf.n_items, **settings)
         a = float(alpha)
         with torch.no_grad():
-            model.gmf_user_embedding.weight.copy_(gmf.user_embedding.weight)
-            model.gmf_item_embedding.weight.copy_(gmf.item_embedding.weight)
+            model.gmf_user_embedding.weight.copy_(user_rows)
+            model.gmf_item_embedding.weight.copy_(item_rows)
             model.mlp_user_embedding.weight.copy_(mlp.user_embedding.weight)
             model.mlp_item_embedding.weight.copy_(mlp.item_embedding.weight)
             model.tower.copy_from(mlp.tower)
             if model.side is not None and mlp.side is not None:
                 model.side.load_state_dict(mlp.side.state_dict())
-            model.output.weight.copy_(
-                torch.cat([a * gmf.output.weight, (1 - a) * mlp.output.weight], dim=1)
-            )
-            model.output.bias.copy_(a * gmf.output.bias + (1 - a) * mlp.output.bias)
+            model.output.weight.copy_(torch.cat([a * h_gmf, (1 - a) * mlp.output.weight], dim=1))
+            model.output.bias.copy_(a * b_gmf + (1 - a) * mlp.output.bias)
         return model.to(gmf._device())
+
+
+@torch.no_grad()
+def _dot_branch(
+    model: GMF | MF,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(user rows, item rows, output weight (1, f), output bias (1,)) of a GMF branch."""
+    if isinstance(model, GMF):
+        return (
+            model.user_embedding.weight,
+            model.item_embedding.weight,
+            model.output.weight,
+            model.output.bias,
+        )
+    p, q = model.user_embedding.weight, model.item_embedding.weight
+    ones_u = torch.ones(p.shape[0], 1, dtype=p.dtype, device=p.device)
+    ones_i = torch.ones(q.shape[0], 1, dtype=q.dtype, device=q.device)
+    users = torch.cat([p, model.user_bias.weight, ones_u], dim=1)  # [p_u ; b_u ; 1]
+    items = torch.cat([q, ones_i, model.item_bias.weight], dim=1)  # [q_i ; 1 ; b_i]
+    h = torch.ones(1, users.shape[1], dtype=p.dtype, device=p.device)
+    return users, items, h, model.global_bias.detach().reshape(1)
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:

@@ -32,7 +32,7 @@ from ncf.data.interactions import Interactions
 from ncf.data.split import holdout_per_user, kfold, random_split
 from ncf.evaluation.protocols import eval_mode
 from ncf.exceptions import ConfigError, DataError
-from ncf.models import RecModel, build_model
+from ncf.models import MF, MLP, NeuMF, RecModel, build_model
 from ncf.rating.metrics import rating_metrics
 from ncf.training import Callback, TrainConfig, Trainer, TrainResult
 
@@ -44,6 +44,8 @@ RATING_MODELS = ("mf", "mlp", "neumf")
 VALIDATION_RATIO = 0.1
 #: Share held out for testing by the ``random`` and ``per-user`` protocols.
 TEST_RATIO = 0.1
+#: Learning rate of the fine-tuning of a pre-trained NeuMF regressor.
+FINETUNE_LR = 3e-4
 
 
 def predict_ratings(
@@ -193,6 +195,8 @@ def train_rating_model(
     seed: int = 0,
     callbacks: Sequence[Callback] = (),
     refit: bool = False,
+    pretrain: bool = False,
+    alpha: float = 0.5,
 ) -> tuple[RecModel, TrainResult]:
     """Build a rating regressor by name and train it, selecting the epoch on validation RMSE.
 
@@ -219,12 +223,39 @@ def train_rating_model(
         With a carved ``validation`` share: after selection, train a fresh model (same seed)
         on all of ``train`` for the selected number of epochs, so the carved ratings count
         too; ``result.refit_epochs`` then says how many.
+    pretrain : bool
+        NeuMF only, the paper's pre-training for ratings: train an MF and an MLP (each with its
+        own defaults, the MLP with the side features), fuse them with
+        :meth:`~ncf.models.NeuMF.from_pretrained` (the MF becomes the GMF branch, exactly;
+        ``alpha`` weights it), then fine-tune with ``config`` (default
+        :func:`default_finetune_config`). ``model_params`` then hold only fine-tuning options
+        (``l2_embedding``, ``dropout``...): the sizes come from the branches. Every stage
+        selects its epochs on the same validation carve; with ``refit`` every stage is
+        retrained on all of ``train`` (``result.refit_epochs`` names them).
+    alpha : float
+        Weight of the MF branch in the fused output, with ``pretrain``.
 
     Returns
     -------
     (model, result)
     """
     key = name.lower()
+    if pretrain:
+        if key != "neumf":
+            raise ConfigError(f"pre-training builds a NeuMF from MF and MLP, not {name!r}")
+        return _train_pretrained(
+            train,
+            rating_scale=rating_scale,
+            user_features=user_features,
+            item_features=item_features,
+            model_params=model_params or {},
+            config=config or default_finetune_config(),
+            validation=validation,
+            seed=seed,
+            callbacks=callbacks,
+            refit=refit,
+            alpha=alpha,
+        )
     config = config or default_train_config(key)
     if config.loss not in ("mse", "huber"):
         raise ConfigError(f"rating models train with loss 'mse' or 'huber', not {config.loss!r}")
@@ -268,6 +299,111 @@ def train_rating_model(
     return model, result
 
 
+def default_finetune_config() -> TrainConfig:
+    """Fine-tuning of a pre-trained NeuMF regressor: Adam at a low rate, early stopping."""
+    return replace(default_train_config("neumf"), lr=FINETUNE_LR, schedule=None, patience=2)
+
+
+#: Fine-tuning options of a pre-trained NeuMF regressor (the branches fix its sizes).
+FINETUNE_PARAMS = ("l2_embedding", "l2_layers", "dropout", "nonneg", "seed")
+
+
+def _train_pretrained(
+    train: Interactions,
+    *,
+    rating_scale: tuple[float, float],
+    user_features: Features | None,
+    item_features: Features | None,
+    model_params: dict[str, Any],
+    config: TrainConfig,
+    validation: Interactions | float | None,
+    seed: int,
+    callbacks: Sequence[Callback],
+    refit: bool,
+    alpha: float,
+) -> tuple[RecModel, TrainResult]:
+    """NeuMF fused from a trained MF and MLP, then fine-tuned (see :func:`train_rating_model`)."""
+    sizes = sorted(set(model_params) - set(FINETUNE_PARAMS))
+    if sizes:
+        raise ConfigError(
+            f"with pre-training the branches fix {sizes}; the NeuMF takes only "
+            f"{list(FINETUNE_PARAMS)}"
+        )
+    if config.loss not in ("mse", "huber"):
+        raise ConfigError(f"rating models train with loss 'mse' or 'huber', not {config.loss!r}")
+    held: Interactions | None
+    if isinstance(validation, float):
+        part, held = random_split(train, ratio=validation, seed=seed)
+    elif refit:
+        raise ConfigError("refit needs a validation share carved from train (validation=0.1)")
+    else:
+        part, held = train, validation
+    common = {"seed": model_params.get("seed", 0)}
+    # The side features feed the MLP tower, so only the MLP branch takes them.
+    branches: dict[str, tuple[Features | None, Features | None]] = {
+        "mf": (None, None),
+        "mlp": (user_features, item_features),
+    }
+    fitted: dict[str, RecModel] = {}
+    refitted: dict[str, RecModel] = {}
+    stages: dict[str, TrainResult] = {}
+    for key, (ufeats, ifeats) in branches.items():
+        branch_config = replace(default_train_config(key), seed=config.seed)
+        fitted[key], stages[key] = train_rating_model(
+            key,
+            part,
+            rating_scale=rating_scale,
+            user_features=ufeats,
+            item_features=ifeats,
+            model_params=common,
+            config=branch_config,
+            validation=held,
+            callbacks=callbacks,
+        )
+        if refit:
+            refitted[key], _ = train_rating_model(
+                key,
+                train,
+                rating_scale=rating_scale,
+                user_features=ufeats,
+                item_features=ifeats,
+                model_params=common,
+                config=branch_config.for_refit(stages[key].selected_epoch),
+                validation=None,
+                callbacks=callbacks,
+            )
+    l2 = default_model_params("neumf", rating_scale)["l2_embedding"]
+    finetune = {"l2_embedding": l2, **model_params}
+
+    def fuse(models: dict[str, RecModel]) -> NeuMF:
+        mf, mlp = models["mf"], models["mlp"]
+        assert isinstance(mf, MF) and isinstance(mlp, MLP)
+        return NeuMF.from_pretrained(mf, mlp, alpha=alpha, **finetune)
+
+    validate = None
+    if held is not None and len(held):
+        validate = RatingValidator.from_interactions(held, clip=rating_scale)
+    model = fuse(fitted)
+    fused = validate(model) if validate is not None else None
+    result = Trainer(config, callbacks).fit(model, part, validate=validate)
+    if fused is not None and fused["rmse"] <= result.best_metrics["rmse"]:
+        # Fine-tuning never beat the fused starting point on validation: keep it (epoch 0).
+        model = fuse(fitted)
+        result.best_epoch, result.best_metrics = 0, dict(fused)
+    for key, res in stages.items():
+        result.best_metrics.update({f"pretrain_{key}_{k}": v for k, v in res.best_metrics.items()})
+    if refit:
+        epochs = result.selected_epoch
+        model = fuse(refitted)
+        if epochs > 0:
+            Trainer(config.for_refit(epochs), callbacks).fit(model, train)
+        result.refit_epochs = {
+            **{key: res.selected_epoch for key, res in stages.items()},
+            "final": epochs,
+        }
+    return model, result
+
+
 def protocol_splits(
     dataset: Any, protocol: str, *, seed: int = 0
 ) -> list[tuple[Interactions, Interactions]]:
@@ -295,6 +431,8 @@ def run_rating_experiment(
     seed: int = 0,
     callbacks: Sequence[Callback] = (),
     refit: bool = False,
+    pretrain: bool = False,
+    alpha: float = 0.5,
 ) -> dict[str, Any]:
     """Train and test a rating regressor under a protocol; RMSE/MAE averaged over the splits.
 
@@ -317,6 +455,8 @@ def run_rating_experiment(
     refit : bool
         Retrain each split's model on its whole training part for the validation-selected
         epochs (see :func:`train_rating_model`).
+    pretrain, alpha : bool, float
+        NeuMF only: fuse a trained MF and MLP, then fine-tune (see :func:`train_rating_model`).
 
     Returns
     -------
@@ -340,7 +480,10 @@ def run_rating_experiment(
     scale = (float(ds.rating_scale[0]), float(ds.rating_scale[1]))
     feats = {side: dataset_features(ds, side) for side in sides}
     params = {"seed": seed, **(model_params or {})}
-    config = replace(config or default_train_config(key), seed=seed)
+    if pretrain and key != "neumf":
+        raise ConfigError(f"pre-training builds a NeuMF from MF and MLP, not {model!r}")
+    default = default_finetune_config() if pretrain else default_train_config(key)
+    config = replace(config or default, seed=seed)
     splits = protocol_splits(ds, protocol, seed=seed)
     folds = []
     for k, (train, test) in enumerate(splits):
@@ -356,6 +499,8 @@ def run_rating_experiment(
             seed=seed + k,
             callbacks=callbacks,
             refit=refit,
+            pretrain=pretrain,
+            alpha=alpha,
         )
         assert test.ratings is not None
         pred = predict_ratings(fitted, test.users, test.items, clip=scale)
@@ -366,6 +511,7 @@ def run_rating_experiment(
                 "val_rmse": result.best_metrics.get("rmse"),
                 "best_epoch": result.best_epoch,
                 "epochs_run": len(result.history),
+                "refit_epochs": result.refit_epochs,
                 "seconds": time.perf_counter() - t0,
                 "n_train": len(train),
                 "n_test": len(test),
@@ -374,7 +520,15 @@ def run_rating_experiment(
         logger.info("%s %s split %d: rmse %.4f mae %.4f", dataset, key, k, *scores.values())
     rmses = np.array([f["rmse"] for f in folds])
     maes = np.array([f["mae"] for f in folds])
-    final_params = {**default_model_params(key, scale), **params}
+    if pretrain:
+        final_params = {
+            "pretrain": {b: default_model_params(b, scale) for b in ("mf", "mlp")},
+            "alpha": alpha,
+            "l2_embedding": default_model_params(key, scale)["l2_embedding"],
+            **params,
+        }
+    else:
+        final_params = {**default_model_params(key, scale), **params}
     return {
         "dataset": dataset,
         "model": key,
@@ -390,4 +544,5 @@ def run_rating_experiment(
         },
         "config": config.to_dict(),
         "refit": refit,
+        "pretrain": pretrain,
     }
