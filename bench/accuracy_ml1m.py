@@ -43,7 +43,15 @@ def main() -> None:
     p.add_argument("--pretrain-epochs", type=int, default=None)
     p.add_argument("--finetune-optimizer", default=None)
     p.add_argument("--finetune-lr", type=float, default=None)
-    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--alpha", type=float, default=0.5, help="GMF share; 0 picks it on validation")
+    p.add_argument("--init-std", type=float, default=0.01, help="normal embedding init std")
+    p.add_argument("--dot-model", default="gmf", help="--pretrain: gmf or mf for the GMF branch")
+    p.add_argument("--dot-optimizer", help="--pretrain: the GMF branch's optimizer")
+    p.add_argument("--dot-lr", type=float, help="--pretrain: the GMF branch's rate")
+    p.add_argument("--dot-batch-size", type=int, help="--pretrain: the GMF branch's batch")
+    p.add_argument("--dot-l2", type=float, help="--pretrain: the GMF branch's l2_embedding")
+    p.add_argument("--dot-init-std", type=float, help="--pretrain: the GMF branch's init_std")
+    p.add_argument("--dot-epochs", type=int, help="--pretrain: the GMF branch's epochs")
     p.add_argument("--refit", action="store_true", help="retrain on all of train after selection")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the figures to this file")
@@ -59,6 +67,8 @@ def main() -> None:
         params["layers"] = tuple(int(x) for x in args.layers.split(","))
     if args.l2 and args.model != "itempop":
         params["l2_embedding"] = args.l2
+    if args.init_std != 0.01 and args.model != "itempop":
+        params["init_std"] = args.init_std
     base = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -79,6 +89,18 @@ def main() -> None:
             lr=args.finetune_lr or base.lr,
         )
     pre = replace(base, epochs=args.pretrain_epochs or args.epochs)
+    dot = replace(
+        pre,
+        optimizer=args.dot_optimizer or pre.optimizer,
+        lr=args.dot_lr or pre.lr,
+        batch_size=args.dot_batch_size or pre.batch_size,
+        epochs=args.dot_epochs or pre.epochs,
+    )
+    dot_params = {
+        k: v
+        for k, v in (("l2_embedding", args.dot_l2), ("init_std", args.dot_init_std))
+        if v is not None
+    }
     # Model selection uses the validation split only; the test set is touched once, below.
     model, result = train_model(
         args.model,
@@ -87,8 +109,10 @@ def main() -> None:
         config=final,
         validator=validator,
         pretrain=args.pretrain,
-        pretrain_config=pre,
-        alpha=args.alpha,
+        pretrain_config={"gmf": dot, "mlp": pre},
+        alpha=args.alpha or None,
+        dot_model=args.dot_model,
+        pretrain_params={"gmf": dot_params},
         refit_on=ds.interactions if args.refit else None,
     )
     t_train = time.perf_counter() - t0

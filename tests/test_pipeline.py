@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ncf import ConfigError, Interactions
-from ncf.models import build_model
-from ncf.pipeline import carve_validation, train_model
+from ncf.models import NeuMF, build_model
+from ncf.pipeline import ALPHAS, carve_validation, train_model
 from ncf.recommender import Recommender
 from ncf.training import TrainConfig, Trainer
 
@@ -81,6 +81,71 @@ def test_refit_after_pretraining_reports_each_stage(log: Interactions) -> None:
     assert set(result.refit_epochs) == {"gmf", "mlp", "final"}
     assert 1 <= result.refit_epochs["gmf"] <= 3 and 1 <= result.refit_epochs["mlp"] <= 3
     assert result.refit_epochs["final"] == result.best_epoch
+
+
+def test_pretraining_from_an_mf_with_a_config_and_params_per_branch(log: Interactions) -> None:
+    part, validator = carve_validation(log, n_negatives=10, seed=0)
+    sgd = TrainConfig(epochs=4, batch_size=64, lr=64 * 0.05, optimizer="sgd", seed=1)
+    model, result = train_model(
+        "neumf",
+        part,
+        model_params=PARAMS,
+        config=replace(CONFIG, epochs=2, lr=1e-3),
+        validator=validator,
+        pretrain=True,
+        dot_model="mf",
+        pretrain_config={"gmf": sgd},  # the MLP branch falls back to ``config``
+        pretrain_params={"gmf": {"init_std": 0.1, "l2_embedding": 0.001}},
+    )
+    assert isinstance(model, NeuMF) and model.config.factors == PARAMS["factors"] + 2
+    assert {"pretrain_gmf_hr@10", "pretrain_mlp_hr@10"} <= set(result.best_metrics)
+    # the fused start counts: the selected figure is never below it, nor below 0.5 here
+    assert result.best_epoch is not None and 0 <= result.best_epoch <= 2
+    assert result.best_metrics["hr@10"] == pytest.approx(validator(model)["hr@10"])
+    assert result.best_metrics["hr@10"] > 0.5
+
+
+def test_epoch_zero_is_kept_when_fine_tuning_only_hurts(log: Interactions) -> None:
+    part, validator = carve_validation(log, n_negatives=10, seed=0)
+    # A fine-tuning that cannot improve validation (it barely moves): the start wins ties.
+    still = replace(CONFIG, epochs=2, lr=1e-12, optimizer="sgd")
+    kw = {"model_params": PARAMS, "validator": validator, "pretrain": True}
+    model, result = train_model(
+        "neumf", part, config=still, pretrain_config=CONFIG, refit_on=log, **kw
+    )
+    assert result.best_epoch == 0 and result.refit_epochs is not None
+    assert result.refit_epochs["final"] == 0
+    # the refit model is the fusion of the branches refit on all the data, untouched after
+    gmf = build_model("gmf", log.n_users, log.n_items, factors=4, seed=2)
+    Trainer(replace(CONFIG, epochs=result.refit_epochs["gmf"])).fit(gmf, log)
+    torch.testing.assert_close(model.gmf_user_embedding.weight, gmf.user_embedding.weight)
+
+
+def test_alpha_none_picks_the_mix_on_validation(log: Interactions) -> None:
+    part, validator = carve_validation(log, n_negatives=10, seed=0)
+    still = replace(CONFIG, epochs=1, lr=1e-12, optimizer="sgd")
+    kw = {"model_params": PARAMS, "validator": validator, "pretrain": True}
+    model, result = train_model("neumf", part, config=still, pretrain_config=CONFIG,
+                                alpha=None, **kw)  # fmt: skip
+    chosen = result.best_metrics["pretrain_alpha"]
+    assert chosen in ALPHAS and result.best_epoch == 0
+    # the chosen mix validates at least as well as the paper's 0.5
+    _, half = train_model("neumf", part, config=still, pretrain_config=CONFIG, alpha=0.5, **kw)
+    assert result.best_metrics["hr@10"] >= half.best_metrics["hr@10"]
+    assert result.best_metrics["hr@10"] == pytest.approx(validator(model)["hr@10"])
+    with pytest.raises(ConfigError, match="alpha=None picks the mix on validation"):
+        train_model("neumf", part, config=CONFIG, pretrain=True, alpha=None)
+
+
+def test_pretraining_arguments_are_checked(log: Interactions) -> None:
+    part, _ = carve_validation(log, n_negatives=10, seed=0)
+    kw = {"model_params": PARAMS, "config": CONFIG, "pretrain": True}
+    with pytest.raises(ConfigError, match="dot_model must be one of"):
+        train_model("neumf", part, dot_model="svd", **kw)
+    with pytest.raises(ConfigError, match=r"unknown pre-training branch\(es\) \['mpl'\]"):
+        train_model("neumf", part, pretrain_params={"mpl": {}}, **kw)
+    with pytest.raises(ConfigError, match="pre-training applies to NeuMF only"):
+        train_model("gmf", part, **kw)
 
 
 def test_refit_on_other_id_spaces_fails(log: Interactions) -> None:

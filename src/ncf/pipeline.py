@@ -9,7 +9,8 @@ its best epoch by the test score; we do not.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,7 @@ from ncf.data.sampling import evaluation_candidates
 from ncf.data.split import leave_one_out
 from ncf.evaluation import evaluate_sampled
 from ncf.exceptions import ConfigError
-from ncf.models import GMF, MLP, NeuMF, RecModel, build_model
-from ncf.models.gmf import GMFConfig
-from ncf.models.mlp import MLPConfig
+from ncf.models import GMF, MF, MLP, MODELS, NeuMF, RecModel, build_model
 from ncf.training import Callback, TrainConfig, Trainer, TrainResult
 
 logger = logging.getLogger("ncf.pipeline")
@@ -85,6 +84,14 @@ def carve_validation(
     return part, SampledValidator(held.users, held.items, negatives, ks)
 
 
+#: The pre-trained branches of NeuMF, in training order.
+BRANCHES = ("gmf", "mlp")
+#: Models that may pre-train NeuMF's GMF branch (a biased MF converts exactly).
+DOT_MODELS = ("gmf", "mf")
+#: The GMF shares tried when ``alpha=None``.
+ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
 def train_model(
     name: str,
     train: Interactions,
@@ -93,10 +100,12 @@ def train_model(
     config: TrainConfig | None = None,
     validator: SampledValidator | None = None,
     pretrain: bool = False,
-    pretrain_config: TrainConfig | None = None,
-    alpha: float = 0.5,
+    pretrain_config: TrainConfig | Mapping[str, TrainConfig] | None = None,
+    alpha: float | None = 0.5,
     callbacks: Sequence[Callback] = (),
     refit_on: Interactions | None = None,
+    dot_model: str = "gmf",
+    pretrain_params: Mapping[str, dict[str, Any]] | None = None,
 ) -> tuple[RecModel, TrainResult]:
     """Build and train a model by name, selecting the best epoch on ``validator``.
 
@@ -114,18 +123,30 @@ def train_model(
     validator : SampledValidator, optional
         Selects the best epoch (and drives early stopping when ``config.patience`` is set).
     pretrain : bool
-        NeuMF only: first train a GMF and an MLP with the same sizes, then initialise NeuMF
-        from both with ``alpha`` weighting the GMF output (:meth:`NeuMF.from_pretrained`).
-    pretrain_config : TrainConfig, optional
-        Training of the two pre-trained models; defaults to ``config``.
-    alpha : float
-        GMF's share of the fused output layer, 0.5 in the paper.
+        NeuMF only: first train a GMF (or MF, ``dot_model``) and an MLP with the same sizes,
+        then initialise NeuMF from both with ``alpha`` weighting the GMF output
+        (:meth:`NeuMF.from_pretrained`). With a validator, the fused model before any
+        fine-tuning is a candidate too: if no fine-tuning epoch beats it on validation it is
+        kept (``result.best_epoch == 0``).
+    pretrain_config : TrainConfig or {"gmf": TrainConfig, "mlp": TrainConfig}, optional
+        Training of the pre-trained models, one for both or one per branch; defaults to
+        ``config``.
+    alpha : float or None
+        GMF's share of the fused output layer, 0.5 in the paper; None picks it on validation
+        from ``ALPHAS`` (before fine-tuning; ``result.best_metrics["pretrain_alpha"]``).
     refit_on : Interactions, optional
         The full training data (``train`` plus the validation rows, same id maps). After
         selection, a fresh model with the same seed is trained on it for the selected number
         of epochs (each pre-trained branch for its own), so the interactions held out for
         validation, each user's latest, also inform the final model. Validation never sees
         the refit model; the selection figures in ``result`` are those of the first pass.
+    dot_model : {"gmf", "mf"}
+        With ``pretrain``, the model trained for the GMF branch: the paper's GMF, or a biased
+        MF (converted exactly into a GMF branch of ``factors + 2``), e.g. trained by the
+        SGD recipe of Rendle et al. (2020).
+    pretrain_params : {"gmf": dict, "mlp": dict}, optional
+        Hyper-parameters of one branch only (``init_std``, ``l2_embedding``...), over those of
+        ``model_params`` that the branch's model takes.
 
     Returns
     -------
@@ -135,9 +156,17 @@ def train_model(
         ``result.best_metrics`` also holds ``pretrain_gmf_*`` and ``pretrain_mlp_*`` entries.
         After a refit, ``result.refit_epochs`` maps each stage to the epochs it was refit for.
     """
-    model, result, epochs = _train_selected(
-        name, train, model_params, config, validator, pretrain, pretrain_config, alpha, callbacks
+    config = config or TrainConfig()
+    plan = _PretrainPlan.build(
+        name, pretrain, pretrain_config, config, dot_model, pretrain_params, model_params
     )
+    if plan is not None and alpha is None and (validator is None or not len(validator)):
+        raise ConfigError("alpha=None picks the mix on validation: pass a validator")
+    model, result, epochs = _train_selected(
+        name, train, model_params, config, validator, plan, alpha, callbacks
+    )
+    if plan is not None:
+        alpha = result.best_metrics["pretrain_alpha"]
     if refit_on is None:
         return model, result
     if (refit_on.n_users, refit_on.n_items) != (train.n_users, train.n_items):
@@ -146,65 +175,141 @@ def train_model(
             f"{train.n_users} and {train.n_items}; pass the data the validation split was "
             "carved from"
         )
-    config = config or TrainConfig()
-    pre = pretrain_config or config
     logger.info("refitting on all %d interactions for %s epochs", len(refit_on), epochs)
+    refit_plan = None
+    if plan is not None:
+        refit_plan = plan.for_refit(epochs)
     model, _, _ = _train_selected(
         name,
         refit_on,
         model_params,
-        config.for_refit(epochs["final"]),
+        config.for_refit(max(epochs["final"], 1)),
         None,
-        pretrain,
-        pre,
+        refit_plan,
         alpha,
         callbacks,
-        branch_configs={b: pre.for_refit(epochs[b]) for b in ("gmf", "mlp") if b in epochs},
+        fine_tune=epochs["final"] > 0,
     )
     result.refit_epochs = epochs
     return model, result
+
+
+@dataclass(frozen=True)
+class _PretrainPlan:
+    """How NeuMF's two branches are pre-trained: model name, params and config of each."""
+
+    models: dict[str, str]
+    params: dict[str, dict[str, Any]]
+    configs: dict[str, TrainConfig]
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        pretrain: bool,
+        pretrain_config: TrainConfig | Mapping[str, TrainConfig] | None,
+        config: TrainConfig,
+        dot_model: str,
+        pretrain_params: Mapping[str, dict[str, Any]] | None,
+        model_params: dict[str, Any] | None,
+    ) -> _PretrainPlan | None:
+        if not pretrain:
+            return None
+        if name.lower() != "neumf":
+            raise ConfigError(f"pre-training applies to NeuMF only, not {name!r}")
+        if dot_model not in DOT_MODELS:
+            raise ConfigError(f"dot_model must be one of {list(DOT_MODELS)}, got {dot_model!r}")
+        if isinstance(pretrain_config, Mapping):
+            unknown = sorted(set(pretrain_config) - set(BRANCHES))
+            if unknown:
+                raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {BRANCHES}")
+            configs = {b: pretrain_config.get(b, config) for b in BRANCHES}
+        else:
+            configs = {b: pretrain_config or config for b in BRANCHES}
+        extra = dict(pretrain_params or {})
+        unknown = sorted(set(extra) - set(BRANCHES))
+        if unknown:
+            raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {BRANCHES}")
+        models = {"gmf": dot_model, "mlp": "mlp"}
+        params = {}
+        for branch, model in models.items():
+            known = MODELS[model].config_class.field_names()
+            shared = {k: v for k, v in (model_params or {}).items() if k in known}
+            params[branch] = {**shared, **extra.get(branch, {})}
+        return cls(models, params, configs)
+
+    def for_refit(self, epochs: dict[str, int]) -> _PretrainPlan:
+        configs = {b: c.for_refit(epochs[b]) for b, c in self.configs.items()}
+        return _PretrainPlan(self.models, self.params, configs)
 
 
 def _train_selected(
     name: str,
     train: Interactions,
     model_params: dict[str, Any] | None,
-    config: TrainConfig | None,
+    config: TrainConfig,
     validator: SampledValidator | None,
-    pretrain: bool,
-    pretrain_config: TrainConfig | None,
-    alpha: float,
+    plan: _PretrainPlan | None,
+    alpha: float | None,
     callbacks: Sequence[Callback],
-    branch_configs: dict[str, TrainConfig] | None = None,
+    fine_tune: bool = True,
 ) -> tuple[RecModel, TrainResult, dict[str, int]]:
-    """:func:`train_model` without the refit; also returns each stage's selected epoch."""
+    """:func:`train_model` without the refit; also returns each stage's selected epoch.
+
+    ``fine_tune=False`` returns the fused NeuMF as it starts (a refit of epoch 0)."""
     params = dict(model_params or {})
-    config = config or TrainConfig()
     validate = validator if validator is not None and len(validator) else None
     trainer = Trainer(config, callbacks)
-    if not pretrain:
+    if plan is None:
         model = build_model(name, train.n_users, train.n_items, **params)
         result = trainer.fit(model, train, validate=validate)
         return model, result, {"final": result.selected_epoch}
-    if name.lower() != "neumf":
-        raise ConfigError(f"pre-training applies to NeuMF only, not {name!r}")
-    pre = pretrain_config or config
-    # Each pre-trained branch takes the NeuMF hyper-parameters its own config declares.
-    gmf_params = {k: v for k, v in params.items() if k in GMFConfig.field_names()}
-    mlp_params = {k: v for k, v in params.items() if k in MLPConfig.field_names()}
-    gmf = GMF(train.n_users, train.n_items, GMFConfig(**gmf_params))
-    mlp = MLP(train.n_users, train.n_items, MLPConfig(**mlp_params))
+    branches: dict[str, RecModel] = {}
     pre_results = {}
-    for label, branch in (("gmf", gmf), ("mlp", mlp)):
-        logger.info("pre-training %s", label)
-        stage = (branch_configs or {}).get(label, pre)
-        pre_results[label] = Trainer(stage, callbacks).fit(branch, train, validate=validate)
+    for label in BRANCHES:
+        logger.info("pre-training %s (%s)", label, plan.models[label])
+        branch = build_model(plan.models[label], train.n_users, train.n_items, **plan.params[label])
+        pre_results[label] = Trainer(plan.configs[label], callbacks).fit(
+            branch, train, validate=validate
+        )
+        branches[label] = branch
+    dot, mlp = branches["gmf"], branches["mlp"]
+    assert isinstance(dot, GMF | MF) and isinstance(mlp, MLP)
     extra = {k: v for k, v in params.items() if k not in ("factors", "layers")}
-    model = NeuMF.from_pretrained(gmf, mlp, alpha=alpha, **extra)
-    result = trainer.fit(model, train, validate=validate)
+
+    def fuse(share: float) -> NeuMF:
+        return NeuMF.from_pretrained(dot, mlp, alpha=share, **extra)
+
+    start = None
+    if alpha is None:  # the share that validates best (the first of equals)
+        assert validate is not None
+        sign = 1.0 if config.monitor_mode == "max" else -1.0
+        tried = [(validate(fuse(a)), a) for a in ALPHAS]
+        start, alpha = max(tried, key=lambda t: sign * t[0][config.monitor])
+        logger.info(
+            "alpha %.1f validates best (%s %.4f)", alpha, config.monitor, start[config.monitor]
+        )
+    model = fuse(alpha)
+    if start is None and validate is not None:
+        start = validate(model)
+    result = trainer.fit(model, train, validate=validate) if fine_tune else TrainResult()
+    monitor = config.monitor
+    if start is not None and _no_better(result.best_metrics.get(monitor), start[monitor], config):
+        # No fine-tuning epoch beat the fused starting point on validation: keep it.
+        model = fuse(alpha)
+        result.best_epoch, result.best_metrics = 0, dict(start)
+    result.best_metrics["pretrain_alpha"] = alpha
     for label, res in pre_results.items():
         result.best_metrics.update(
             {f"pretrain_{label}_{k}": v for k, v in res.best_metrics.items()}
         )
     epochs = {label: res.selected_epoch for label, res in pre_results.items()}
-    return model, result, {**epochs, "final": result.selected_epoch}
+    final = result.selected_epoch if (result.best_epoch is not None or result.history) else 0
+    return model, result, {**epochs, "final": final}
+
+
+def _no_better(best: float | None, start: float, config: TrainConfig) -> bool:
+    """True when the fine-tuning's best monitored value does not improve on ``start``."""
+    if best is None:
+        return True
+    return best <= start if config.monitor_mode == "max" else best >= start

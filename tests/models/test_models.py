@@ -119,6 +119,17 @@ def test_normal_init_matches_the_paper_scale() -> None:
     assert torch.equal(model.output.bias, torch.zeros(1))
 
 
+def test_init_std_scales_normal_embeddings_only() -> None:
+    model = MF(2000, 3000, factors=16, init_std=0.1)
+    assert 0.09 < model.item_embedding.weight.std().item() < 0.11
+    paper = MF(2000, 3000, factors=16)
+    # same draws, scaled: the seed decides the directions, init_std the size
+    torch.testing.assert_close(model.user_embedding.weight, 10 * paper.user_embedding.weight)
+    for bad in (0, -0.1, float("nan"), True):
+        with pytest.raises(ConfigError, match="init_std must be a finite number > 0"):
+            MF(3, 3, init_std=bad)
+
+
 def test_mlp_embedding_is_half_of_first_layer() -> None:
     model = MLP(3, 4, layers=(64, 32, 16, 8))
     assert model.user_embedding.weight.shape == (3, 32)
