@@ -45,6 +45,37 @@ def test_same_seed_gives_identical_weights() -> None:
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.parametrize("name", ["mf", "neumf"])
+def test_plain_sgd_updates_rows_sparsely_with_the_dense_result(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _blocks()
+    config = TrainConfig(epochs=2, batch_size=64, lr=2.0, optimizer="sgd", seed=3)
+    params = {"factors": 4, "seed": 1, "l2_embedding": 0.01}
+    if name == "neumf":
+        params["layers"] = (8, 4)
+    sparse = build_model(name, data.n_users, data.n_items, **params)
+    Trainer(config).fit(sparse, data)
+    table = sparse.embeddings()[0][0]
+    assert table.weight.grad is not None and table.weight.grad.is_sparse
+    assert not table.sparse_grad  # switched off again after training
+    import ncf.training.optim as optim
+    import ncf.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "sparse_updates", lambda c: False)
+    monkeypatch.setattr(optim, "sparse_updates", lambda c: False)
+    dense = build_model(name, data.n_users, data.n_items, **params)
+    Trainer(config).fit(dense, data)
+    assert dense.embeddings()[0][0].weight.grad is not None
+    assert not dense.embeddings()[0][0].weight.grad.is_sparse
+    for (key, a), b in zip(sparse.state_dict().items(), dense.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=key)
+    # momentum (or weight decay) touches every row each step: gradients stay dense then
+    model = build_model(name, data.n_users, data.n_items, **params)
+    Trainer(TrainConfig(epochs=1, batch_size=64, optimizer="sgd", momentum=0.9)).fit(model, data)
+    assert not model.embeddings()[0][0].weight.grad.is_sparse
+
+
 def test_training_does_not_touch_global_rng() -> None:
     torch.manual_seed(123)
     before = torch.rand(1)

@@ -390,12 +390,40 @@ class _Gather(torch.autograd.Function):
         return out.index_add_(0, index, grad.contiguous()), None
 
 
+class _SparseGather(torch.autograd.Function):
+    """Row lookup whose gradient is a sparse ``(rows, dim)`` tensor holding only the batch's
+    rows (duplicates summed by whoever consumes it), for optimizers that update only those."""
+
+    @staticmethod
+    def forward(ctx: Any, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.shape = table.shape
+        return table.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (index,) = ctx.saved_tensors
+        values = grad.contiguous()
+        grad_table = torch.sparse_coo_tensor(
+            index.unsqueeze(0), values, ctx.shape, check_invariants=False
+        )
+        return grad_table, None
+
+
 class FastEmbedding(nn.Embedding):
-    """``nn.Embedding`` (same parameters and state dict) with a faster training lookup."""
+    """``nn.Embedding`` (same parameters and state dict) with a faster training lookup.
+
+    ``sparse_grad = True`` (set by the trainer for plain SGD, see
+    :func:`ncf.training.optim.sparse_updates`) makes the weight's gradient sparse: a step then
+    touches only the batch's rows instead of zero-filling and updating the whole table.
+    """
+
+    sparse_grad: bool = False
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.weight.requires_grad and torch.is_grad_enabled() and input.dim() == 1:
-            out: torch.Tensor = _Gather.apply(self.weight, input)
+            gather = _SparseGather if self.sparse_grad else _Gather
+            out: torch.Tensor = gather.apply(self.weight, input)
             return out
         return super().forward(input)
 

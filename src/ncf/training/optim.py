@@ -29,9 +29,22 @@ def _adagrad(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adagrad(params, lr=c.lr, weight_decay=c.weight_decay)
 
 
+def sparse_updates(c: TrainConfig) -> bool:
+    """True when the optimizer changes only the rows a batch used, so embedding gradients may
+    be sparse (:class:`ncf.models.base.FastEmbedding`): plain SGD, no momentum and no weight
+    decay. The result equals the dense update up to the order of floating-point sums; an
+    ml-1m MF step at batch 1,024 runs about 1.4x faster (bench/bench_training.py)."""
+    return c.optimizer == "sgd" and c.momentum == 0 and c.weight_decay == 0
+
+
 def _sgd(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
+    # The fused kernel takes dense gradients only.
     return torch.optim.SGD(
-        params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, fused=True
+        params,
+        lr=c.lr,
+        momentum=c.momentum,
+        weight_decay=c.weight_decay,
+        fused=not sparse_updates(c),
     )
 
 

@@ -26,11 +26,12 @@ from tqdm.auto import tqdm
 from ncf.data.interactions import Interactions
 from ncf.data.sampling import NegativeSampler
 from ncf.exceptions import ConfigError, DataError, TrainingError
+from ncf.models.base import FastEmbedding
 from ncf.training import losses
 from ncf.training.callbacks import Callback
 from ncf.training.checkpoint import load_checkpoint, save_checkpoint
 from ncf.training.config import TrainConfig
-from ncf.training.optim import build_optimizer, build_schedule
+from ncf.training.optim import build_optimizer, build_schedule, sparse_updates
 
 logger = logging.getLogger("ncf.training")
 
@@ -120,10 +121,16 @@ class Trainer:
         old_threads = torch.get_num_threads()
         if c.threads:
             torch.set_num_threads(c.threads)
+        # Plain SGD moves only the rows a batch used: let the tables' gradients say just that.
+        tables = [m for m in model.modules() if isinstance(m, FastEmbedding)]
+        for table in tables:
+            table.sparse_grad = sparse_updates(c)
         try:
             return self._fit(model, train, validate, result)
         finally:
             torch.set_num_threads(old_threads)
+            for table in tables:
+                table.sparse_grad = False
 
     # ------------------------------------------------------------------ loop
     def _fit(
