@@ -81,9 +81,13 @@ def naive_epoch(
     lr: float = 1e-3,
     seed: int = 0,
     max_samples: int | None = None,
+    optimizer: str = "adam",
 ) -> float:
-    """One epoch of the plain loop; returns samples per second."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    """One epoch of the plain loop (Adam or plain SGD); returns samples per second."""
+    if optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     n = len(users) if max_samples is None else min(len(users), max_samples)
     u, i, y = torch.from_numpy(users), torch.from_numpy(items), torch.from_numpy(labels)

@@ -6,6 +6,8 @@ Both sides train the same architecture at the same batch size on the same ml-1m-
 figure is the median of ``--repeats`` alternating runs (ncf, naive, ncf, naive, ...).
 
     NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_training.py
+    NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_training.py --models gmf \
+        --factors 64 --batch-sizes 1024 --optimizer sgd --lr 20 --threads 1
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ def main() -> None:
         default=1_000_000,
         help="samples the naive loop runs per figure (it is slow)",
     )
+    parser.add_argument("--factors", type=int, default=8, help="GMF / NeuMF factors")
+    parser.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=["adam", "sgd"],
+        help="both sides; ncf's plain SGD updates only the batch's rows",
+    )
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs per figure")
     args = parser.parse_args()
@@ -49,7 +59,10 @@ def main() -> None:
     items = np.concatenate([train.items, neg.ravel()])
     labels = np.zeros(len(users), dtype=np.float32)
     labels[: len(train)] = 1
-    print(f"ml-1m-ncf: {len(users):,} samples per epoch (4 negatives), threads={args.threads}")
+    print(
+        f"ml-1m-ncf: {len(users):,} samples per epoch (4 negatives), threads={args.threads}, "
+        f"{args.optimizer} lr {args.lr:g}"
+    )
     print(
         f"{'model':6} {'batch':>6} {'ncf samples/s':>14} {'epoch s':>8} "
         f"{'naive samples/s':>16} {'ratio':>6}   (range of paired ratios)"
@@ -60,15 +73,27 @@ def main() -> None:
             # medians over the repeats, and the spread of the back-to-back ratios.
             ours_runs, naive_runs, loss = [], [], 0.0
             for _ in range(args.repeats):
-                model = build_model(name, train.n_users, train.n_items, **SIZES[name])
-                config = TrainConfig(epochs=1, batch_size=bs, lr=1e-3, seed=0)
+                sizes = {**SIZES[name], **({"factors": args.factors} if name != "mlp" else {})}
+                model = build_model(name, train.n_users, train.n_items, **sizes)
+                config = TrainConfig(
+                    epochs=1, batch_size=bs, lr=args.lr, optimizer=args.optimizer, seed=0
+                )
                 t0 = time.perf_counter()
                 result = Trainer(config).fit(model, train)
                 ours_runs.append(len(users) / (time.perf_counter() - t0))
                 loss = result.history[0]["loss"]
-                naive = NaiveNCF(name, train.n_users, train.n_items, 8, (64, 32, 16, 8))
+                naive = NaiveNCF(name, train.n_users, train.n_items, args.factors, (64, 32, 16, 8))
                 naive_runs.append(
-                    naive_epoch(naive, users, items, labels, bs, max_samples=args.naive_samples)
+                    naive_epoch(
+                        naive,
+                        users,
+                        items,
+                        labels,
+                        bs,
+                        lr=args.lr,
+                        optimizer=args.optimizer,
+                        max_samples=args.naive_samples,
+                    )
                 )
             ours, ref = float(np.median(ours_runs)), float(np.median(naive_runs))
             ratios = [a / b for a, b in zip(ours_runs, naive_runs, strict=True)]
