@@ -52,6 +52,7 @@ def main() -> None:
     p.add_argument("--dot-l2", type=float, help="--pretrain: the GMF branch's l2_embedding")
     p.add_argument("--dot-init-std", type=float, help="--pretrain: the GMF branch's init_std")
     p.add_argument("--dot-epochs", type=int, help="--pretrain: the GMF branch's epochs")
+    p.add_argument("--dot-gamma", type=float, help="--pretrain: the GMF branch's decay per epoch")
     p.add_argument("--refit", action="store_true", help="retrain on all of train after selection")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the figures to this file")
@@ -95,6 +96,8 @@ def main() -> None:
         lr=args.dot_lr or pre.lr,
         batch_size=args.dot_batch_size or pre.batch_size,
         epochs=args.dot_epochs or pre.epochs,
+        schedule="exponential" if args.dot_gamma else pre.schedule,
+        gamma=args.dot_gamma or pre.gamma,
     )
     dot_params = {
         k: v
