@@ -219,17 +219,13 @@ class _PretrainPlan:
             raise ConfigError(f"pre-training applies to NeuMF only, not {name!r}")
         if dot_model not in DOT_MODELS:
             raise ConfigError(f"dot_model must be one of {list(DOT_MODELS)}, got {dot_model!r}")
-        if isinstance(pretrain_config, Mapping):
-            unknown = sorted(set(pretrain_config) - set(BRANCHES))
-            if unknown:
-                raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {BRANCHES}")
-            configs = {b: pretrain_config.get(b, config) for b in BRANCHES}
-        else:
-            configs = {b: pretrain_config or config for b in BRANCHES}
+        per_branch = pretrain_config if isinstance(pretrain_config, Mapping) else {}
         extra = dict(pretrain_params or {})
-        unknown = sorted(set(extra) - set(BRANCHES))
+        unknown = sorted((set(per_branch) | set(extra)) - set(BRANCHES))
         if unknown:
             raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {BRANCHES}")
+        fallback = pretrain_config if isinstance(pretrain_config, TrainConfig) else config
+        configs = {b: per_branch.get(b, fallback) for b in BRANCHES}
         models = {"gmf": dot_model, "mlp": "mlp"}
         params = {}
         for branch, model in models.items():

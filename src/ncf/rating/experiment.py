@@ -240,25 +240,24 @@ def train_rating_model(
     (model, result)
     """
     key = name.lower()
+    _check_pretrain(pretrain, key)
+    config = config or (default_finetune_config() if pretrain else default_train_config(key))
+    if config.loss not in ("mse", "huber"):
+        raise ConfigError(f"rating models train with loss 'mse' or 'huber', not {config.loss!r}")
     if pretrain:
-        if key != "neumf":
-            raise ConfigError(f"pre-training builds a NeuMF from MF and MLP, not {name!r}")
         return _train_pretrained(
             train,
             rating_scale=rating_scale,
             user_features=user_features,
             item_features=item_features,
             model_params=model_params or {},
-            config=config or default_finetune_config(),
+            config=config,
             validation=validation,
             seed=seed,
             callbacks=callbacks,
             refit=refit,
             alpha=alpha,
         )
-    config = config or default_train_config(key)
-    if config.loss not in ("mse", "huber"):
-        raise ConfigError(f"rating models train with loss 'mse' or 'huber', not {config.loss!r}")
     params = {**default_model_params(key, rating_scale), **(model_params or {})}
     for side, feats in (("user", user_features), ("item", item_features)):
         if feats is None:
@@ -269,14 +268,7 @@ def train_rating_model(
         if feats.id_map != id_map:
             raise DataError(f"the {side} features are not aligned to the training {side} map")
         params[f"{side}_feature_dim"] = feats.dim
-    if isinstance(validation, float):
-        part, held = random_split(train, ratio=validation, seed=seed)
-    elif validation is None:
-        part, held = train, None
-    else:
-        part, held = train, validation
-    if refit and not isinstance(validation, float):
-        raise ConfigError("refit needs a validation share carved from train (validation=0.1)")
+    part, held = _selection_split(train, validation, seed=seed, refit=refit)
 
     def fresh() -> RecModel:
         model = build_model(key, train.n_users, train.n_items, **params)
@@ -297,6 +289,23 @@ def train_rating_model(
         Trainer(config.for_refit(epochs), callbacks).fit(model, train)
         result.refit_epochs = {"final": epochs}
     return model, result
+
+
+def _check_pretrain(pretrain: bool, model: str) -> None:
+    if pretrain and model != "neumf":
+        raise ConfigError(f"pre-training builds a NeuMF from MF and MLP, not {model!r}")
+
+
+def _selection_split(
+    train: Interactions, validation: Interactions | float | None, *, seed: int, refit: bool
+) -> tuple[Interactions, Interactions | None]:
+    """(part to train on, held-out ratings or None) for ``validation`` (see
+    :func:`train_rating_model`); a refit needs the share carved here."""
+    if refit and not isinstance(validation, float):
+        raise ConfigError("refit needs a validation share carved from train (validation=0.1)")
+    if isinstance(validation, float):
+        return random_split(train, ratio=validation, seed=seed)
+    return train, validation
 
 
 def default_finetune_config() -> TrainConfig:
@@ -329,15 +338,7 @@ def _train_pretrained(
             f"with pre-training the branches fix {sizes}; the NeuMF takes only "
             f"{list(FINETUNE_PARAMS)}"
         )
-    if config.loss not in ("mse", "huber"):
-        raise ConfigError(f"rating models train with loss 'mse' or 'huber', not {config.loss!r}")
-    held: Interactions | None
-    if isinstance(validation, float):
-        part, held = random_split(train, ratio=validation, seed=seed)
-    elif refit:
-        raise ConfigError("refit needs a validation share carved from train (validation=0.1)")
-    else:
-        part, held = train, validation
+    part, held = _selection_split(train, validation, seed=seed, refit=refit)
     common = {"seed": model_params.get("seed", 0)}
     # The side features feed the MLP tower, so only the MLP branch takes them.
     branches: dict[str, tuple[Features | None, Features | None]] = {
@@ -349,28 +350,20 @@ def _train_pretrained(
     stages: dict[str, TrainResult] = {}
     for key, (ufeats, ifeats) in branches.items():
         branch_config = replace(default_train_config(key), seed=config.seed)
+        shared: dict[str, Any] = {
+            "rating_scale": rating_scale,
+            "user_features": ufeats,
+            "item_features": ifeats,
+            "model_params": common,
+            "callbacks": callbacks,
+        }
         fitted[key], stages[key] = train_rating_model(
-            key,
-            part,
-            rating_scale=rating_scale,
-            user_features=ufeats,
-            item_features=ifeats,
-            model_params=common,
-            config=branch_config,
-            validation=held,
-            callbacks=callbacks,
+            key, part, config=branch_config, validation=held, **shared
         )
         if refit:
+            epochs = stages[key].selected_epoch
             refitted[key], _ = train_rating_model(
-                key,
-                train,
-                rating_scale=rating_scale,
-                user_features=ufeats,
-                item_features=ifeats,
-                model_params=common,
-                config=branch_config.for_refit(stages[key].selected_epoch),
-                validation=None,
-                callbacks=callbacks,
+                key, train, config=branch_config.for_refit(epochs), validation=None, **shared
             )
     l2 = default_model_params("neumf", rating_scale)["l2_embedding"]
     finetune = {"l2_embedding": l2, **model_params}
@@ -480,8 +473,7 @@ def run_rating_experiment(
     scale = (float(ds.rating_scale[0]), float(ds.rating_scale[1]))
     feats = {side: dataset_features(ds, side) for side in sides}
     params = {"seed": seed, **(model_params or {})}
-    if pretrain and key != "neumf":
-        raise ConfigError(f"pre-training builds a NeuMF from MF and MLP, not {model!r}")
+    _check_pretrain(pretrain, key)
     default = default_finetune_config() if pretrain else default_train_config(key)
     config = replace(config or default, seed=seed)
     splits = protocol_splits(ds, protocol, seed=seed)
