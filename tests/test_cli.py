@@ -112,6 +112,20 @@ def test_invalid_model_values_are_one_line(csv_file: Path, capsys) -> None:
     assert "layers[0] = 9" in one_error_line(capsys)
 
 
+def test_l2_and_init_std_reach_the_model(csv_file: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "sgd-mf"
+    args = ["train", "--dataset", str(csv_file), "--model", "mf", "--optimizer", "sgd",
+            "--lr", "5", "--l2", "0.001", "--init-std", "0.1", *TINY, "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())["model"]["config"]
+    assert config["init_std"] == 0.1 and config["l2_embedding"] == 0.001
+    capsys.readouterr()
+    assert main(["train", "--dataset", str(csv_file), "--l2", "-1"]) == 2
+    assert "--l2: expected a number >= 0, got '-1'" in one_error_line(capsys)
+    assert main(["train", "--dataset", str(csv_file), "--init-std", "0"]) == 2
+    assert "--init-std: expected a positive number" in one_error_line(capsys)
+
+
 def test_config_file(csv_file: Path, tmp_path: Path, capsys) -> None:
     cfg = tmp_path / "run.toml"
     out = tmp_path / "from-toml"

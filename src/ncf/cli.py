@@ -42,6 +42,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "factors": 8,
     "layers": (64, 32, 16, 8),
     "dropout": 0.0,
+    "l2": 0.0,
+    "init_std": 0.01,
     "epochs": 8,
     "negatives": 4,
     "batch_size": 1024,
@@ -103,6 +105,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """Reports a usage error as one line, ``ncf: error: ...``, and exits with status 2."""
 
@@ -136,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", type=parse_layers,
                    help="MLP tower, concatenated width first (default: 64,32,16,8)")  # fmt: skip
     t.add_argument("--dropout", type=float, help="dropout in the MLP tower (default: 0)")
+    t.add_argument("--l2", type=_non_negative_float,
+                   help="L2 on the embedding rows of each batch (default: 0)")  # fmt: skip
+    t.add_argument("--init-std", type=_positive_float,
+                   help="std of the normal embedding init (default: 0.01)")  # fmt: skip
     t.add_argument("--epochs", type=_positive_int, help="training epochs (default: 8)")
     t.add_argument("--negatives", type=_positive_int,
                    help="negatives sampled per positive each epoch (default: 4)")  # fmt: skip

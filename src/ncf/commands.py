@@ -86,8 +86,12 @@ def train(args: argparse.Namespace) -> Lines:
         f"dataset {ds.name}: {train_part.n_users:,} users, {train_part.n_items:,} items, "
         f"{len(train_part):,} training interactions; test: {split}"
     )
+    init = (
+        {"init_std": opts["init_std"]} if opts["init_std"] != cli.TRAIN_DEFAULTS["init_std"] else {}
+    )
     rec = Recommender(
         opts["model"], factors=opts["factors"], layers=opts["layers"], dropout=opts["dropout"],
+        l2_embedding=opts["l2"], model_options=init or None,
         epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
         optimizer=opts["optimizer"], negatives=opts["negatives"], patience=opts["patience"],
         pretrain=opts["pretrain"], refit=opts["refit"], seed=opts["seed"],
@@ -174,8 +178,9 @@ def _train_rating(opts: dict[str, Any]) -> Lines:
         )
     explicit = {k: v for k, v in opts.items() if v != cli.TRAIN_DEFAULTS.get(k)}
     model = opts["model"]
-    sizes = ("factors", "layers", "dropout")
-    params: dict[str, Any] = {k: explicit[k] for k in sizes if k in explicit}
+    sizes = {"factors": "factors", "layers": "layers", "dropout": "dropout"}
+    sizes.update({"l2": "l2_embedding", "init_std": "init_std"})
+    params: dict[str, Any] = {name: explicit[k] for k, name in sizes.items() if k in explicit}
     pretrain = bool(opts["pretrain"])
     if pretrain:
         config = experiment.default_finetune_config()
