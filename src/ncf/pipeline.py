@@ -176,9 +176,7 @@ def train_model(
             "carved from"
         )
     logger.info("refitting on all %d interactions for %s epochs", len(refit_on), epochs)
-    refit_plan = None
-    if plan is not None:
-        refit_plan = plan.for_refit(epochs)
+    refit_plan = plan.for_refit(epochs) if plan is not None else None
     model, _, _ = _train_selected(
         name,
         refit_on,
