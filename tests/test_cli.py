@@ -115,7 +115,8 @@ def test_invalid_model_values_are_one_line(csv_file: Path, capsys) -> None:
 def test_l2_and_init_std_reach_the_model(csv_file: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "sgd-mf"
     args = ["train", "--dataset", str(csv_file), "--model", "mf", "--optimizer", "sgd",
-            "--lr", "5", "--l2", "0.001", "--init-std", "0.1", *TINY, "--out", str(out)]  # fmt: skip
+            "--lr", "5", "--l2", "0.001", "--init-std", "0.1", *TINY,
+            "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     config = json.loads((out / "config.json").read_text())["model"]["config"]
     assert config["init_std"] == 0.1 and config["l2_embedding"] == 0.001
