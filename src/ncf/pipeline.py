@@ -287,23 +287,10 @@ def _train_selected(
     if start is None and validate is not None:
         start = validate(model)
     result = trainer.fit(model, train, validate=validate) if fine_tune else TrainResult()
-    monitor = config.monitor
-    if start is not None and _no_better(result.best_metrics.get(monitor), start[monitor], config):
-        # No fine-tuning epoch beat the fused starting point on validation: keep it.
-        model = fuse(alpha)
-        result.best_epoch, result.best_metrics = 0, dict(start)
+    if result.keep_start(start, config):
+        model = fuse(alpha)  # no fine-tuning epoch beat the fused start on validation
     result.best_metrics["pretrain_alpha"] = alpha
-    for label, res in pre_results.items():
-        result.best_metrics.update(
-            {f"pretrain_{label}_{k}": v for k, v in res.best_metrics.items()}
-        )
+    result.add_stages(pre_results)
     epochs = {label: res.selected_epoch for label, res in pre_results.items()}
     final = result.selected_epoch if (result.best_epoch is not None or result.history) else 0
     return model, result, {**epochs, "final": final}
-
-
-def _no_better(best: float | None, start: float, config: TrainConfig) -> bool:
-    """True when the fine-tuning's best monitored value does not improve on ``start``."""
-    if best is None:
-        return True
-    return best <= start if config.monitor_mode == "max" else best >= start

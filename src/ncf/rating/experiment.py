@@ -379,12 +379,9 @@ def _train_pretrained(
     model = fuse(fitted)
     fused = validate(model) if validate is not None else None
     result = Trainer(config, callbacks).fit(model, part, validate=validate)
-    if fused is not None and fused["rmse"] <= result.best_metrics["rmse"]:
-        # Fine-tuning never beat the fused starting point on validation: keep it (epoch 0).
-        model = fuse(fitted)
-        result.best_epoch, result.best_metrics = 0, dict(fused)
-    for key, res in stages.items():
-        result.best_metrics.update({f"pretrain_{key}_{k}": v for k, v in res.best_metrics.items()})
+    if result.keep_start(fused, config):
+        model = fuse(fitted)  # no fine-tuning epoch beat the fused start on validation
+    result.add_stages(stages)
     if refit:
         epochs = result.selected_epoch
         model = fuse(refitted)

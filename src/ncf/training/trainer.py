@@ -56,6 +56,29 @@ class TrainResult:
     train_seconds: float = 0.0
     samples_per_second: float = 0.0
 
+    def keep_start(self, start: dict[str, float] | None, config: TrainConfig) -> bool:
+        """Select the weights training started from when no epoch beat them on validation.
+
+        ``start`` holds the validation metrics of those weights (None: not validated). When
+        no epoch improved ``config.monitor`` on it, ``best_epoch`` becomes 0 and
+        ``best_metrics`` a copy of ``start``; returns True, and the caller restores them.
+        """
+        if start is None:
+            return False
+        best = self.best_metrics.get(config.monitor)
+        value = start[config.monitor]
+        if best is not None and (best > value if config.monitor_mode == "max" else best < value):
+            return False
+        self.best_epoch, self.best_metrics = 0, dict(start)
+        return True
+
+    def add_stages(self, stages: dict[str, TrainResult]) -> None:
+        """Record earlier stages' selection metrics as ``pretrain_<stage>_<metric>``."""
+        for stage, res in stages.items():
+            self.best_metrics.update(
+                {f"pretrain_{stage}_{k}": v for k, v in res.best_metrics.items()}
+            )
+
     @property
     def selected_epoch(self) -> int:
         """The epoch whose weights were kept: the best one, else the last one run."""
