@@ -28,6 +28,7 @@ from ncf.data.readers_other import (
     read_libimseti,
     read_libimseti_gender,
 )
+from ncf.data.split import leave_one_out
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -141,6 +142,32 @@ def test_read_ncf_bad_pair_and_line_count(tmp_path: Path) -> None:
         read_ncf(write_ncf(tmp_path, "(0,2)\t3\t4\n(1,0)\t2\t6\n"))
     with pytest.raises(DataError, match=r"line 2: expected 3 fields, found 2"):
         read_ncf(write_ncf(tmp_path, "(0,2)\t3\t4\n(1,0)\t2\n(2,2)\t1\t3\n"))
+
+
+def write_train(tmp_path: Path, rows: str) -> Path:
+    write(tmp_path / "toy.train.rating", rows)
+    write(tmp_path / "toy.test.rating", "0\t9\t1\t500\n1\t9\t1\t500\n")
+    write(tmp_path / "toy.test.negative", "(0,9)\t8\n(1,9)\t8\n")
+    return tmp_path / "toy"
+
+
+def test_read_ncf_unknown_times_in_row_order_take_the_latest_known(tmp_path: Path) -> None:
+    # users interleaved; each user's known times rise with the rows, 0 = unknown
+    rows = "0\t0\t1\t100\n1\t0\t1\t0\n0\t1\t1\t0\n1\t1\t1\t50\n0\t2\t1\t0\n1\t2\t1\t0\n"
+    split = read_ncf(write_train(tmp_path, rows))
+    assert split.train.timestamps is not None
+    assert split.train.timestamps.tolist() == [100, 0, 100, 50, 100, 50]
+    # so each user's latest row is the last one of the file, as the file's order says
+    _, held = leave_one_out(split.train, by="time")
+    assert sorted(zip(held.users.tolist(), held.items.tolist(), strict=True)) == [(0, 2), (1, 2)]
+
+
+def test_read_ncf_unknown_times_out_of_order_drop_the_column(tmp_path: Path) -> None:
+    rows = "0\t0\t1\t100\n0\t1\t1\t0\n0\t2\t1\t50\n1\t0\t1\t7\n"
+    with pytest.warns(NCFWarning, match=r"1 of 4 rows have timestamp 0 .* dropped"):
+        split = read_ncf(write_train(tmp_path, rows))
+    assert split.train.timestamps is None
+    assert split.test.timestamps is not None  # the test file's times are all known
 
 
 # ---------------------------------------------------------------- MovieLens

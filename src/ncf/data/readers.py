@@ -8,6 +8,8 @@ already split). Malformed lines are reported by file and line number, or skipped
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +25,13 @@ from ncf.data.textfile import (
     read_delimited,
     row_line_numbers,
 )
-from ncf.exceptions import DataError
+from ncf.exceptions import DataError, NCFWarning
 
 __all__ = ["Errors", "NCFSplit", "PathLike", "read_delimited", "read_ncf", "read_table"]
 
 _SNIFF_SEPS = ("\t", ",", ";", "|")
+
+logger = logging.getLogger(__name__)
 
 
 def read_table(
@@ -109,10 +113,20 @@ def read_ncf(prefix: PathLike, *, errors: Errors = "raise") -> NCFSplit:
     line is ``(user,item)\\tneg1\\t...\\tnegN`` and must name the pair of the test row at the same
     position. Negatives are kept as given: a positive listed among its own negatives stays
     (:func:`ncf.data.audit.audit` reports it; evaluators must not count it against itself).
+
+    A timestamp of 0 is read as *unknown* (NCF's protocol uses only users and items, and
+    rebuilt files fill the column with 0 where the time is lost). When a file mixes unknown and
+    known times and each user's known times rise with the row order, the rows are in time order
+    and each unknown row takes the latest known time above it in its user's rows (0 before the
+    first), so "each user's latest row" (:func:`ncf.data.split.leave_one_out`, the validation
+    carve) stays the latest row; otherwise the column cannot order the rows and is dropped with
+    an :class:`~ncf.exceptions.NCFWarning`.
     """
     base = str(prefix)
     train = _read_rating_file(Path(base + ".train.rating"), errors)
     test = _read_rating_file(Path(base + ".test.rating"), errors)
+    for path, frame in ((Path(base + ".train.rating"), train), (Path(base + ".test.rating"), test)):
+        _complete_unknown_times(path, frame)
     neg_path = Path(base + ".test.negative")
     n_fields = first_line_fields(neg_path, "\t")
     if n_fields < 2:
@@ -165,6 +179,49 @@ def _read_rating_file(path: Path, errors: Errors) -> pd.DataFrame:
         raise DataError(f"{path}: line 1: expected 2 to 4 tab-separated fields, found {n}")
     names = ["user", "item", "rating", "timestamp"][:n]
     return read_delimited(path, sep="\t", names=names, numeric=names, errors=errors)
+
+
+def _complete_unknown_times(path: Path, frame: pd.DataFrame) -> None:
+    """Fill (in time order) or drop a timestamp column that holds unknown (0) times; in place."""
+    if "timestamp" not in frame:
+        return
+    times = frame["timestamp"].to_numpy(dtype=np.int64)
+    unknown = times == 0
+    n_unknown = int(unknown.sum())
+    if n_unknown == 0 or n_unknown == times.size:  # all known, or all tied: row order decides
+        return
+    if times.min() < 0:
+        raise DataError(f"{path}: negative timestamps; NCF files hold Unix seconds (0 = unknown)")
+    users = frame["user"].to_numpy(dtype=np.int64)
+    order = np.argsort(users, kind="stable")  # each user's rows, in file order
+    u_sorted = users[order]
+    segment = np.cumsum(np.r_[True, u_sorted[1:] != u_sorted[:-1]]) - 1  # 0, 1, ... per user
+    span = int(times.max()) + 1
+    # running maximum of the known times within each user's rows: offset each user's values
+    # above every earlier user's, so one cumulative max never crosses a user boundary
+    shifted = np.where(unknown[order], 0, times[order]) + segment * span
+    running = np.maximum.accumulate(shifted) - segment * span
+    known_sorted = ~unknown[order]
+    if np.any(times[order][known_sorted] < running[known_sorted]):
+        del frame["timestamp"]
+        warnings.warn(
+            f"{path}: {n_unknown} of {times.size} rows have timestamp 0 (unknown) and the known "
+            "times are not in row order within users, so the rows cannot be ordered in time; "
+            "the timestamp column is dropped (a time-based split falls back to random)",
+            NCFWarning,
+            stacklevel=3,
+        )
+        return
+    filled = times.copy()
+    filled[order] = running
+    frame["timestamp"] = filled
+    logger.info(
+        "%s: %d of %d rows have timestamp 0 (unknown); the rows are in time order per user, "
+        "so each takes the latest known time above it",
+        path,
+        n_unknown,
+        times.size,
+    )
 
 
 def _frame_to_interactions(frame: pd.DataFrame, user_map: IdMap, item_map: IdMap) -> Interactions:
