@@ -25,7 +25,10 @@ import torch
 
 from ncf.rating import default_finetune_config, default_train_config, run_rating_experiment
 
-FEATURE_SETS = {"none": (), "user,item": ("user", "item"), "user": ("user",), "item": ("item",)}
+
+def feature_set(text: str) -> tuple[str, ...]:
+    """``none`` or a comma-separated list of user, item, history."""
+    return () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def main() -> None:
@@ -37,7 +40,8 @@ def main() -> None:
     parser.add_argument(
         "--features",
         default="none;user,item",
-        help="';'-separated feature sets, each none, user, item or user,item",
+        help="';'-separated feature sets, each none or a list of user, item, history "
+        "(history: each user's rated items, SVD++'s implicit feedback)",
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -51,7 +55,7 @@ def main() -> None:
     results = []
     print(f"{args.dataset}, protocol {args.protocol}, threads {args.threads}, refit {args.refit}")
     print(
-        f"{'model':<14} {'features':<10} {'RMSE':>7} {'±':>6} {'MAE':>7} {'per fold RMSE':<40} time"
+        f"{'model':<14} {'features':<17} {'RMSE':>7} {'±':>6} {'MAE':>7} {'per fold RMSE':<40} time"
     )
     for name in args.models.split(","):
         for fs in feature_sets:
@@ -63,12 +67,12 @@ def main() -> None:
             base = default_finetune_config() if pretrain else default_train_config(name)
             out = run_rating_experiment(
                 args.dataset, data_dir=args.data_dir, model=model, protocol=args.protocol,
-                features=FEATURE_SETS[fs], config=replace(base, threads=args.threads),
+                features=feature_set(fs), config=replace(base, threads=args.threads),
                 seed=args.seed, refit=args.refit, pretrain=pretrain,
             )  # fmt: skip
             folds = " ".join(f"{f['rmse']:.4f}" for f in out["folds"])
             print(
-                f"{name:<14} {fs:<10} {out['rmse']:7.4f} {out['rmse_std']:6.4f} {out['mae']:7.4f} "
+                f"{name:<14} {fs:<17} {out['rmse']:7.4f} {out['rmse_std']:6.4f} {out['mae']:7.4f} "
                 f"{folds:<40} {time.perf_counter() - t0:.0f}s",
                 flush=True,
             )

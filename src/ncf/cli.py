@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="implicit ranking (default) or rating prediction")  # fmt: skip
     t.add_argument("--protocol", help="rating task: folds, random or per-user (default: folds)")
     t.add_argument("--features", type=parse_features,
-                   help="rating task: metadata sides to use, e.g. user,item")  # fmt: skip
+                   help="rating task: user and item metadata and/or each user's rated items "
+                        "(history), e.g. user,item,history")  # fmt: skip
     t.add_argument("--threshold", type=float,
                    help="implicit task: keep ratings >= this (default: all count)")  # fmt: skip
     t.add_argument("--k", type=_positive_int, help="cut-off of the metrics (default: 10)")

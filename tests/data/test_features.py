@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ncf.data.features import BUILTIN_FEATURES, FeatureEncoder, Features, dataset_features
+from ncf.data import features as features_mod
+from ncf.data.features import (
+    BUILTIN_FEATURES,
+    FeatureEncoder,
+    Features,
+    dataset_features,
+    history_features,
+)
+from ncf.data.interactions import Interactions
 from ncf.data.idmap import IdMap
 from ncf.exceptions import ConfigError, DataError
 
@@ -86,6 +94,62 @@ def test_declaration_errors() -> None:
         Features.from_dataframe(_users(), "user", USER_MAP)
     with pytest.raises(ConfigError, match="more than one kind"):
         Features.from_dataframe(_users(), "user", USER_MAP, categorical=["age"], numeric=["age"])
+
+
+def test_scaled_multi_column_weighs_each_row_by_one_over_sqrt_of_its_known_values() -> None:
+    feats = _build(_users(), scaled=["genres"])
+    # u1 has no genres, u2 has b and c, u3 has a and b (map order u1, u2, u3)
+    h = 1 / np.sqrt(2)
+    np.testing.assert_allclose(feats.matrix[:, 2:5], [[0, 0, 0], [0, h, h], [h, h, 0]], rtol=1e-6)
+    # an unseen value does not count: one known value keeps weight 1
+    np.testing.assert_allclose(
+        feats.encode(pd.DataFrame({"gender": ["F"], "genres": [["c", "zzz"]], "age": [1.0]}))[
+            0, 2:5
+        ],
+        [0, 0, 1],
+    )
+    assert FeatureEncoder.from_json(feats.encoder.to_json()) == feats.encoder
+    with pytest.raises(ConfigError, match="must be declared multi-valued"):
+        _build(_users(), scaled=["age"])
+
+
+def _log() -> Interactions:
+    # user "b" rates items x, y; user "a" rates y; user "c" rates nothing
+    users = IdMap(["a", "b", "c"], name="user")
+    items = IdMap(["x", "y", "z"], name="item")
+    return Interactions(np.array([1, 1, 0]), np.array([0, 1, 1]), user_map=users, item_map=items)
+
+
+def test_history_features_hold_each_users_items_with_unit_norm() -> None:
+    feats = history_features(_log())
+    assert feats.names == ["history=x", "history=y"]  # z was never rated
+    h = 1 / np.sqrt(2)
+    np.testing.assert_allclose(feats.matrix, [[0, 1], [h, h], [0, 0]], rtol=1e-6)
+    # a new user is encoded from the items they rated
+    np.testing.assert_allclose(feats.encode(pd.DataFrame({"history": [["x"]]})), [[1, 0]])
+
+
+def test_history_features_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(features_mod, "MAX_HISTORY_CELLS", 8)
+    with pytest.raises(ConfigError, match="over the dense limit of 8"):
+        history_features(_log())
+    with pytest.raises(ConfigError, match="must be Interactions"):
+        history_features("log")  # type: ignore[arg-type]
+
+
+@pytest.mark.data
+def test_history_with_builtin_metadata(shared_data: object) -> None:
+    from ncf.datasets import load
+
+    ds = load("ml-100k", shared_data)  # type: ignore[arg-type]
+    feats = history_features(ds.interactions, ds)
+    meta = dataset_features(ds, "user")
+    assert feats.dim == meta.dim + ds.interactions.n_items  # every item is rated at least once
+    history = feats.matrix[:, [n.startswith("history=") for n in feats.names]]
+    np.testing.assert_allclose((history**2).sum(1), 1.0, rtol=1e-5)  # every user rated some
+    np.testing.assert_array_equal(
+        feats.matrix[:, [not n.startswith("history=") for n in feats.names]], meta.matrix
+    )
 
 
 @pytest.mark.data

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ncf.data import IdMap, Interactions
+from ncf.data.features import Features
 from ncf.exceptions import ConfigError, DataError
 from ncf.models import NeuMF, build_model
 from ncf.rating import (
@@ -171,8 +172,30 @@ def test_train_rating_model_rejects_ranking_losses_and_unknown_models() -> None:
 def test_run_rating_experiment_checks_its_arguments() -> None:
     with pytest.raises(ConfigError, match="unknown rating model"):
         run_rating_experiment("ml-latest-small", model="itempop")
-    with pytest.raises(ConfigError, match="unknown feature side"):
+    with pytest.raises(ConfigError, match=r"unknown feature source\(s\) \['users'\]; valid: "):
         run_rating_experiment("ml-latest-small", model="mf", features=["users"])
+
+
+def test_history_features_come_from_each_splits_training_part(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ncf.rating import experiment
+
+    seen: list[int] = []
+    real = experiment.history_features
+
+    def spy(train: Interactions, dataset: object = None) -> Features:
+        seen.append(len(train))
+        return real(train, dataset)
+
+    monkeypatch.setattr(experiment, "history_features", spy)
+    config = TrainConfig(epochs=1, batch_size=8192, lr=0.01, loss="mse", monitor="rmse", threads=1)
+    out = run_rating_experiment(
+        "ml-latest-small", model="mlp", protocol="random", features=["history"], config=config,
+        model_params={"layers": (8,), "embedding_dims": (4, 4)},
+    )  # fmt: skip
+    assert seen == [out["folds"][0]["n_train"]]  # the test part never reaches a user's row
+    assert out["features"] == ["history"] and 0.5 < out["rmse"] < 1.5
 
 
 def test_run_rating_experiment_on_the_builtin_dataset() -> None:

@@ -22,12 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from ncf.data.idmap import IdMap
+
+if TYPE_CHECKING:
+    from ncf.data.interactions import Interactions
 from ncf.exceptions import ConfigError, DataError
 
 _MAX_SHOWN = 5
@@ -62,11 +65,16 @@ class FeatureEncoder:
         Column → values in one-hot order (values compared as strings).
     numeric : dict of str to (mean, std)
         Column → standardization statistics.
+    scaled : tuple of str
+        Multi-valued columns whose row weights are ``1 / sqrt(n)`` for ``n`` known values
+        instead of 1 (a bag of many values, such as a user's item history, then has unit norm
+        whatever its length, as SVD++ weights its implicit feedback).
     """
 
     categorical: dict[str, tuple[str, ...]] = field(default_factory=dict)
     multi: dict[str, tuple[str, ...]] = field(default_factory=dict)
     numeric: dict[str, tuple[float, float]] = field(default_factory=dict)
+    scaled: tuple[str, ...] = ()
 
     @classmethod
     def fit(
@@ -76,8 +84,12 @@ class FeatureEncoder:
         categorical: Sequence[str] = (),
         multi: Sequence[str] = (),
         numeric: Sequence[str] = (),
+        scaled: Sequence[str] = (),
     ) -> FeatureEncoder:
         """Learn vocabularies and statistics from the (validated, non-missing) rows of ``frame``."""
+        stray = [c for c in scaled if c not in multi]
+        if stray:
+            raise ConfigError(f"scaled column(s) {stray} must be declared multi-valued")
         cat = {c: tuple(sorted(frame[c].astype(str).unique())) for c in categorical}
         mul = {}
         for c in multi:
@@ -90,7 +102,7 @@ class FeatureEncoder:
             mean = float(x.mean()) if len(x) else 0.0
             std = float(x.std()) if len(x) else 1.0
             num[c] = (mean, std if std > 0 and math.isfinite(std) else 1.0)
-        return cls(cat, mul, num)
+        return cls(cat, mul, num, tuple(scaled))
 
     @property
     def columns(self) -> list[str]:
@@ -131,7 +143,11 @@ class FeatureEncoder:
             codes = pd.Index(vocab).get_indexer(pd.Index(flat, dtype=object))
             row_of = np.repeat(rows, lengths)
             ok = codes >= 0
-            out[row_of[ok], offset + codes[ok]] = 1.0
+            weight: np.ndarray | float = 1.0
+            if c in self.scaled:  # 1 / sqrt(known values of the row)
+                known = np.bincount(row_of[ok], minlength=n)
+                weight = (1.0 / np.sqrt(np.maximum(known, 1)))[row_of[ok]]
+            out[row_of[ok], offset + codes[ok]] = weight
             offset += len(vocab)
         for c, (mean, std) in self.numeric.items():
             x = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
@@ -145,6 +161,7 @@ class FeatureEncoder:
             "categorical": {c: list(v) for c, v in self.categorical.items()},
             "multi": {c: list(v) for c, v in self.multi.items()},
             "numeric": {c: list(v) for c, v in self.numeric.items()},
+            "scaled": list(self.scaled),
         }
 
     @classmethod
@@ -154,6 +171,7 @@ class FeatureEncoder:
                 {str(c): tuple(map(str, v)) for c, v in data.get("categorical", {}).items()},
                 {str(c): tuple(map(str, v)) for c, v in data.get("multi", {}).items()},
                 {str(c): (float(v[0]), float(v[1])) for c, v in data.get("numeric", {}).items()},
+                tuple(map(str, data.get("scaled", ()))),
             )
         except (AttributeError, TypeError, ValueError, IndexError) as exc:
             raise DataError(f"malformed feature encoder: {exc}") from None
@@ -201,6 +219,7 @@ class Features:
         categorical: Sequence[str] = (),
         multi: Sequence[str] = (),
         numeric: Sequence[str] = (),
+        scaled: Sequence[str] = (),
         missing: Missing = "error",
     ) -> Features:
         """Validate, fit and encode the metadata of every id of ``id_map``.
@@ -217,6 +236,8 @@ class Features:
             (:meth:`IdMap.extend`) and build the model with ``len(id_map)`` rows.
         categorical, multi, numeric : sequence of str
             The feature columns by kind (see the module docstring).
+        scaled : sequence of str
+            Multi-valued columns weighted ``1 / sqrt(n)`` per row (:class:`FeatureEncoder`).
         missing : {"error", "zero"}
             ``"error"`` (default): an id of the map without a row, or a missing value, is a
             ``DataError``. ``"zero"``: such rows/values encode as zeros (the numeric mean).
@@ -278,7 +299,7 @@ class Features:
         valid = np.ones(len(frame), dtype=bool)
         for _, mask in bad:
             valid &= ~mask
-        encoder = FeatureEncoder.fit(frame[valid], **kinds)
+        encoder = FeatureEncoder.fit(frame[valid], **kinds, scaled=list(scaled))
         matrix = np.zeros((len(id_map), encoder.dim), dtype=np.float32)
         matrix[index] = encoder.transform(frame)
         return cls(matrix, encoder, id_map)
@@ -383,3 +404,70 @@ def dataset_features(dataset: Any, side: str, *, missing: Missing = "error") -> 
         )
     id_map = dataset.interactions.user_map if side == "user" else dataset.interactions.item_map
     return Features.from_dataframe(frame, side, id_map, missing=missing, **columns)
+
+
+#: The user-feature column built by :func:`history_features`.
+HISTORY = "history"
+#: Largest ``users x items`` history matrix :func:`history_features` builds (dense float32).
+MAX_HISTORY_CELLS = 250_000_000
+
+
+def history_features(
+    interactions: Interactions, dataset: Any = None, *, missing: Missing = "error"
+) -> Features:
+    """User features from each user's interactions: the items they rated, clicked or played.
+
+    Column ``history`` is multi-valued (the user's raw item ids) with ``1 / sqrt(n)`` weights
+    (``scaled``): in the MLP tower's first layer it adds ``|N(u)|^-1/2 * sum of y_j`` over the
+    user's items, the implicit-feedback term of SVD++ (Koren 2008), so users who rated similar
+    items start alike whatever their own embeddings learned. Build it from **training data
+    only** (the held-out pairs must not show in a user's row). A user without interactions
+    gets a zero row; a new user is encoded from their item list with
+    :meth:`Features.encode` (``pd.DataFrame({"history": [[item, ...]]})``).
+
+    Parameters
+    ----------
+    interactions : Interactions
+        The training log; the rows follow its user map.
+    dataset : ncf.data.Dataset, optional
+        Also encode this dataset's built-in user metadata (:func:`dataset_features`) into the
+        same matrix (one encoder: categorical, multi-valued, then numeric blocks).
+    missing : {"error", "zero"}
+        For the metadata, as in :meth:`Features.from_dataframe`.
+
+    Raises
+    ------
+    ConfigError
+        The dense matrix would exceed :data:`MAX_HISTORY_CELLS`, or ``dataset`` has no
+        built-in user metadata.
+    """
+    from ncf.data.interactions import Interactions
+
+    if not isinstance(interactions, Interactions):
+        raise ConfigError(f"interactions must be Interactions, got {type(interactions).__name__}")
+    cells = interactions.n_users * interactions.n_items
+    if cells > MAX_HISTORY_CELLS:
+        raise ConfigError(
+            f"a history feature matrix of {interactions.n_users:,} users x "
+            f"{interactions.n_items:,} items ({cells:,} cells) is over the dense limit of "
+            f"{MAX_HISTORY_CELLS:,}; filter rare items or users first"
+        )
+    csr = interactions.csr
+    lists = np.split(interactions.item_map.ids[csr.indices], csr.indptr[1:-1])
+    frame = pd.DataFrame({"user": interactions.user_map.ids, HISTORY: lists})
+    kinds: dict[str, tuple[str, ...]] = {"multi": (HISTORY,)}
+    if dataset is not None:
+        columns = BUILTIN_FEATURES.get(dataset.name, {}).get("user")
+        if columns is None or dataset.users is None:
+            have = sorted(n for n, sides in BUILTIN_FEATURES.items() if "user" in sides)
+            raise ConfigError(
+                f"dataset {dataset.name!r} has no built-in user metadata; available: {have}"
+            )
+        if HISTORY in dataset.users.columns:
+            raise ConfigError(f"the user metadata already has a {HISTORY!r} column")
+        frame = frame.merge(dataset.users, on="user", how="left", validate="one_to_one")
+        kinds = {k: tuple(v) for k, v in columns.items()}
+        kinds["multi"] = (HISTORY, *kinds.get("multi", ()))
+    return Features.from_dataframe(
+        frame, "user", interactions.user_map, **kinds, scaled=[HISTORY], missing=missing
+    )

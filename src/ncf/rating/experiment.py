@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from ncf.data.features import SIDES, Features, dataset_features
+from ncf.data.features import HISTORY, SIDES, Features, dataset_features, history_features
 from ncf.data.interactions import Interactions
 from ncf.data.split import holdout_per_user, kfold, random_split
 from ncf.evaluation.protocols import eval_mode
@@ -40,6 +40,8 @@ logger = logging.getLogger("ncf.rating")
 
 PROTOCOLS = ("folds", "random", "per-user")
 RATING_MODELS = ("mf", "mlp", "neumf")
+#: What ``features`` may name: built-in user / item metadata, and each user's rated items.
+FEATURE_SOURCES = (*SIDES, HISTORY)
 #: Share of each training part held out for model selection.
 VALIDATION_RATIO = 0.1
 #: Share held out for testing by the ``random`` and ``per-user`` protocols.
@@ -434,8 +436,10 @@ def run_rating_experiment(
         The data folder (default: ``$NCF_DATA_DIR``, see ``ncf.datasets``).
     model : {"mf", "mlp", "neumf"}
     protocol : {"folds", "random", "per-user"}
-    features : sequence of {"user", "item"}
-        Sides whose built-in metadata feeds the model (:func:`ncf.data.features.dataset_features`).
+    features : sequence of {"user", "item", "history"}
+        Sides whose built-in metadata feeds the model (:func:`ncf.data.features.dataset_features`);
+        ``"history"`` adds each user's rated items of the split's training part as a user
+        feature (:func:`ncf.data.features.history_features`, SVD++'s implicit feedback).
     model_params : dict, optional
         Overrides of :func:`default_model_params` (``factors``, ``layers``, ``y_range``...).
     config : TrainConfig, optional
@@ -461,14 +465,14 @@ def run_rating_experiment(
     if key not in RATING_MODELS:
         raise ConfigError(f"unknown rating model {model!r}; valid: {list(RATING_MODELS)}")
     sides = [s.strip().lower() for s in features]
-    unknown = [s for s in sides if s not in SIDES]
+    unknown = [s for s in sides if s not in FEATURE_SOURCES]
     if unknown:
-        raise ConfigError(f"unknown feature side(s) {unknown}; valid: {list(SIDES)}")
+        raise ConfigError(f"unknown feature source(s) {unknown}; valid: {list(FEATURE_SOURCES)}")
     ds = load(dataset, data_dir)
     if ds.rating_scale is None or ds.interactions.ratings is None:
         raise DataError(f"dataset {dataset!r} has no explicit ratings; use the ranking task")
     scale = (float(ds.rating_scale[0]), float(ds.rating_scale[1]))
-    feats = {side: dataset_features(ds, side) for side in sides}
+    feats = {side: dataset_features(ds, side) for side in sides if side in SIDES}
     params = {"seed": seed, **(model_params or {})}
     _check_pretrain(pretrain, key)
     default = default_finetune_config() if pretrain else default_train_config(key)
@@ -477,11 +481,14 @@ def run_rating_experiment(
     folds = []
     for k, (train, test) in enumerate(splits):
         t0 = time.perf_counter()
+        user_feats = feats.get("user")
+        if HISTORY in sides:  # from this split's training part only
+            user_feats = history_features(train, ds if "user" in sides else None)
         fitted, result = train_rating_model(
             key,
             train,
             rating_scale=scale,
-            user_features=feats.get("user"),
+            user_features=user_feats,
             item_features=feats.get("item"),
             model_params=params,
             config=config,
