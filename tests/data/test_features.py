@@ -14,8 +14,8 @@ from ncf.data.features import (
     dataset_features,
     history_features,
 )
-from ncf.data.interactions import Interactions
 from ncf.data.idmap import IdMap
+from ncf.data.interactions import Interactions
 from ncf.exceptions import ConfigError, DataError
 
 USER_MAP = IdMap(["u1", "u2", "u3"], name="user")
