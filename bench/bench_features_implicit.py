@@ -18,25 +18,26 @@ import time
 import torch
 
 from ncf import datasets
-from ncf.data.features import dataset_features
+from ncf.data.features import HISTORY, dataset_features, history_features
 from ncf.evaluation import evaluate_sampled
 from ncf.models import build_model
 from ncf.pipeline import carve_validation
 from ncf.training import TrainConfig, Trainer
 
-FEATURE_SETS = {
-    "none": (),
-    "item": ("item",),
-    "user": ("user",),
-    "user,item": ("user", "item"),
-}
+
+def feature_set(text: str) -> tuple[str, ...]:
+    """``none`` or a comma-separated list of user, item, history."""
+    return () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("NCF_DATA_DIR"))
     parser.add_argument(
-        "--features", default="none;item;user;user,item", help="';'-separated feature sets"
+        "--features",
+        default="none;item;user;user,item",
+        help="';'-separated feature sets, each none or a list of user, item, history "
+        "(history: each user's training items)",
     )
     parser.add_argument("--factors", type=int, default=8)
     parser.add_argument("--layers", default="64,32,16,8")
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--lr", type=float, default=0.003)
     parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--negatives", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -53,8 +55,9 @@ def main() -> None:
     part, validator = carve_validation(ds.interactions, seed=args.seed)
     feats = {side: dataset_features(ds, side) for side in ("user", "item")}
     config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss="bce", negatives=4,
-        monitor="hr@10", patience=args.patience, seed=args.seed, threads=args.threads,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss="bce",
+        negatives=args.negatives, monitor="hr@10", patience=args.patience, seed=args.seed,
+        threads=args.threads,
     )  # fmt: skip
     layers = tuple(int(x) for x in args.layers.split(","))
     print(
@@ -62,21 +65,25 @@ def main() -> None:
         f"lr {args.lr}, <= {args.epochs} epochs, threads {args.threads}; "
         f"features: user {feats['user'].dim} cols, item {feats['item'].dim} cols"
     )
-    print(f"{'features':<10} {'val HR@10':>9} {'HR@10':>7} {'NDCG@10':>8} {'epoch':>5}  time")
+    print(f"{'features':<17} {'val HR@10':>9} {'HR@10':>7} {'NDCG@10':>8} {'epoch':>5}  time")
     for key in args.features.split(";"):
-        sides = FEATURE_SETS[key]
-        params = {f"{s}_feature_dim": feats[s].dim for s in sides}
+        wanted = feature_set(key)
+        sides = [s for s in ("user", "item") if s in wanted or (s == "user" and HISTORY in wanted)]
+        matrices = {s: feats[s] for s in sides if s in wanted}
+        if HISTORY in wanted:  # from the carved training part: no held-out item in a row
+            matrices["user"] = history_features(part, ds if "user" in wanted else None)
+        params = {f"{s}_feature_dim": matrices[s].dim for s in sides}
         model = build_model(
             "neumf", part.n_users, part.n_items, factors=args.factors, layers=layers,
             seed=args.seed, **params,
         )  # fmt: skip
         for s in sides:
-            getattr(model, f"set_{s}_features")(feats[s].matrix)
+            getattr(model, f"set_{s}_features")(matrices[s].matrix)
         t0 = time.perf_counter()
         result = Trainer(config).fit(model, part, validate=validator)
         test = evaluate_sampled(model, ds.test.users, ds.test.items, ds.test_negatives, ks=(10,))
         print(
-            f"{key:<10} {result.best_metrics['hr@10']:9.4f} {test['hr@10']:7.4f} "
+            f"{key:<17} {result.best_metrics['hr@10']:9.4f} {test['hr@10']:7.4f} "
             f"{test['ndcg@10']:8.4f} {result.best_epoch:>5}  {time.perf_counter() - t0:.0f}s",
             flush=True,
         )
