@@ -101,3 +101,8 @@ def naive_epoch(
         loss.backward()
         opt.step()
     return n / (time.perf_counter() - t0)
+
+
+def feature_set(text: str) -> tuple[str, ...]:
+    """A ``--features`` entry: ``none`` or a comma-separated list of user, item, history."""
+    return () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())

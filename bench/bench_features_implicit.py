@@ -17,17 +17,13 @@ import time
 
 import torch
 
+from _common import feature_set
 from ncf import datasets
 from ncf.data.features import HISTORY, dataset_features, history_features
 from ncf.evaluation import evaluate_sampled
 from ncf.models import build_model
 from ncf.pipeline import carve_validation
 from ncf.training import TrainConfig, Trainer
-
-
-def feature_set(text: str) -> tuple[str, ...]:
-    """``none`` or a comma-separated list of user, item, history."""
-    return () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def main() -> None:
@@ -68,17 +64,16 @@ def main() -> None:
     print(f"{'features':<17} {'val HR@10':>9} {'HR@10':>7} {'NDCG@10':>8} {'epoch':>5}  time")
     for key in args.features.split(";"):
         wanted = feature_set(key)
-        sides = [s for s in ("user", "item") if s in wanted or (s == "user" and HISTORY in wanted)]
-        matrices = {s: feats[s] for s in sides if s in wanted}
+        matrices = {s: feats[s] for s in ("user", "item") if s in wanted}
         if HISTORY in wanted:  # from the carved training part: no held-out item in a row
             matrices["user"] = history_features(part, ds if "user" in wanted else None)
-        params = {f"{s}_feature_dim": matrices[s].dim for s in sides}
+        params = {f"{s}_feature_dim": m.dim for s, m in matrices.items()}
         model = build_model(
             "neumf", part.n_users, part.n_items, factors=args.factors, layers=layers,
             seed=args.seed, **params,
         )  # fmt: skip
-        for s in sides:
-            getattr(model, f"set_{s}_features")(matrices[s].matrix)
+        for s, m in matrices.items():
+            getattr(model, f"set_{s}_features")(m.matrix)
         t0 = time.perf_counter()
         result = Trainer(config).fit(model, part, validate=validator)
         test = evaluate_sampled(model, ds.test.users, ds.test.items, ds.test_negatives, ks=(10,))

@@ -23,12 +23,8 @@ from dataclasses import replace
 
 import torch
 
+from _common import feature_set
 from ncf.rating import default_finetune_config, default_train_config, run_rating_experiment
-
-
-def feature_set(text: str) -> tuple[str, ...]:
-    """``none`` or a comma-separated list of user, item, history."""
-    return () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def main() -> None:

@@ -22,15 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from ncf.data.idmap import IdMap
-
-if TYPE_CHECKING:
-    from ncf.data.interactions import Interactions
+from ncf.data.interactions import Interactions
 from ncf.exceptions import ConfigError, DataError
 
 _MAX_SHOWN = 5
@@ -441,8 +439,6 @@ def history_features(
         The dense matrix would exceed :data:`MAX_HISTORY_CELLS`, or ``dataset`` has no
         built-in user metadata.
     """
-    from ncf.data.interactions import Interactions
-
     if not isinstance(interactions, Interactions):
         raise ConfigError(f"interactions must be Interactions, got {type(interactions).__name__}")
     cells = interactions.n_users * interactions.n_items

@@ -199,10 +199,10 @@ def _complete_unknown_times(path: Path, frame: pd.DataFrame) -> None:
     span = int(times.max()) + 1
     # running maximum of the known times within each user's rows: offset each user's values
     # above every earlier user's, so one cumulative max never crosses a user boundary
-    shifted = np.where(unknown[order], 0, times[order]) + segment * span
-    running = np.maximum.accumulate(shifted) - segment * span
-    known_sorted = ~unknown[order]
-    if np.any(times[order][known_sorted] < running[known_sorted]):
+    sorted_times = times[order]  # unknown rows hold 0, below every known time
+    running = np.maximum.accumulate(sorted_times + segment * span) - segment * span
+    known = sorted_times != 0
+    if np.any(sorted_times[known] < running[known]):
         del frame["timestamp"]
         warnings.warn(
             f"{path}: {n_unknown} of {times.size} rows have timestamp 0 (unknown) and the known "
