@@ -39,6 +39,9 @@ def main() -> None:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--loss", default="bce")
     p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--schedule", default=None, help="step, exponential, plateau or onecycle")
+    p.add_argument("--gamma", type=float, default=0.5, help="--schedule's decay factor")
+    p.add_argument("--step-size", type=int, default=10, help="--schedule step's epochs")
     p.add_argument("--pretrain", action="store_true")
     p.add_argument("--pretrain-epochs", type=int, default=None)
     p.add_argument("--finetune-optimizer", default=None)
@@ -80,6 +83,9 @@ def main() -> None:
         loss=args.loss,
         weight_decay=args.weight_decay,
         patience=args.patience,
+        schedule=args.schedule,
+        gamma=args.gamma,
+        step_size=args.step_size,
         seed=args.seed,
     )
     final = base

@@ -233,3 +233,30 @@ def test_default_out_dir(csv_file: Path, tmp_path: Path, monkeypatch) -> None:
     assert main(["train", "--dataset", str(csv_file), *TINY, "--model", "pop"]) == 0
     assert (tmp_path / "models" / "itempop-ratings" / "config.json").is_file()
     assert os.getcwd() == str(tmp_path)
+
+
+def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "pre"
+    args = ["train", "--dataset", str(csv_file), "--model", "neumf", "--pretrain",
+            "--alpha", "auto", "--dot-model", "mf", "--finetune-optimizer", "sgd",
+            "--finetune-lr", "2", "--finetune-epochs", "1", *TINY, "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["config"]["factors"] == 4 + 2  # an MF branch, biases included
+    saved = config["recommender"]
+    assert saved["alpha"] is None and saved["dot_model"] == "mf"
+    assert saved["finetune_options"] == {"optimizer": "sgd", "lr": 2.0, "epochs": 1}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 < metrics["val_pretrain_alpha"] < 1
+    assert {"val_pretrain_gmf_hr@10", "val_pretrain_mlp_hr@10"} <= set(metrics)
+    capsys.readouterr()
+    assert main(["train", "--dataset", str(csv_file), "--alpha", "2"]) == 2
+    assert "--alpha: expected a number in [0, 1] or auto, got '2'" in one_error_line(capsys)
+    assert main(["train", "--dataset", str(csv_file), "--finetune-lr", "0.1", *TINY]) == 2
+    assert "--finetune-lr shape NeuMF's pre-training: add --pretrain" in one_error_line(capsys)
+    assert main(["train", "--task", "rating", "--pretrain", "--alpha", "0.3", *TINY]) == 2
+    assert "--alpha shape the implicit task's NeuMF pre-training" in one_error_line(capsys)
+    cfg = tmp_path / "pre.toml"
+    cfg.write_text('alpha = "sometimes"\n')
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "expected a number in [0, 1] or auto, got 'sometimes'" in one_error_line(capsys)

@@ -163,3 +163,37 @@ def test_recommender_refit_needs_the_carved_split(log: Interactions) -> None:
         Recommender("gmf", epochs=1, refit=True, validate=False).fit(log)
     rec = Recommender("gmf", factors=4, epochs=3, batch_size=64, refit=True).fit(log)
     assert rec.best_epoch_ is not None and len(rec.history_) == 3
+
+
+def test_recommender_pretraining_options_reach_each_stage(log: Interactions, tmp_path) -> None:
+    # The paper's recipe: Adam for the branches, plain SGD for the fused model's fine-tuning.
+    sgd = {"optimizer": "sgd", "lr": 64 * 0.05, "epochs": 1}
+    rec = Recommender(
+        "neumf", factors=4, layers=(8, 4), epochs=3, batch_size=64, lr=0.01, pretrain=True,
+        alpha=None, dot_model="mf", finetune_options=sgd, seed=1,
+    )  # fmt: skip
+    assert rec.finetune_config().optimizer == "sgd" and rec.train_config().optimizer == "adam"
+    rec.fit(log)
+    assert len(rec.history_) == 1  # the fine-tuning ran its own epoch count, not 3
+    assert rec.metrics_["pretrain_alpha"] in ALPHAS  # picked on the carved validation split
+    assert rec.model_.config.factors == 4 + 2  # the MF's biases became two GMF factors
+    assert rec.metrics_["hr@10"] > 0.5
+    rec.save(tmp_path / "m")
+    back = Recommender.load(tmp_path / "m")
+    assert (back.alpha, back.dot_model, back.finetune_options) == (None, "mf", sgd)
+
+
+def test_recommender_pretraining_options_are_checked_before_training(log: Interactions) -> None:
+    with pytest.raises(ConfigError, match=r"alpha must be a number in \[0, 1\] or None, got 1.5"):
+        Recommender("neumf", pretrain=True, alpha=1.5).fit(log)
+    with pytest.raises(ConfigError, match="alpha=None picks the GMF share on validation"):
+        Recommender("neumf", pretrain=True, alpha=None, validate=False).fit(log)
+    with pytest.raises(ConfigError, match="add pretrain=True"):
+        Recommender("neumf", finetune_options={"lr": 0.1}).fit(log)
+    with pytest.raises(ConfigError, match=r"unknown training option\(s\) \['optimiser'\]"):
+        Recommender("neumf", pretrain=True, finetune_options={"optimiser": "sgd"}).fit(log)
+    with pytest.raises(ConfigError, match="finetune_options must be a dict"):
+        Recommender("neumf", pretrain=True, finetune_options=[("lr", 0.1)]).fit(log)  # type: ignore[arg-type]
+    part, validator = carve_validation(log, n_negatives=10, seed=0)
+    with pytest.raises(ConfigError, match="alpha must be a number"):
+        train_model("neumf", part, config=CONFIG, validator=validator, pretrain=True, alpha=-0.1)

@@ -33,6 +33,9 @@ EXIT_USAGE, EXIT_FAILURE = 2, 1
 MODEL_CHOICES = ("neumf", "gmf", "mlp", "mf", "pop", "itempop")
 DEFAULT_DATASET = "ml-latest-small"
 
+#: Options that shape NeuMF's pre-training, so they need ``--pretrain`` (implicit task).
+PRETRAIN_OPTIONS = ("alpha", "dot_model", "finetune_optimizer", "finetune_lr", "finetune_epochs")
+
 #: ``ncf train`` options a TOML config may set, with the defaults used when neither the file
 #: nor a flag sets them. Chosen so NeuMF on the built-in data converges in a few epochs.
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -51,6 +54,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
     "patience": None,
     "pretrain": False,
+    "alpha": 0.5,
+    "dot_model": "gmf",
+    "finetune_optimizer": None,
+    "finetune_lr": None,
+    "finetune_epochs": None,
     "refit": False,
     "seed": 0,
     "task": "implicit",
@@ -83,6 +91,19 @@ def parse_layers(text: Any) -> tuple[int, ...]:
 def parse_features(text: Any) -> tuple[str, ...]:
     parts = text if isinstance(text, list | tuple) else str(text).split(",")
     return tuple(str(p).strip() for p in parts if str(p).strip())
+
+
+def parse_alpha(text: Any) -> float | str:
+    """``--alpha``: a GMF share in [0, 1], or ``auto`` (picked on validation)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 <= value <= 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or auto, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -163,6 +184,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pretrain", action="store_true", default=None,
                    help="NeuMF: initialise from pre-trained GMF and MLP "
                         "(rating task: MF and MLP)")  # fmt: skip
+    t.add_argument("--alpha", type=parse_alpha,
+                   help="--pretrain: the GMF share of NeuMF's fused output layer, or auto to "
+                        "pick it on validation (default: 0.5, the paper's)")  # fmt: skip
+    t.add_argument("--dot-model", choices=("gmf", "mf"),
+                   help="--pretrain: the dot product trained for the GMF branch (default: gmf; "
+                        "mf adds user and item biases)")  # fmt: skip
+    t.add_argument("--finetune-optimizer",
+                   help="--pretrain: optimizer of the fine-tuning, e.g. sgd as in the paper "
+                        "(default: --optimizer)")  # fmt: skip
+    t.add_argument(
+        "--finetune-lr",
+        type=_positive_float,
+        help="--pretrain: learning rate of the fine-tuning (default: --lr)",
+    )
+    t.add_argument(
+        "--finetune-epochs",
+        type=_positive_int,
+        help="--pretrain: epochs of the fine-tuning (default: --epochs)",
+    )
     t.add_argument("--refit", action="store_true", default=None,
                    help="retrain on all training data for the selected epochs")  # fmt: skip
     t.add_argument("--seed", type=int, help="seed of weights, sampling and splits (default: 0)")

@@ -59,15 +59,33 @@ def read_config(path: Path) -> dict[str, Any]:
             data["layers"] = cli.parse_layers(data["layers"])
         if "features" in data:
             data["features"] = cli.parse_features(data["features"])
+        if "alpha" in data:
+            data["alpha"] = cli.parse_alpha(data["alpha"])
     except argparse.ArgumentTypeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return data
 
 
 # ---------------------------------------------------------------------- train
+def _check_pretrain_options(opts: dict[str, Any]) -> None:
+    """The pre-training options need ``--pretrain`` on the implicit task: never drop them."""
+    given = [k for k in cli.PRETRAIN_OPTIONS if opts[k] != cli.TRAIN_DEFAULTS[k]]
+    if not given:
+        return
+    flags = ", ".join("--" + k.replace("_", "-") for k in given)
+    if opts["task"] == "rating":
+        raise ConfigError(
+            f"{flags} shape the implicit task's NeuMF pre-training; the rating task's "
+            "pre-training fuses MF and MLP at 0.5 and takes the other training flags"
+        )
+    if not opts["pretrain"]:
+        raise ConfigError(f"{flags} shape NeuMF's pre-training: add --pretrain (and --model neumf)")
+
+
 def train(args: argparse.Namespace) -> Lines:
     opts = train_options(args)
     cli.set_threads(opts["threads"])
+    _check_pretrain_options(opts)
     if opts["task"] == "rating":
         yield from _train_rating(opts)
         return
@@ -89,13 +107,19 @@ def train(args: argparse.Namespace) -> Lines:
     init = (
         {"init_std": opts["init_std"]} if opts["init_std"] != cli.TRAIN_DEFAULTS["init_std"] else {}
     )
+    finetune = {
+        key: opts[f"finetune_{key}"]
+        for key in ("optimizer", "lr", "epochs")
+        if opts[f"finetune_{key}"] is not None
+    }
     rec = Recommender(
         opts["model"], factors=opts["factors"], layers=opts["layers"], dropout=opts["dropout"],
         l2_embedding=opts["l2"], model_options=init or None,
         epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
         optimizer=opts["optimizer"], negatives=opts["negatives"], patience=opts["patience"],
-        pretrain=opts["pretrain"], refit=opts["refit"], seed=opts["seed"],
-        progress=opts["progress"],
+        pretrain=opts["pretrain"], alpha=None if opts["alpha"] == "auto" else opts["alpha"],
+        dot_model=opts["dot_model"], finetune_options=finetune or None,
+        refit=opts["refit"], seed=opts["seed"], progress=opts["progress"],
     )  # fmt: skip
     t_fit = time.perf_counter()
     callbacks = [cli.EpochLines()] if opts["progress"] else []

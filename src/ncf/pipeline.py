@@ -9,6 +9,7 @@ its best epoch by the test score; we do not.)
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -162,6 +163,9 @@ def train_model(
     )
     if plan is not None and alpha is None and (validator is None or not len(validator)):
         raise ConfigError("alpha=None picks the mix on validation: pass a validator")
+    if plan is not None and alpha is not None and not is_share(alpha):
+        # checked here too, so that a bad share fails before the branches train, not after
+        raise ConfigError(f"alpha must be a number in [0, 1] or None, got {alpha!r}")
     model, result, epochs = _train_selected(
         name, train, model_params, config, validator, plan, alpha, callbacks
     )
@@ -190,6 +194,16 @@ def train_model(
     )
     result.refit_epochs = epochs
     return model, result
+
+
+def is_share(value: Any) -> bool:
+    """Whether ``value`` can be NeuMF's GMF share ``alpha``: a finite number in [0, 1]."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= 1
+    )
 
 
 @dataclass(frozen=True)

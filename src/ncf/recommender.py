@@ -31,7 +31,7 @@ from ncf.evaluation import evaluate_full, evaluate_sampled
 from ncf.evaluation.protocols import eval_mode
 from ncf.exceptions import ConfigError, DataError, NCFWarning, NotFittedError, UnknownIdError
 from ncf.models import get_model_class
-from ncf.pipeline import SampledValidator, carve_validation, train_model
+from ncf.pipeline import SampledValidator, carve_validation, is_share, train_model
 from ncf.ranking import as_ids, ranked_frame, top_k
 from ncf.training import Callback, TrainConfig
 
@@ -66,6 +66,19 @@ class Recommender:
         Further :class:`~ncf.training.TrainConfig` fields (``schedule``, ``loss``...).
     pretrain : bool
         NeuMF only: initialise from separately trained GMF and MLP (the paper's sec. 3.4.1).
+        The two branches train with the settings above; so does the fine-tuning of the
+        fused model, unless ``finetune_options`` says otherwise.
+    alpha : float or None
+        With ``pretrain``: the GMF branch's share of the fused output layer, 0.5 in the
+        paper; None picks it on the validation split from 0.1, 0.2, ..., 0.9.
+    dot_model : {"gmf", "mf"}
+        With ``pretrain``: the model pre-trained for the GMF branch, the paper's GMF or a
+        biased dot product (converted exactly into a GMF branch of ``factors + 2``).
+    finetune_options : dict, optional
+        With ``pretrain``: :class:`~ncf.training.TrainConfig` fields for the fine-tuning of
+        the fused model only, over the settings above; e.g. ``{"optimizer": "sgd", "lr":
+        0.5}``, the paper's plain SGD (a batch-mean loss, so the rate per example times the
+        batch size), or ``{"epochs": 2}``.
     validate : bool
         When ``fit`` gets no validation set, carve one from the training data (each user's
         latest interaction, 99 sampled negatives) to pick the best epoch; the model is then
@@ -121,6 +134,9 @@ class Recommender:
         patience: int | None = None,
         train_options: dict[str, Any] | None = None,
         pretrain: bool = False,
+        alpha: float | None = 0.5,
+        dot_model: str = "gmf",
+        finetune_options: dict[str, Any] | None = None,
         validate: bool = True,
         validation_negatives: int = 99,
         refit: bool = False,
@@ -142,6 +158,9 @@ class Recommender:
         self.patience = patience
         self.train_options = train_options
         self.pretrain = pretrain
+        self.alpha = alpha
+        self.dot_model = dot_model
+        self.finetune_options = finetune_options
         self.validate = validate
         self.validation_negatives = validation_negatives
         self.refit = refit
@@ -211,6 +230,34 @@ class Recommender:
         values.update(self.train_options or {})
         return TrainConfig.from_dict(values)
 
+    def finetune_config(self) -> TrainConfig:
+        """The :class:`~ncf.training.TrainConfig` of the fused model's fine-tuning (with
+        ``pretrain``): :meth:`train_config` updated by ``finetune_options``."""
+        options = self.finetune_options or {}
+        if not isinstance(options, dict):
+            raise ConfigError(
+                f"finetune_options must be a dict of TrainConfig fields, got {options!r}"
+            )
+        return TrainConfig.from_dict({**self.train_config().to_dict(), **options})
+
+    def _check_pretrain_options(self) -> None:
+        """Fail before any training when the pre-training options cannot be used."""
+        alpha = self.alpha
+        if alpha is not None and not is_share(alpha):
+            raise ConfigError(f"alpha must be a number in [0, 1] or None, got {alpha!r}")
+        if self.pretrain:
+            if alpha is None and not self.validate:
+                raise ConfigError(
+                    "alpha=None picks the GMF share on validation: set validate=True or "
+                    "give alpha a number"
+                )
+            return
+        if self.finetune_options:
+            raise ConfigError(
+                "finetune_options sets the fine-tuning after pre-training: add pretrain=True "
+                "or drop them"
+            )
+
     # ------------------------------------------------------------------ fit
     def fit(
         self,
@@ -243,9 +290,11 @@ class Recommender:
         for name in ("pretrain", "validate", "refit", "strict", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        self._check_pretrain_options()
         name = self.model_name
         params = self.model_params()
         config = self.train_config()
+        final = self.finetune_config() if self.pretrain else config
         inter = _as_interactions(interactions, "interactions")
         validator: SampledValidator | None = None
         train = inter
@@ -268,9 +317,12 @@ class Recommender:
             name,
             train,
             model_params=params,
-            config=config,
+            config=final,
             validator=validator,
             pretrain=self.pretrain,
+            pretrain_config=config,
+            alpha=self.alpha,
+            dot_model=self.dot_model,
             callbacks=callbacks,
             refit_on=inter if self.refit else None,
         )
