@@ -257,6 +257,19 @@ def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
     assert main(["train", "--task", "rating", "--pretrain", "--alpha", "0.3", *TINY]) == 2
     assert "--alpha shape the implicit task's NeuMF pre-training" in one_error_line(capsys)
     cfg = tmp_path / "pre.toml"
+    out = tmp_path / "pre-toml"
+    cfg.write_text(
+        f'dataset = "{csv_file}"\nmodel = "neumf"\npretrain = true\ndot_model = "mf"\n'
+        f'out = "{out}"\nprogress = false\nepochs = 2\nfactors = 4\nlayers = [8, 4]\n'
+        '[branches.gmf]\noptimizer = "sgd"\nlr = 5.0\ninit_std = 0.1\n'
+    )
+    assert main(["train", "--config", str(cfg)]) == 0
+    saved = json.loads((out / "config.json").read_text())["recommender"]
+    assert saved["branch_options"] == {"gmf": {"optimizer": "sgd", "lr": 5.0, "init_std": 0.1}}
+    capsys.readouterr()
+    cfg.write_text("[branches.gmf]\nlr = 5.0\n")
+    assert main(["train", "--config", str(cfg), *TINY]) == 2
+    assert "[branches] shape NeuMF's pre-training: add --pretrain" in one_error_line(capsys)
     cfg.write_text('alpha = "sometimes"\n')
     assert main(["train", "--config", str(cfg)]) == 2
     assert "expected a number in [0, 1] or auto, got 'sometimes'" in one_error_line(capsys)

@@ -34,7 +34,15 @@ MODEL_CHOICES = ("neumf", "gmf", "mlp", "mf", "pop", "itempop")
 DEFAULT_DATASET = "ml-latest-small"
 
 #: Options that shape NeuMF's pre-training, so they need ``--pretrain`` (implicit task).
-PRETRAIN_OPTIONS = ("alpha", "dot_model", "finetune_optimizer", "finetune_lr", "finetune_epochs")
+#: ``branches`` (per-branch settings, ``[branches.gmf]`` / ``[branches.mlp]``) is TOML only.
+PRETRAIN_OPTIONS = (
+    "alpha",
+    "dot_model",
+    "branches",
+    "finetune_optimizer",
+    "finetune_lr",
+    "finetune_epochs",
+)
 
 #: ``ncf train`` options a TOML config may set, with the defaults used when neither the file
 #: nor a flag sets them. Chosen so NeuMF on the built-in data converges in a few epochs.
@@ -56,6 +64,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "pretrain": False,
     "alpha": 0.5,
     "dot_model": "gmf",
+    "branches": None,
     "finetune_optimizer": None,
     "finetune_lr": None,
     "finetune_epochs": None,

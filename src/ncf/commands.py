@@ -72,7 +72,9 @@ def _check_pretrain_options(opts: dict[str, Any]) -> None:
     given = [k for k in cli.PRETRAIN_OPTIONS if opts[k] != cli.TRAIN_DEFAULTS[k]]
     if not given:
         return
-    flags = ", ".join("--" + k.replace("_", "-") for k in given)
+    flags = ", ".join(
+        "[branches]" if k == "branches" else "--" + k.replace("_", "-") for k in given
+    )
     if opts["task"] == "rating":
         raise ConfigError(
             f"{flags} shape the implicit task's NeuMF pre-training; the rating task's "
@@ -118,7 +120,8 @@ def train(args: argparse.Namespace) -> Lines:
         epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
         optimizer=opts["optimizer"], negatives=opts["negatives"], patience=opts["patience"],
         pretrain=opts["pretrain"], alpha=None if opts["alpha"] == "auto" else opts["alpha"],
-        dot_model=opts["dot_model"], finetune_options=finetune or None,
+        dot_model=opts["dot_model"], branch_options=opts["branches"],
+        finetune_options=finetune or None,
         refit=opts["refit"], seed=opts["seed"], progress=opts["progress"],
     )  # fmt: skip
     t_fit = time.perf_counter()

@@ -196,6 +196,48 @@ def train_model(
     return model, result
 
 
+def branch_settings(
+    options: Mapping[str, Mapping[str, Any]] | None, config: TrainConfig, dot_model: str = "gmf"
+) -> tuple[dict[str, TrainConfig], dict[str, dict[str, Any]]]:
+    """Split per-branch pre-training options into :func:`train_model`'s two arguments.
+
+    ``options`` maps a branch (``"gmf"``, ``"mlp"``) to settings of that branch only, which
+    may mix :class:`~ncf.training.TrainConfig` fields (over ``config``) and hyper-parameters
+    of the branch's model (``init_std``, ``l2_embedding``...; ``dot_model`` is the GMF
+    branch's model). Returns ``(pretrain_config, pretrain_params)``, with an entry for every
+    branch in ``pretrain_config``. The sizes (``factors``, ``layers``) are NeuMF's own.
+    """
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"branch options must map 'gmf'/'mlp' to dicts, got {options!r}")
+    options = options or {}
+    unknown = sorted(set(options) - set(BRANCHES))
+    if unknown:
+        raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {list(BRANCHES)}")
+    if dot_model not in DOT_MODELS:
+        raise ConfigError(f"dot_model must be one of {list(DOT_MODELS)}, got {dot_model!r}")
+    train_fields = set(config.to_dict())
+    configs: dict[str, TrainConfig] = {}
+    params: dict[str, dict[str, Any]] = {}
+    for branch in BRANCHES:
+        given = options.get(branch) or {}
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"the options of branch {branch!r} must be a dict, got {given!r}")
+        model = dot_model if branch == "gmf" else "mlp"
+        model_fields = set(MODELS[model].config_class.field_names()) - {"factors", "layers"}
+        bad = sorted(set(given) - train_fields - model_fields)
+        if bad:
+            raise ConfigError(
+                f"unknown option(s) {bad} for the {branch!r} branch ({model}); valid: training "
+                f"{sorted(train_fields)}, model {sorted(model_fields)} (sizes are NeuMF's own)"
+            )
+        updates = {k: v for k, v in given.items() if k in train_fields}
+        configs[branch] = TrainConfig.from_dict({**config.to_dict(), **updates})
+        own = {k: v for k, v in given.items() if k in model_fields}
+        if own:
+            params[branch] = own
+    return configs, params
+
+
 def is_share(value: Any) -> bool:
     """Whether ``value`` can be NeuMF's GMF share ``alpha``: a finite number in [0, 1]."""
     return (

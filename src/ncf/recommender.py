@@ -31,7 +31,13 @@ from ncf.evaluation import evaluate_full, evaluate_sampled
 from ncf.evaluation.protocols import eval_mode
 from ncf.exceptions import ConfigError, DataError, NCFWarning, NotFittedError, UnknownIdError
 from ncf.models import get_model_class
-from ncf.pipeline import SampledValidator, carve_validation, is_share, train_model
+from ncf.pipeline import (
+    SampledValidator,
+    branch_settings,
+    carve_validation,
+    is_share,
+    train_model,
+)
 from ncf.ranking import as_ids, ranked_frame, top_k
 from ncf.training import Callback, TrainConfig
 
@@ -74,6 +80,12 @@ class Recommender:
     dot_model : {"gmf", "mf"}
         With ``pretrain``: the model pre-trained for the GMF branch, the paper's GMF or a
         biased dot product (converted exactly into a GMF branch of ``factors + 2``).
+    branch_options : dict, optional
+        With ``pretrain``: settings of one pre-trained branch only, ``{"gmf": {...}, "mlp":
+        {...}}``, each mixing :class:`~ncf.training.TrainConfig` fields and the branch
+        model's hyper-parameters; e.g. Rendle et al.'s SGD recipe for an MF branch while the
+        MLP trains with Adam: ``{"gmf": {"optimizer": "sgd", "lr": 20.48, "init_std": 0.1,
+        "l2_embedding": 0.0025, "epochs": 40}}``.
     finetune_options : dict, optional
         With ``pretrain``: :class:`~ncf.training.TrainConfig` fields for the fine-tuning of
         the fused model only, over the settings above; e.g. ``{"optimizer": "sgd", "lr":
@@ -136,6 +148,7 @@ class Recommender:
         pretrain: bool = False,
         alpha: float | None = 0.5,
         dot_model: str = "gmf",
+        branch_options: dict[str, dict[str, Any]] | None = None,
         finetune_options: dict[str, Any] | None = None,
         validate: bool = True,
         validation_negatives: int = 99,
@@ -160,6 +173,7 @@ class Recommender:
         self.pretrain = pretrain
         self.alpha = alpha
         self.dot_model = dot_model
+        self.branch_options = branch_options
         self.finetune_options = finetune_options
         self.validate = validate
         self.validation_negatives = validation_negatives
@@ -252,11 +266,11 @@ class Recommender:
                     "give alpha a number"
                 )
             return
-        if self.finetune_options:
-            raise ConfigError(
-                "finetune_options sets the fine-tuning after pre-training: add pretrain=True "
-                "or drop them"
-            )
+        for name in ("branch_options", "finetune_options"):
+            if getattr(self, name):
+                raise ConfigError(
+                    f"{name} shapes NeuMF's pre-training: add pretrain=True or drop them"
+                )
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -295,6 +309,9 @@ class Recommender:
         params = self.model_params()
         config = self.train_config()
         final = self.finetune_config() if self.pretrain else config
+        branch_configs, branch_params = branch_settings(
+            self.branch_options if self.pretrain else None, config, self.dot_model
+        )
         inter = _as_interactions(interactions, "interactions")
         validator: SampledValidator | None = None
         train = inter
@@ -320,9 +337,10 @@ class Recommender:
             config=final,
             validator=validator,
             pretrain=self.pretrain,
-            pretrain_config=config,
+            pretrain_config=branch_configs,
             alpha=self.alpha,
             dot_model=self.dot_model,
+            pretrain_params=branch_params,
             callbacks=callbacks,
             refit_on=inter if self.refit else None,
         )
