@@ -28,6 +28,7 @@ def main() -> None:
     p.add_argument("--model", default="neumf")
     p.add_argument("--factors", type=int, default=8)
     p.add_argument("--layers", default="64,32,16,8")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout in the MLP tower")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--lr", type=float, default=0.005)
@@ -69,6 +70,8 @@ def main() -> None:
         params["factors"] = args.factors
     if args.model in ("mlp", "neumf"):
         params["layers"] = tuple(int(x) for x in args.layers.split(","))
+        if args.dropout:
+            params["dropout"] = args.dropout
     if args.l2 and args.model != "itempop":
         params["l2_embedding"] = args.l2
     if args.init_std != 0.01 and args.model != "itempop":
