@@ -9,7 +9,6 @@ its best epoch by the test score; we do not.)
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from ncf.data.split import leave_one_out
 from ncf.evaluation import evaluate_sampled
 from ncf.exceptions import ConfigError
 from ncf.models import GMF, MF, MLP, MODELS, NeuMF, RecModel, build_model
+from ncf.models.neumf import is_share
 from ncf.training import Callback, TrainConfig, Trainer, TrainResult
 
 logger = logging.getLogger("ncf.pipeline")
@@ -236,16 +236,6 @@ def branch_settings(
         if own:
             params[branch] = own
     return configs, params
-
-
-def is_share(value: Any) -> bool:
-    """Whether ``value`` can be NeuMF's GMF share ``alpha``: a finite number in [0, 1]."""
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0 <= value <= 1
-    )
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ from ncf.pipeline import (
     SampledValidator,
     branch_settings,
     carve_validation,
-    is_share,
     train_model,
 )
 from ncf.ranking import as_ids, ranked_frame, top_k
@@ -256,11 +255,8 @@ class Recommender:
 
     def _check_pretrain_options(self) -> None:
         """Fail before any training when the pre-training options cannot be used."""
-        alpha = self.alpha
-        if alpha is not None and not is_share(alpha):
-            raise ConfigError(f"alpha must be a number in [0, 1] or None, got {alpha!r}")
-        if self.pretrain:
-            if alpha is None and not self.validate:
+        if self.pretrain:  # train_model checks alpha's range before any training
+            if self.alpha is None and not self.validate:
                 raise ConfigError(
                     "alpha=None picks the GMF share on validation: set validate=True or "
                     "give alpha a number"

@@ -34,6 +34,17 @@ from ncf.models.mlp import (
 )
 
 
+def is_share(value: Any) -> bool:
+    """Whether ``value`` can be the GMF share ``alpha`` of a fused NeuMF: a finite number in
+    [0, 1] (not a bool)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= 1
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class NeuMFConfig(TowerConfig):
     """NeuMF hyper-parameters.
@@ -196,9 +207,7 @@ class NeuMF(FeatureModelMixin, RecModel):
                 f"the pre-trained models cover different ids: GMF has {gmf.n_users} users x "
                 f"{gmf.n_items} items, MLP has {mlp.n_users} x {mlp.n_items}"
             )
-        if isinstance(alpha, bool) or not (
-            isinstance(alpha, int | float) and math.isfinite(alpha) and 0 <= alpha <= 1
-        ):
+        if not is_share(alpha):
             raise ConfigError(f"alpha must be a number in [0, 1], got {alpha!r}")
         user_rows, item_rows, h_gmf, b_gmf = _dot_branch(gmf)
         derived = {
