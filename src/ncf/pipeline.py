@@ -9,7 +9,7 @@ its best epoch by the test score; we do not.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,11 +210,7 @@ def branch_settings(
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError(f"branch options must map 'gmf'/'mlp' to dicts, got {options!r}")
     options = options or {}
-    unknown = sorted(set(options) - set(BRANCHES))
-    if unknown:
-        raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {list(BRANCHES)}")
-    if dot_model not in DOT_MODELS:
-        raise ConfigError(f"dot_model must be one of {list(DOT_MODELS)}, got {dot_model!r}")
+    _check_branches(options, dot_model)
     train_fields = set(config.to_dict())
     configs: dict[str, TrainConfig] = {}
     params: dict[str, dict[str, Any]] = {}
@@ -236,6 +232,15 @@ def branch_settings(
         if own:
             params[branch] = own
     return configs, params
+
+
+def _check_branches(names: Iterable[str], dot_model: str) -> None:
+    """Branch names among ``BRANCHES`` and a known ``dot_model``, or a ConfigError."""
+    if dot_model not in DOT_MODELS:
+        raise ConfigError(f"dot_model must be one of {list(DOT_MODELS)}, got {dot_model!r}")
+    unknown = sorted(set(names) - set(BRANCHES))
+    if unknown:
+        raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {list(BRANCHES)}")
 
 
 @dataclass(frozen=True)
@@ -261,13 +266,9 @@ class _PretrainPlan:
             return None
         if name.lower() != "neumf":
             raise ConfigError(f"pre-training applies to NeuMF only, not {name!r}")
-        if dot_model not in DOT_MODELS:
-            raise ConfigError(f"dot_model must be one of {list(DOT_MODELS)}, got {dot_model!r}")
         per_branch = pretrain_config if isinstance(pretrain_config, Mapping) else {}
         extra = dict(pretrain_params or {})
-        unknown = sorted((set(per_branch) | set(extra)) - set(BRANCHES))
-        if unknown:
-            raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {BRANCHES}")
+        _check_branches({*per_branch, *extra}, dot_model)
         fallback = pretrain_config if isinstance(pretrain_config, TrainConfig) else config
         configs = {b: per_branch.get(b, fallback) for b in BRANCHES}
         models = {"gmf": dot_model, "mlp": "mlp"}
