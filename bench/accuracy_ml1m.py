@@ -18,7 +18,7 @@ from dataclasses import replace
 from _common import data_dir_arg, peak_rss_mb, require_data_dir
 from ncf import datasets
 from ncf.evaluation import evaluate_full, evaluate_sampled
-from ncf.pipeline import carve_validation, train_model
+from ncf.pipeline import carve_validation, train_model, validation_ks
 from ncf.training import TrainConfig
 
 
@@ -40,6 +40,7 @@ def main() -> None:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--loss", default="bce")
     p.add_argument("--patience", type=int, default=None)
+    p.add_argument("--monitor", default="hr@10", help="validation metric: hr@K, ndcg@K or mrr")
     p.add_argument("--schedule", default=None, help="step, exponential, plateau or onecycle")
     p.add_argument("--gamma", type=float, default=0.5, help="--schedule's decay factor")
     p.add_argument("--step-size", type=int, default=10, help="--schedule step's epochs")
@@ -64,7 +65,8 @@ def main() -> None:
     t0 = time.perf_counter()
     ds = datasets.load("ml-1m-ncf", data_dir=require_data_dir(args.data_dir))
     assert ds.test is not None and ds.test_negatives is not None
-    train, validator = carve_validation(ds.interactions, seed=args.seed)
+    ks = validation_ks([args.monitor])
+    train, validator = carve_validation(ds.interactions, seed=args.seed, ks=ks)
     params: dict = {"seed": args.seed}
     if args.model in ("gmf", "neumf", "mf"):
         params["factors"] = args.factors
@@ -86,6 +88,7 @@ def main() -> None:
         loss=args.loss,
         weight_decay=args.weight_decay,
         patience=args.patience,
+        monitor=args.monitor,
         schedule=args.schedule,
         gamma=args.gamma,
         step_size=args.step_size,

@@ -273,3 +273,24 @@ def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
     cfg.write_text('alpha = "sometimes"\n')
     assert main(["train", "--config", str(cfg)]) == 2
     assert "expected a number in [0, 1] or auto, got 'sometimes'" in one_error_line(capsys)
+
+
+def test_monitor_flag(csv_file: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "by-ndcg"
+    args = ["train", "--dataset", str(csv_file), "--model", "gmf", "--monitor", "NDCG@5",
+            "--patience", "1", *TINY, "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    saved = json.loads((out / "config.json").read_text())["recommender"]
+    assert saved["train_options"] == {"monitor": "ndcg@5"}
+    assert "val_ndcg@5" in json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["train", "--dataset", str(csv_file), "--monitor", "ndcg", *TINY]) == 2
+    assert "monitor must be hr@K, ndcg@K (K a positive integer), mrr" in one_error_line(capsys)
+    assert main(["train", "--dataset", str(csv_file), "--monitor", "rmse", *TINY]) == 2
+    assert "--monitor rmse is a rating error; the implicit task" in one_error_line(capsys)
+    assert main(["train", "--task", "rating", "--monitor", "hr@10", *TINY]) == 2
+    assert "--monitor hr@10 is a ranking metric; the rating task" in one_error_line(capsys)
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text('monitor = "map@10"\n')
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert f"{cfg}: monitor must be hr@K, ndcg@K" in one_error_line(capsys)

@@ -11,9 +11,9 @@ import torch
 
 from ncf import ConfigError, Interactions
 from ncf.models import NeuMF, build_model
-from ncf.pipeline import ALPHAS, branch_settings, carve_validation, train_model
+from ncf.pipeline import ALPHAS, branch_settings, carve_validation, train_model, validation_ks
 from ncf.recommender import Recommender
-from ncf.training import TrainConfig, Trainer
+from ncf.training import Callback, TrainConfig, Trainer
 
 N_USERS, N_ITEMS, PER_USER = 40, 30, 8
 
@@ -135,6 +135,57 @@ def test_alpha_none_picks_the_mix_on_validation(log: Interactions) -> None:
     assert result.best_metrics["hr@10"] == pytest.approx(validator(model)["hr@10"])
     with pytest.raises(ConfigError, match="alpha=None picks the mix on validation"):
         train_model("neumf", part, config=CONFIG, pretrain=True, alpha=None)
+
+
+def test_monitor_selects_the_epoch_and_the_mix(log: Interactions) -> None:
+    assert validation_ks(["ndcg@20", "mrr", "hr@5", "hr@10"]) == (5, 10, 20)
+    part, validator = carve_validation(log, n_negatives=10, seed=0, ks=validation_ks(["ndcg@3"]))
+    assert validator.metric_names == ("hr@3", "ndcg@3", "hr@10", "ndcg@10", "mrr")
+    by_ndcg = replace(CONFIG, monitor="ndcg@3", lr=0.001)
+    mlp_params = {"layers": (8, 4), "seed": 2}
+    _, by_hr = train_model("mlp", part, model_params=mlp_params, config=replace(by_ndcg,
+                           monitor="hr@10"), validator=validator)  # fmt: skip
+    _, result = train_model(
+        "mlp", part, model_params=mlp_params, config=by_ndcg, validator=validator
+    )
+    scores = [h["ndcg@3"] for h in result.history]
+    assert result.best_epoch == 1 + int(np.argmax(scores)) != by_hr.best_epoch
+    assert result.best_metrics["ndcg@3"] == max(scores)
+    # the GMF share too: the chosen alpha has the best ndcg@3 among the candidate mixes
+    still = replace(by_ndcg, epochs=1, lr=1e-12, optimizer="sgd")
+    kw = {"model_params": PARAMS, "validator": validator, "pretrain": True}
+    picked, result = train_model(
+        "neumf", part, config=still, pretrain_config=by_ndcg, alpha=None, **kw
+    )
+    best = result.best_metrics["pretrain_alpha"]
+    # the branches again, as the pipeline trains them (same seeds, same monitor)
+    gmf = build_model("gmf", part.n_users, part.n_items, factors=4, seed=2)
+    mlp = build_model("mlp", part.n_users, part.n_items, layers=(8, 4), seed=2)
+    for branch in (gmf, mlp):
+        Trainer(by_ndcg).fit(branch, part, validate=validator)
+    mixes = {a: validator(NeuMF.from_pretrained(gmf, mlp, alpha=a))["ndcg@3"] for a in ALPHAS}
+    assert mixes[best] == max(mixes.values()) == validator(picked)["ndcg@3"]
+
+
+def test_an_unknown_monitor_fails_before_training(log: Interactions) -> None:
+    part, validator = carve_validation(log, n_negatives=10, seed=0)
+    with pytest.raises(ConfigError, match="monitor must name a validation metric"):
+        replace(CONFIG, monitor="NDCG at 10")
+    epochs: list[int] = []
+    spy = Callback()
+    spy.on_epoch_end = lambda trainer, epoch, logs: epochs.append(epoch)  # type: ignore[method-assign]
+    kw = {"model_params": PARAMS, "validator": validator, "callbacks": [spy]}
+    with pytest.raises(ConfigError, match=r"monitor 'ndcg@20' is not a validation metric; valid: "
+                       r"hr@10, ndcg@10, mrr \(the cut-offs"):  # fmt: skip
+        train_model("gmf", part, config=replace(CONFIG, monitor="ndcg@20"), **kw)
+    with pytest.raises(ConfigError, match="monitor 'rmse' is not a validation metric"):
+        train_model("neumf", part, config=CONFIG, pretrain=True,
+                    pretrain_config={"mlp": replace(CONFIG, monitor="rmse")}, **kw)  # fmt: skip
+    assert epochs == []
+    # the Recommender carves its validation with the monitor's cut-off
+    rec = Recommender("gmf", factors=4, epochs=2, batch_size=64,
+                      train_options={"monitor": "ndcg@20"}).fit(log)  # fmt: skip
+    assert {"ndcg@20", "hr@10"} <= set(rec.metrics_)
 
 
 def test_pretraining_arguments_are_checked(log: Interactions) -> None:

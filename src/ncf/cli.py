@@ -61,6 +61,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "lr": 0.002,
     "optimizer": "adam",
     "patience": None,
+    "monitor": None,
     "pretrain": False,
     "alpha": 0.5,
     "dot_model": "gmf",
@@ -112,6 +113,18 @@ def parse_alpha(text: Any) -> float | str:
         value = math.nan
     if not 0 <= value <= 1:  # NaN fails too
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or auto, got {text!r}")
+    return value
+
+
+def parse_monitor(text: Any) -> str:
+    """``--monitor``: a validation metric name, ``hr@10``, ``ndcg@20``, ``mrr``, ``rmse``..."""
+    value = str(text).strip().lower()
+    name, at, k = value.partition("@")
+    ranking = name in ("hr", "ndcg") and at and k.isdigit() and int(k) > 0
+    if not (ranking or (value in ("mrr", "rmse", "mae"))):
+        raise argparse.ArgumentTypeError(
+            f"monitor must be hr@K, ndcg@K (K a positive integer), mrr, rmse or mae, got {text!r}"
+        )
     return value
 
 
@@ -190,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", help="adam, adamw, adagrad, sgd, ... (default: adam)")
     t.add_argument("--patience", type=_positive_int,
                    help="stop after this many epochs without validation gain")  # fmt: skip
+    t.add_argument("--monitor", type=parse_monitor,
+                   help="validation metric that picks the best epoch (and alpha): hr@K, "
+                        "ndcg@K or mrr (default: hr@10); rating task: rmse or mae "
+                        "(default: rmse)")  # fmt: skip
     t.add_argument("--pretrain", action="store_true", default=None,
                    help="NeuMF: initialise from pre-trained GMF and MLP "
                         "(rating task: MF and MLP)")  # fmt: skip

@@ -28,6 +28,8 @@ from ncf.sources import load_source
 from ncf.training import TrainConfig
 
 Lines = Iterator[str]
+#: The validation metrics of the rating task (the implicit task's: hr@K, ndcg@K, mrr).
+RATING_MONITORS = ("rmse", "mae")
 
 
 # ---------------------------------------------------------------------- options
@@ -61,6 +63,8 @@ def read_config(path: Path) -> dict[str, Any]:
             data["features"] = cli.parse_features(data["features"])
         if "alpha" in data:
             data["alpha"] = cli.parse_alpha(data["alpha"])
+        if "monitor" in data:
+            data["monitor"] = cli.parse_monitor(data["monitor"])
     except argparse.ArgumentTypeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return data
@@ -84,10 +88,29 @@ def _check_pretrain_options(opts: dict[str, Any]) -> None:
         raise ConfigError(f"{flags} shape NeuMF's pre-training: add --pretrain (and --model neumf)")
 
 
+def _check_monitor(opts: dict[str, Any]) -> None:
+    """The monitor fits the task: ranking metrics for implicit, errors for ratings."""
+    monitor = opts["monitor"]
+    if monitor is None:
+        return
+    rating = monitor in RATING_MONITORS
+    if opts["task"] == "rating" and not rating:
+        raise ConfigError(
+            f"--monitor {monitor} is a ranking metric; the rating task validates with "
+            f"{' or '.join(RATING_MONITORS)}"
+        )
+    if opts["task"] != "rating" and rating:
+        raise ConfigError(
+            f"--monitor {monitor} is a rating error; the implicit task validates with hr@K, "
+            "ndcg@K or mrr"
+        )
+
+
 def train(args: argparse.Namespace) -> Lines:
     opts = train_options(args)
     cli.set_threads(opts["threads"])
     _check_pretrain_options(opts)
+    _check_monitor(opts)
     if opts["task"] == "rating":
         yield from _train_rating(opts)
         return
@@ -122,6 +145,7 @@ def train(args: argparse.Namespace) -> Lines:
         pretrain=opts["pretrain"], alpha=None if opts["alpha"] == "auto" else opts["alpha"],
         dot_model=opts["dot_model"], branch_options=opts["branches"],
         finetune_options=finetune or None,
+        train_options={"monitor": opts["monitor"]} if opts["monitor"] else None,
         refit=opts["refit"], seed=opts["seed"], progress=opts["progress"],
     )  # fmt: skip
     t_fit = time.perf_counter()

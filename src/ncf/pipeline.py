@@ -63,6 +63,33 @@ class SampledValidator:
             model, self.users, self.positives, self.negatives, self.ks, self.batch_size
         )
 
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics a call returns: what ``TrainConfig.monitor`` may name."""
+        return (*(f"{name}@{k}" for k in self.ks for name in ("hr", "ndcg")), "mrr")
+
+    def check_monitor(self, configs: Iterable[TrainConfig]) -> None:
+        """A ConfigError, before any training, for a ``monitor`` this validator lacks."""
+        for config in configs:
+            if config.monitor not in self.metric_names:
+                raise ConfigError(
+                    f"monitor {config.monitor!r} is not a validation metric; valid: "
+                    f"{', '.join(self.metric_names)} (the cut-offs are the validator's ks, "
+                    f"now {list(self.ks)})"
+                )
+
+
+def validation_ks(monitors: Iterable[str], ks: Sequence[int] = (10,)) -> tuple[int, ...]:
+    """``ks`` plus the cut-off of each ``hr@K`` / ``ndcg@K`` among ``monitors``, sorted.
+
+    So a validator built with them reports every metric the monitors name."""
+    found = set(ks)
+    for monitor in monitors:
+        name, _, k = monitor.partition("@")
+        if name in ("hr", "ndcg") and k.isdigit() and int(k) > 0:
+            found.add(int(k))
+    return tuple(sorted(found))
+
 
 def carve_validation(
     train: Interactions, *, n_negatives: int = 99, seed: int = 0, ks: Sequence[int] = (10,)
@@ -161,6 +188,8 @@ def train_model(
     plan = _PretrainPlan.build(
         name, pretrain, pretrain_config, config, dot_model, pretrain_params, model_params
     )
+    if validator is not None and len(validator):
+        validator.check_monitor([config, *(plan.configs.values() if plan else ())])
     if plan is not None and alpha is None and (validator is None or not len(validator)):
         raise ConfigError("alpha=None picks the mix on validation: pass a validator")
     if plan is not None and alpha is not None and not is_share(alpha):

@@ -36,6 +36,7 @@ from ncf.pipeline import (
     branch_settings,
     carve_validation,
     train_model,
+    validation_ks,
 )
 from ncf.ranking import as_ids, ranked_frame, top_k
 from ncf.training import Callback, TrainConfig
@@ -68,7 +69,9 @@ class Recommender:
         Training (see :class:`~ncf.training.TrainConfig`); the defaults train the built-in
         MovieLens data to a good HR@10 in about ten short epochs.
     train_options : dict, optional
-        Further :class:`~ncf.training.TrainConfig` fields (``schedule``, ``loss``...).
+        Further :class:`~ncf.training.TrainConfig` fields (``schedule``, ``loss``...);
+        ``monitor`` names the validation metric that picks the best epoch and ``alpha``
+        (``hr@10`` by default; ``ndcg@K``, ``hr@K`` for any K, or ``mrr``).
     pretrain : bool
         NeuMF only: initialise from separately trained GMF and MLP (the paper's sec. 3.4.1).
         The two branches train with the settings above; so does the fine-tuning of the
@@ -311,14 +314,16 @@ class Recommender:
         inter = _as_interactions(interactions, "interactions")
         validator: SampledValidator | None = None
         train = inter
+        monitors = [c.monitor for c in (config, final, *branch_configs.values())]
+        ks = validation_ks(monitors)
         if validation is not None:
             held = _reindex(_as_interactions(validation, "validation"), inter)
             n_neg = self._validation_negatives(inter, held)
             negs = evaluation_candidates(inter, held, n_negatives=n_neg, seed=self.seed)
-            validator = SampledValidator(held.users, held.items, negs)
+            validator = SampledValidator(held.users, held.items, negs, ks)
         elif self.validate:
             n_neg = self._validation_negatives(inter, None)
-            train, validator = carve_validation(inter, n_negatives=n_neg, seed=self.seed)
+            train, validator = carve_validation(inter, n_negatives=n_neg, seed=self.seed, ks=ks)
         if validator is None and config.patience is not None:
             raise ConfigError("patience needs a validation set: pass validation= or validate=True")
         if self.refit and (validation is not None or not self.validate):

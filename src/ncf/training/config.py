@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from ncf.exceptions import ConfigError
 
 LOSSES = ("bce", "bpr", "mse", "huber")
 SAMPLING = ("uniform", "popularity")
+#: The shape of a metric name: ``mrr``, ``rmse``, ``hr@10``...
+_METRIC = re.compile(r"[a-z_]+(@[1-9][0-9]*)?")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,11 @@ class TrainConfig:
             raise ConfigError(f"unknown sampling {self.sampling!r}; valid: {list(SAMPLING)}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if not isinstance(self.monitor, str) or not _METRIC.fullmatch(self.monitor):
+            raise ConfigError(
+                f"monitor must name a validation metric, such as 'hr@10', 'ndcg@10', 'mrr' or "
+                f"'rmse', got {self.monitor!r}"
+            )
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1 or None, got {self.patience}")
         if self.threads is not None:
