@@ -20,7 +20,7 @@ from ncf.rating import (
     run_rating_experiment,
     train_rating_model,
 )
-from ncf.training import TrainConfig
+from ncf.training import Callback, TrainConfig
 
 
 def test_metrics_are_pure_and_checked() -> None:
@@ -147,6 +147,23 @@ def test_pretrained_neumf_regressor_fuses_mf_and_mlp_and_refits_every_stage() ->
     baseline = rmse(test.ratings, np.full(len(test), train.ratings.mean()))
     error = rmse(test.ratings, predict_ratings(model, test.users, test.items, clip=(1, 5)))
     assert error < 0.6 * baseline, (error, baseline)
+
+
+def test_every_pretraining_stage_selects_by_the_configs_monitor() -> None:
+    train, _ = _planted()
+    monitors: list[str] = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+            monitors.append(trainer.config.monitor)
+
+    config = TrainConfig(epochs=2, batch_size=128, lr=1e-3, loss="mse", monitor="mae", seed=2)
+    _, result = train_rating_model(
+        "neumf", train, rating_scale=(1.0, 5.0), model_params={"seed": 1}, config=config,
+        pretrain=True, callbacks=[Spy()],
+    )  # fmt: skip
+    assert len(monitors) > 2 and set(monitors) == {"mae"}  # MF, MLP and the fine-tuning
+    assert {"pretrain_mf_mae", "pretrain_mlp_mae", "mae"} <= set(result.best_metrics)
 
 
 def test_pretraining_is_for_neumf_and_takes_no_sizes() -> None:

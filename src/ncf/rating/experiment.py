@@ -351,7 +351,8 @@ def _train_pretrained(
     refitted: dict[str, RecModel] = {}
     stages: dict[str, TrainResult] = {}
     for key, (ufeats, ifeats) in branches.items():
-        branch_config = replace(default_train_config(key), seed=config.seed)
+        # the branches keep their own recipes but select by the same metric
+        branch_config = replace(default_train_config(key), seed=config.seed, monitor=config.monitor)
         shared: dict[str, Any] = {
             "rating_scale": rating_scale,
             "user_features": ufeats,
