@@ -285,7 +285,7 @@ def test_monitor_flag(csv_file: Path, tmp_path: Path, capsys) -> None:
     assert "val_ndcg@5" in json.loads((out / "metrics.json").read_text())
     capsys.readouterr()
     assert main(["train", "--dataset", str(csv_file), "--monitor", "ndcg", *TINY]) == 2
-    assert "monitor must be hr@K, ndcg@K (K a positive integer), mrr" in one_error_line(capsys)
+    assert "--monitor: expected hr@K, ndcg@K (K a positive integer), mrr" in one_error_line(capsys)
     assert main(["train", "--dataset", str(csv_file), "--monitor", "rmse", *TINY]) == 2
     assert "--monitor rmse is a rating error; the implicit task" in one_error_line(capsys)
     assert main(["train", "--task", "rating", "--monitor", "hr@10", *TINY]) == 2
@@ -293,4 +293,23 @@ def test_monitor_flag(csv_file: Path, tmp_path: Path, capsys) -> None:
     cfg = tmp_path / "monitor.toml"
     cfg.write_text('monitor = "map@10"\n')
     assert main(["train", "--config", str(cfg)]) == 2
-    assert f"{cfg}: monitor must be hr@K, ndcg@K" in one_error_line(capsys)
+    assert f"{cfg}: monitor: expected hr@K, ndcg@K" in one_error_line(capsys)
+
+
+def test_schedule_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "decay"
+    args = ["train", "--dataset", str(csv_file), "--model", "mf", "--optimizer", "sgd", "--lr",
+            "50", "--schedule", "exponential", "--gamma", "0.8", *TINY,
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    saved = json.loads((out / "config.json").read_text())["recommender"]
+    assert saved["train_options"] == {"schedule": "exponential", "gamma": 0.8}
+    capsys.readouterr()
+    assert main([*args[:9], "--schedule", "cosine"]) == 2
+    assert "--schedule: expected one of ['step', 'exponential'" in one_error_line(capsys)
+    assert main([*args[:9], "--gamma", "1.5"]) == 2
+    assert "--gamma: expected a number in (0, 1], got '1.5'" in one_error_line(capsys)
+    cfg = tmp_path / "schedule.toml"
+    cfg.write_text('schedule = "step"\nstep_size = 0\n')
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert f"{cfg}: step_size: expected a positive integer, got '0'" in one_error_line(capsys)

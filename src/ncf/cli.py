@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ncf._version import __version__
 from ncf.exceptions import ConfigError, DatasetNotFoundError, NCFError, UnknownIdError
-from ncf.training import Callback, Trainer
+from ncf.training import SCHEDULES, Callback, Trainer
 
 #: Exit status of usage/configuration errors (argparse's own) and of other failures.
 EXIT_USAGE, EXIT_FAILURE = 2, 1
@@ -43,6 +43,9 @@ PRETRAIN_OPTIONS = (
     "finetune_lr",
     "finetune_epochs",
 )
+
+#: ``ncf train`` options that pass straight to :class:`~ncf.training.TrainConfig` when given.
+TRAIN_EXTRAS = ("monitor", "schedule", "gamma", "step_size")
 
 #: ``ncf train`` options a TOML config may set, with the defaults used when neither the file
 #: nor a flag sets them. Chosen so NeuMF on the built-in data converges in a few epochs.
@@ -62,6 +65,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
     "patience": None,
     "monitor": None,
+    "schedule": None,
+    "gamma": None,
+    "step_size": None,
     "pretrain": False,
     "alpha": 0.5,
     "dot_model": "gmf",
@@ -123,12 +129,29 @@ def parse_monitor(text: Any) -> str:
     ranking = name in ("hr", "ndcg") and at and k.isdigit() and int(k) > 0
     if not (ranking or (value in ("mrr", "rmse", "mae"))):
         raise argparse.ArgumentTypeError(
-            f"monitor must be hr@K, ndcg@K (K a positive integer), mrr, rmse or mae, got {text!r}"
+            f"expected hr@K, ndcg@K (K a positive integer), mrr, rmse or mae, got {text!r}"
         )
     return value
 
 
-def _positive_int(text: str) -> int:
+def parse_schedule(text: Any) -> str:
+    """``--schedule``: one of :data:`ncf.training.SCHEDULES`."""
+    if text not in SCHEDULES:
+        raise argparse.ArgumentTypeError(f"expected one of {list(SCHEDULES)}, got {text!r}")
+    return str(text)
+
+
+def parse_decay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -187,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                    f"folder (default: the built-in {DEFAULT_DATASET})")  # fmt: skip
     t.add_argument("--data-dir", help="folder of the registered datasets (default: $NCF_DATA_DIR)")
     t.add_argument("--model", choices=MODEL_CHOICES, help="model (default: neumf; pop = ItemPop)")
-    t.add_argument("--factors", type=_positive_int, help="GMF/MF embedding size (default: 8)")
+    t.add_argument("--factors", type=positive_int, help="GMF/MF embedding size (default: 8)")
     t.add_argument("--layers", type=parse_layers,
                    help="MLP tower, concatenated width first (default: 64,32,16,8)")  # fmt: skip
     t.add_argument("--dropout", type=float, help="dropout in the MLP tower (default: 0)")
@@ -195,18 +218,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="L2 on the embedding rows of each batch (default: 0)")  # fmt: skip
     t.add_argument("--init-std", type=_positive_float,
                    help="std of the normal embedding init (default: 0.01)")  # fmt: skip
-    t.add_argument("--epochs", type=_positive_int, help="training epochs (default: 8)")
-    t.add_argument("--negatives", type=_positive_int,
+    t.add_argument("--epochs", type=positive_int, help="training epochs (default: 8)")
+    t.add_argument("--negatives", type=positive_int,
                    help="negatives sampled per positive each epoch (default: 4)")  # fmt: skip
-    t.add_argument("--batch-size", type=_positive_int, help="samples per step (default: 1024)")
+    t.add_argument("--batch-size", type=positive_int, help="samples per step (default: 1024)")
     t.add_argument("--lr", type=_positive_float, help="learning rate (default: 0.002)")
     t.add_argument("--optimizer", help="adam, adamw, adagrad, sgd, ... (default: adam)")
-    t.add_argument("--patience", type=_positive_int,
+    t.add_argument("--patience", type=positive_int,
                    help="stop after this many epochs without validation gain")  # fmt: skip
     t.add_argument("--monitor", type=parse_monitor,
                    help="validation metric that picks the best epoch (and alpha): hr@K, "
                         "ndcg@K or mrr (default: hr@10); rating task: rmse or mae "
                         "(default: rmse)")  # fmt: skip
+    t.add_argument("--schedule", type=parse_schedule,
+                   help="learning-rate schedule (default: none; rating MLP: onecycle)")  # fmt: skip
+    t.add_argument("--gamma", type=parse_decay,
+                   help="--schedule's decay factor per epoch (step: per --step-size epochs; "
+                        "plateau: on a stalled epoch), in (0, 1] (default: 0.5)")  # fmt: skip
+    t.add_argument("--step-size", type=positive_int,
+                   help="--schedule step: epochs between decays (default: 10)")  # fmt: skip
     t.add_argument("--pretrain", action="store_true", default=None,
                    help="NeuMF: initialise from pre-trained GMF and MLP "
                         "(rating task: MF and MLP)")  # fmt: skip
@@ -226,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--finetune-epochs",
-        type=_positive_int,
+        type=positive_int,
         help="--pretrain: epochs of the fine-tuning (default: --epochs)",
     )
     t.add_argument("--refit", action="store_true", default=None,
@@ -241,9 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(history), e.g. user,item,history")  # fmt: skip
     t.add_argument("--threshold", type=float,
                    help="implicit task: keep ratings >= this (default: all count)")  # fmt: skip
-    t.add_argument("--k", type=_positive_int, help="cut-off of the metrics (default: 10)")
+    t.add_argument("--k", type=positive_int, help="cut-off of the metrics (default: 10)")
     t.add_argument("--user", help="user whose top items are shown (default: the first one)")
-    t.add_argument("--threads", type=_positive_int,
+    t.add_argument("--threads", type=positive_int,
                    help="CPU threads (default: 1; more rarely pays on small data)")  # fmt: skip
     t.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="hide the progress bars")  # fmt: skip
@@ -256,20 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="folder of the registered datasets")
     e.add_argument("--protocol", choices=("sampled", "full"), default="sampled",
                    help="sampled 1+99 candidates, or full ranking (default: sampled)")  # fmt: skip
-    e.add_argument("--k", type=_positive_int, default=10, help="cut-off (default: 10)")
+    e.add_argument("--k", type=positive_int, default=10, help="cut-off (default: 10)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     r = sub.add_parser("recommend", parents=[common], help="top items for a user")
     r.add_argument("model_dir", type=Path, metavar="DIR", help="saved model directory")
     r.add_argument("--user", required=True, help="raw user id")
-    r.add_argument("-k", "--k", type=_positive_int, default=10, help="items (default: 10)")
+    r.add_argument("-k", "--k", type=positive_int, default=10, help="items (default: 10)")
     r.add_argument("--include-seen", action="store_true", help="keep the user's training items")
     r.add_argument("--json", action="store_true", help="print JSON records")
 
     s = sub.add_parser("similar", parents=[common], help="items with similar embeddings")
     s.add_argument("model_dir", type=Path, metavar="DIR", help="saved model directory")
     s.add_argument("--item", required=True, help="raw item id")
-    s.add_argument("-k", "--k", type=_positive_int, default=10, help="items (default: 10)")
+    s.add_argument("-k", "--k", type=positive_int, default=10, help="items (default: 10)")
     s.add_argument("--json", action="store_true", help="print JSON records")
 
     d = sub.add_parser("datasets", parents=[common], help="list, describe or audit datasets")

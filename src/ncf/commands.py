@@ -8,7 +8,7 @@ import argparse
 import json
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -56,17 +56,22 @@ def read_config(path: Path) -> dict[str, Any]:
             f"{path}: unknown option(s) {', '.join(unknown)}; valid: "
             f"{', '.join(sorted(cli.TRAIN_DEFAULTS))}"
         )
-    try:
-        if "layers" in data:
-            data["layers"] = cli.parse_layers(data["layers"])
-        if "features" in data:
-            data["features"] = cli.parse_features(data["features"])
-        if "alpha" in data:
-            data["alpha"] = cli.parse_alpha(data["alpha"])
-        if "monitor" in data:
-            data["monitor"] = cli.parse_monitor(data["monitor"])
-    except argparse.ArgumentTypeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "layers": cli.parse_layers,
+        "features": cli.parse_features,
+        "alpha": cli.parse_alpha,
+        "monitor": cli.parse_monitor,
+        "schedule": cli.parse_schedule,
+        # TOML numbers, checked as if typed on the command line
+        "gamma": lambda value: cli.parse_decay(str(value)),
+        "step_size": lambda value: cli.positive_int(str(value)),
+    }
+    for key, parse in parsers.items():
+        if key in data:
+            try:
+                data[key] = parse(data[key])
+            except argparse.ArgumentTypeError as exc:
+                raise ConfigError(f"{path}: {key}: {exc}") from None
     return data
 
 
@@ -145,7 +150,7 @@ def train(args: argparse.Namespace) -> Lines:
         pretrain=opts["pretrain"], alpha=None if opts["alpha"] == "auto" else opts["alpha"],
         dot_model=opts["dot_model"], branch_options=opts["branches"],
         finetune_options=finetune or None,
-        train_options={"monitor": opts["monitor"]} if opts["monitor"] else None,
+        train_options={k: opts[k] for k in cli.TRAIN_EXTRAS if opts[k] is not None} or None,
         refit=opts["refit"], seed=opts["seed"], progress=opts["progress"],
     )  # fmt: skip
     t_fit = time.perf_counter()

@@ -201,3 +201,14 @@ def test_config_validation_messages() -> None:
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ConfigError, match="resume=True needs checkpoint_dir"):
         TrainConfig(resume=True)
+
+
+def test_schedule_settings_are_checked_when_the_config_is_made() -> None:
+    with pytest.raises(ConfigError, match=r"unknown schedule 'cosine'; valid: \['step'"):
+        TrainConfig(schedule="cosine")
+    for gamma in (0.0, 1.5):
+        with pytest.raises(ConfigError, match=r"gamma, the schedule's decay factor, must be in"):
+            TrainConfig(schedule="exponential", gamma=gamma)
+    with pytest.raises(ConfigError, match="step_size"):
+        TrainConfig(schedule="step", step_size=0)
+    assert TrainConfig(schedule="exponential", gamma=1.0).gamma == 1.0  # a constant rate

@@ -11,6 +11,7 @@ from ncf.exceptions import ConfigError
 
 LOSSES = ("bce", "bpr", "mse", "huber")
 SAMPLING = ("uniform", "popularity")
+SCHEDULES = ("step", "exponential", "plateau", "onecycle")
 #: The shape of a metric name: ``mrr``, ``rmse``, ``hr@10``...
 _METRIC = re.compile(r"[a-z_]+(@[1-9][0-9]*)?")
 
@@ -102,6 +103,15 @@ class TrainConfig:
             raise ConfigError(f"unknown sampling {self.sampling!r}; valid: {list(SAMPLING)}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"unknown schedule {self.schedule!r}; valid: {list(SCHEDULES)} or None"
+            )
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(
+                f"gamma, the schedule's decay factor, must be in (0, 1], got {self.gamma}"
+            )
+        _positive("step_size", self.step_size)
         if not isinstance(self.monitor, str) or not _METRIC.fullmatch(self.monitor):
             raise ConfigError(
                 f"monitor must name a validation metric, such as 'hr@10', 'ndcg@10', 'mrr' or "

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ncf.exceptions import ConfigError
-from ncf.training.config import TrainConfig
+from ncf.training.config import SCHEDULES, TrainConfig
 
 Params = Iterable[torch.nn.Parameter]
 
@@ -70,9 +70,6 @@ def build_optimizer(params: Params, config: TrainConfig) -> torch.optim.Optimize
             f"unknown optimizer {config.optimizer!r}; valid: {sorted(OPTIMIZERS)}"
         ) from None
     return factory(params, config)
-
-
-SCHEDULES = ("step", "exponential", "plateau", "onecycle")
 
 
 def build_schedule(
