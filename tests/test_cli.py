@@ -249,6 +249,10 @@ def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 < metrics["val_pretrain_alpha"] < 1
     assert {"val_pretrain_gmf_hr@10", "val_pretrain_mlp_hr@10"} <= set(metrics)
+    assert {metrics["val_pretrain_gmf_epoch"], metrics["val_pretrain_mlp_epoch"]} <= {1, 2}
+    printed = capsys.readouterr().out
+    assert "best epoch" in printed and "branches' epochs gmf " in printed
+    assert f"val_pretrain_gmf_epoch    {metrics['val_pretrain_gmf_epoch']}\n" in printed
     capsys.readouterr()
     assert main(["train", "--dataset", str(csv_file), "--alpha", "2"]) == 2
     assert "--alpha: expected a number in [0, 1] or auto, got '2'" in one_error_line(capsys)

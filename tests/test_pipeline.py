@@ -81,6 +81,8 @@ def test_refit_after_pretraining_reports_each_stage(log: Interactions) -> None:
     assert set(result.refit_epochs) == {"gmf", "mlp", "final"}
     assert 1 <= result.refit_epochs["gmf"] <= 3 and 1 <= result.refit_epochs["mlp"] <= 3
     assert result.refit_epochs["final"] == result.best_epoch
+    for branch in ("gmf", "mlp"):  # the selection record names each branch's epoch too
+        assert result.best_metrics[f"pretrain_{branch}_epoch"] == result.refit_epochs[branch]
 
 
 def test_pretraining_from_an_mf_with_a_config_and_params_per_branch(log: Interactions) -> None:

@@ -368,7 +368,8 @@ def format_metrics(metrics: dict[str, Any]) -> list[str]:
     """A two-column table of the numeric metrics."""
     rows = [(k, v) for k, v in metrics.items() if isinstance(v, int | float)]
     width = max((len(k) for k, _ in rows), default=6)
-    return [f"{'metric':<{width}}  value", *[f"{k:<{width}}  {v:.4f}" for k, v in rows]]
+    cells = [(k, str(v) if isinstance(v, int) else f"{v:.4f}") for k, v in rows]  # epochs
+    return [f"{'metric':<{width}}  value", *[f"{k:<{width}}  {v}" for k, v in cells]]
 
 
 def format_table(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:

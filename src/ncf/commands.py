@@ -157,7 +157,14 @@ def train(args: argparse.Namespace) -> Lines:
     callbacks = [cli.EpochLines()] if opts["progress"] else []
     rec.fit(train_part, item_metadata=ds.items, callbacks=callbacks)
     refit = ", then refit on all training data" if opts["refit"] else ""
-    yield f"trained {rec.model_name} in {cli.elapsed(t_fit)} (best epoch {rec.best_epoch_}{refit})"
+    branches = ", ".join(
+        f"{b} {rec.metrics_[f'pretrain_{b}_epoch']}"
+        for b in ("gmf", "mlp")
+        if f"pretrain_{b}_epoch" in rec.metrics_
+    )
+    epochs = f"best epoch {rec.best_epoch_}"
+    epochs += f"; branches' epochs {branches}" if branches else ""
+    yield f"trained {rec.model_name} in {cli.elapsed(t_fit)} ({epochs}{refit})"
     k = opts["k"]
     metrics = rec.evaluate(test, "sampled", negatives=negatives, k=k)
     full = rec.evaluate(test, "full", k=k)

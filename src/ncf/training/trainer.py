@@ -73,11 +73,14 @@ class TrainResult:
         return True
 
     def add_stages(self, stages: dict[str, TrainResult]) -> None:
-        """Record earlier stages' selection metrics as ``pretrain_<stage>_<metric>``."""
+        """Record earlier stages' selection metrics as ``pretrain_<stage>_<metric>``, and the
+        epoch each stage kept as ``pretrain_<stage>_epoch``."""
         for stage, res in stages.items():
             self.best_metrics.update(
                 {f"pretrain_{stage}_{k}": v for k, v in res.best_metrics.items()}
             )
+            if res.best_epoch is not None or res.history:
+                self.best_metrics[f"pretrain_{stage}_epoch"] = res.selected_epoch
 
     @property
     def selected_epoch(self) -> int:
