@@ -19,6 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ncf.models import MODELS
+from ncf.training import Plan, Stage, TrainConfig
+from ncf.training.plan import BRANCH_SIZES
+
 
 def data_dir_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -106,3 +110,28 @@ def naive_epoch(
 def feature_set(text: str) -> tuple[str, ...]:
     """A ``--features`` entry: ``none`` or a comma-separated list of user, item, history."""
     return () if text == "none" else tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def stage_plan(
+    model: str,
+    params: dict,
+    final: TrainConfig,
+    *,
+    pretrain: bool = False,
+    branches: dict[str, TrainConfig] | None = None,
+    dot_model: str = "gmf",
+    branch_params: dict[str, dict] | None = None,
+    alpha: float | None = 0.5,
+) -> Plan:
+    """A :class:`~ncf.training.Plan` from explicit configs: one model, or NeuMF pre-trained
+    with one TrainConfig per branch (the branches take the params their model knows)."""
+    if not pretrain:
+        return Plan(Stage(model, dict(params), final))
+    stages = {}
+    for branch, name in (("gmf", dot_model), ("mlp", "mlp")):
+        known = MODELS[name].config_class.field_names()
+        own = {k: v for k, v in params.items() if k in known}
+        own.update((branch_params or {}).get(branch, {}))
+        stages[branch] = Stage(name, own, (branches or {}).get(branch, final))
+    finetune = {k: v for k, v in params.items() if k not in BRANCH_SIZES}
+    return Plan(Stage("neumf", finetune, final), stages, alpha)

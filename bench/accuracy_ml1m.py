@@ -15,11 +15,11 @@ import json
 import time
 from dataclasses import replace
 
-from _common import data_dir_arg, peak_rss_mb, require_data_dir
+from _common import data_dir_arg, peak_rss_mb, require_data_dir, stage_plan
 from ncf import datasets
 from ncf.evaluation import evaluate_full, evaluate_sampled
-from ncf.pipeline import carve_validation, train_model, validation_ks
-from ncf.training import TrainConfig
+from ncf.evaluation.validators import carve_validation, validation_ks
+from ncf.training import TrainConfig, fit_model
 
 
 def main() -> None:
@@ -117,18 +117,18 @@ def main() -> None:
         if v is not None
     }
     # Model selection uses the validation split only; the test set is touched once, below.
-    model, result = train_model(
+    plan = stage_plan(
         args.model,
-        train,
-        model_params=params,
-        config=final,
-        validator=validator,
+        params,
+        final,
         pretrain=args.pretrain,
-        pretrain_config={"gmf": dot, "mlp": pre},
+        branches={"gmf": dot, "mlp": pre},
         alpha=args.alpha or None,
         dot_model=args.dot_model,
-        pretrain_params={"gmf": dot_params},
-        refit_on=ds.interactions if args.refit else None,
+        branch_params={"gmf": dot_params},
+    )
+    model, result = fit_model(
+        plan, train, validator=validator, refit_on=ds.interactions if args.refit else None
     )
     t_train = time.perf_counter() - t0
     test = ds.test

@@ -3,8 +3,9 @@
 Features: item genres (ml-1m ``movies.dat`` via ``ml-1m-ncf/ml-1m.item_map.tsv``) and user
 demographics (``users.dat``: gender, age group, occupation; NCF user id = UserID - 1), fed into
 the MLP branch's first layer. Training: BCE with 4 fresh negatives per positive; the best epoch
-is chosen on a leave-one-out validation split carved from train (``ncf.pipeline``); the test
-figure is HR@10 / NDCG@10 against the benchmark's 99 given negatives.
+is chosen on a leave-one-out validation split carved from train
+(``ncf.evaluation.validators``); the test figure is HR@10 / NDCG@10 against the benchmark's
+99 given negatives.
 
     NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_features_implicit.py
 """
@@ -21,8 +22,8 @@ from _common import feature_set
 from ncf import datasets
 from ncf.data.features import HISTORY, dataset_features, history_features
 from ncf.evaluation import evaluate_sampled
+from ncf.evaluation.validators import carve_validation
 from ncf.models import build_model
-from ncf.pipeline import carve_validation
 from ncf.training import TrainConfig, Trainer
 
 

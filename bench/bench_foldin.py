@@ -24,9 +24,9 @@ from _common import data_dir_arg, require_data_dir
 from ncf import datasets, foldin
 from ncf.data import IdMap, Interactions
 from ncf.evaluation import evaluate_sampled
+from ncf.evaluation.validators import carve_validation
 from ncf.models import RecModel, model_from_spec
-from ncf.pipeline import carve_validation, train_model
-from ncf.training import TrainConfig
+from ncf.training import Plan, Stage, TrainConfig, fit_model
 
 PARAMS = {"factors": 8, "layers": (64, 32, 16, 8), "seed": 0}
 
@@ -43,9 +43,7 @@ def train(inter: Interactions, args: argparse.Namespace, cache: Path | None, tag
     part, validator = carve_validation(inter, seed=0)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=0)
     t0 = time.perf_counter()
-    model, result = train_model(
-        "neumf", part, model_params=PARAMS, config=config, validator=validator
-    )
+    model, result = fit_model(Plan(Stage("neumf", PARAMS, config)), part, validator=validator)
     print(
         f"  trained {tag}: {time.perf_counter() - t0:.0f} s, best epoch {result.best_epoch}, "
         f"validation hr@10 {result.best_metrics.get('hr@10', float('nan')):.3f}"

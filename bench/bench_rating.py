@@ -1,8 +1,8 @@
 """Rating prediction on MovieLens-100K: RMSE/MAE of MF, MLP and NeuMF, with and without features.
 
-Each figure is ``ncf.rating.run_rating_experiment`` under the chosen protocol (default: the 5
-official folds u1..u5, averaged), with the tuned defaults of ``ncf.rating.default_model_params``
-and ``default_train_config``; the best epoch of each fold is chosen on a validation set carved
+Each figure is ``ncf.experiments.cross_validate`` under the chosen protocol (default: the 5
+official folds u1..u5, averaged), with the tuned recipes of ``ncf.training.presets``; the
+best epoch of each fold is chosen on a validation set carved
 from that fold's training part (never its test part).
 
     NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_rating.py
@@ -19,12 +19,12 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
 
 import torch
 
 from _common import feature_set
-from ncf.rating import default_finetune_config, default_train_config, run_rating_experiment
+from ncf import Recommender, datasets
+from ncf.experiments import cross_validate
 
 
 def main() -> None:
@@ -60,12 +60,14 @@ def main() -> None:
             t0 = time.perf_counter()
             pretrain = name == "neumf-pretrain"
             model = "neumf" if pretrain else name
-            base = default_finetune_config() if pretrain else default_train_config(name)
-            out = run_rating_experiment(
-                args.dataset, data_dir=args.data_dir, model=model, protocol=args.protocol,
-                features=feature_set(fs), config=replace(base, threads=args.threads),
-                seed=args.seed, refit=args.refit, pretrain=pretrain,
+            estimator = Recommender(
+                model, task="rating", train_options={"threads": args.threads}, seed=args.seed,
+                refit=args.refit, pretrain=pretrain,
             )  # fmt: skip
+            ds = datasets.load(args.dataset, args.data_dir)
+            out = cross_validate(
+                ds, estimator, protocol=args.protocol, features=feature_set(fs)
+            ).summary
             folds = " ".join(f"{f['rmse']:.4f}" for f in out["folds"])
             print(
                 f"{name:<14} {fs:<17} {out['rmse']:7.4f} {out['rmse_std']:6.4f} {out['mae']:7.4f} "

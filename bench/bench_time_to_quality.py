@@ -24,12 +24,17 @@ from dataclasses import replace
 
 T_START = time.perf_counter()
 
-from _common import data_dir_arg, require_data_dir  # noqa: E402
+from _common import data_dir_arg, require_data_dir, stage_plan  # noqa: E402
 from ncf import datasets  # noqa: E402
 from ncf.evaluation import evaluate_sampled  # noqa: E402
+from ncf.evaluation.validators import carve_validation  # noqa: E402
 from ncf.models import NeuMF  # noqa: E402
-from ncf.pipeline import carve_validation, train_model  # noqa: E402
-from ncf.training import Callback, TrainConfig, Trainer  # noqa: E402
+from ncf.training import (  # noqa: E402
+    Callback,
+    TrainConfig,
+    Trainer,
+    fit_model,
+)
 
 
 class Report(Callback):
@@ -143,8 +148,8 @@ def main() -> None:
         pretrain = {
             "pretrain": True,
             "dot_model": "mf",
-            "pretrain_config": {"gmf": mf_config, "mlp": mlp_config},
-            "pretrain_params": {"gmf": {"init_std": 0.1, "l2_embedding": args.mf_l2}},
+            "branches": {"gmf": mf_config, "mlp": mlp_config},
+            "branch_params": {"gmf": {"init_std": 0.1, "l2_embedding": args.mf_l2}},
             "alpha": None,
         }
         config = replace(config, lr=args.finetune_lr, epochs=args.finetune_epochs, patience=1)
@@ -152,15 +157,12 @@ def main() -> None:
             f"  MF branch: batch {mf_config.batch_size}, SGD {mf_config.lr:g} decaying by "
             f"{args.mf_gamma} per epoch, l2 {args.mf_l2}"
         )
-    model, result = train_model(
-        "neumf",
+    model, result = fit_model(
+        stage_plan("neumf", params, config, **pretrain),
         train,
-        model_params=params,
-        config=config,
         validator=validator,
         callbacks=[report],
         refit_on=ds.interactions if args.refit else None,
-        **pretrain,
     )
     if args.pretrain_mf:
         # The fused start (epoch 0) is a candidate the callback never saw: score the choice.

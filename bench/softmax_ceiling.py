@@ -35,7 +35,7 @@ from torch import nn
 from _common import data_dir_arg, require_data_dir
 from ncf import datasets
 from ncf.evaluation import evaluate_sampled
-from ncf.pipeline import carve_validation
+from ncf.evaluation.validators import carve_validation
 
 
 class SoftmaxGMF(nn.Module):

@@ -15,6 +15,11 @@ import pytest
 import torch
 
 from ncf.cli import main
+from ncf.cli.commands import recommender
+from ncf.cli.options import OPTIONS, given_options, train_request
+from ncf.cli.parser import build_parser
+from ncf.models import MODELS
+from ncf.training import PretrainConfig, TrainConfig
 
 TINY = ["--epochs", "2", "--factors", "4", "--layers", "8,4", "--no-progress"]
 
@@ -144,8 +149,8 @@ def test_config_file(csv_file: Path, tmp_path: Path, capsys) -> None:
     line = one_error_line(capsys)
     assert "epochz" in line and "layerz" in line
     cfg.write_text("epochs = [\n")
-    assert main(["train", "--config", str(cfg)]) == 1
-    one_error_line(capsys)
+    assert main(["train", "--config", str(cfg)]) == 2  # a usage error, naming the file
+    assert f"{cfg}: not valid TOML" in one_error_line(capsys)
 
 
 def test_tampered_model_is_one_line(model_dir: Path, tmp_path: Path, capsys) -> None:
@@ -210,22 +215,35 @@ def test_builtin_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 @pytest.mark.data
 def test_rating_task(shared_data: Path, tmp_path: Path, capsys) -> None:
-    pytest.importorskip("ncf.rating.experiment")
     out = tmp_path / "rating"
     args = ["train", "--task", "rating", "--dataset", "ml-100k", "--data-dir", str(shared_data),
             "--model", "mf", "--protocol", "random", "--epochs", "1", "--no-progress"]  # fmt: skip
     assert main([*args, "--out", str(out)]) == 0
-    assert "RMSE" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "RMSE" in printed and "ratings on 1 to 5 (given)" in printed
     result = json.loads((out / "metrics.json").read_text())
     assert 0.5 < result["rmse"] < 2.0 and "mae" in result
+    # the saved rating model recommends and evaluates on its saved test split
+    assert main(["recommend", str(out), "--user", "1", "-k", "3", "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)
+    assert len(top) == 3 and all(1 <= r["score"] <= 5 for r in top)
+    assert main(["evaluate", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rmse"] == pytest.approx(result["rmse"])
 
 
-@pytest.mark.data
-def test_rating_pretraining_is_for_neumf(shared_data: Path, capsys) -> None:
-    args = ["train", "--task", "rating", "--dataset", "ml-100k", "--data-dir", str(shared_data),
-            "--model", "mlp", "--pretrain", "--no-progress"]  # fmt: skip
-    assert main(args) == 2
-    assert "pre-training builds a NeuMF from MF and MLP, not 'mlp'" in capsys.readouterr().err
+def test_rating_task_on_a_csv_keeps_a_flag_equal_to_its_default(
+    csv_file: Path, tmp_path: Path, capsys
+) -> None:
+    """The regression: ``--epochs 8`` equals TrainConfig's default, the rating recipe says 30;
+    the flag was given, so 8 epochs reach the trainer."""
+    out = tmp_path / "csv-rating"
+    args = ["train", "--task", "rating", "--dataset", str(csv_file), "--protocol", "random",
+            "--model", "mf", "--epochs", "8", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "ratings on 1 to 5 (inferred from the data)" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["epochs"] == 8 and config["training"]["loss"] == "mse"
+    assert config["task"] == "rating" and config["rating_scale"] == [1.0, 5.0]
 
 
 def test_default_out_dir(csv_file: Path, tmp_path: Path, monkeypatch) -> None:
@@ -243,9 +261,9 @@ def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
     assert main(args) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["config"]["factors"] == 4 + 2  # an MF branch, biases included
-    saved = config["recommender"]
-    assert saved["alpha"] is None and saved["dot_model"] == "mf"
-    assert saved["finetune_options"] == {"optimizer": "sgd", "lr": 2.0, "epochs": 1}
+    saved = config["recommender"]["pretrain"]
+    assert saved["alpha"] == "auto" and saved["dot_model"] == "mf"
+    assert saved["finetune"] == {"optimizer": "sgd", "lr": 2.0, "epochs": 1}
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 < metrics["val_pretrain_alpha"] < 1
     assert {"val_pretrain_gmf_hr@10", "val_pretrain_mlp_hr@10"} <= set(metrics)
@@ -258,8 +276,8 @@ def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
     assert "--alpha: expected a number in [0, 1] or auto, got '2'" in one_error_line(capsys)
     assert main(["train", "--dataset", str(csv_file), "--finetune-lr", "0.1", *TINY]) == 2
     assert "--finetune-lr shape NeuMF's pre-training: add --pretrain" in one_error_line(capsys)
-    assert main(["train", "--task", "rating", "--pretrain", "--alpha", "0.3", *TINY]) == 2
-    assert "--alpha shape the implicit task's NeuMF pre-training" in one_error_line(capsys)
+    assert main(["train", "--task", "rating", "--model", "mlp", "--pretrain", *TINY]) == 2
+    assert "pre-training builds a NeuMF from its branches, not 'mlp'" in one_error_line(capsys)
     cfg = tmp_path / "pre.toml"
     out = tmp_path / "pre-toml"
     cfg.write_text(
@@ -268,8 +286,8 @@ def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
         '[branches.gmf]\noptimizer = "sgd"\nlr = 5.0\ninit_std = 0.1\n'
     )
     assert main(["train", "--config", str(cfg)]) == 0
-    saved = json.loads((out / "config.json").read_text())["recommender"]
-    assert saved["branch_options"] == {"gmf": {"optimizer": "sgd", "lr": 5.0, "init_std": 0.1}}
+    saved = json.loads((out / "config.json").read_text())["recommender"]["pretrain"]
+    assert saved["branches"] == {"gmf": {"optimizer": "sgd", "lr": 5.0, "init_std": 0.1}}
     capsys.readouterr()
     cfg.write_text("[branches.gmf]\nlr = 5.0\n")
     assert main(["train", "--config", str(cfg), *TINY]) == 2
@@ -285,7 +303,7 @@ def test_monitor_flag(csv_file: Path, tmp_path: Path, capsys) -> None:
             "--patience", "1", *TINY, "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     saved = json.loads((out / "config.json").read_text())["recommender"]
-    assert saved["train_options"] == {"monitor": "ndcg@5"}
+    assert saved["train_options"] == {"monitor": "ndcg@5", "patience": 1, "epochs": 2}
     assert "val_ndcg@5" in json.loads((out / "metrics.json").read_text())
     capsys.readouterr()
     assert main(["train", "--dataset", str(csv_file), "--monitor", "ndcg", *TINY]) == 2
@@ -307,7 +325,9 @@ def test_schedule_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
             "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     saved = json.loads((out / "config.json").read_text())["recommender"]
-    assert saved["train_options"] == {"schedule": "exponential", "gamma": 0.8}
+    assert saved["train_options"] == {
+        "optimizer": "sgd", "lr": 50.0, "schedule": "exponential", "gamma": 0.8, "epochs": 2
+    }  # fmt: skip
     capsys.readouterr()
     assert main([*args[:9], "--schedule", "cosine"]) == 2
     assert "--schedule: expected one of ['step', 'exponential'" in one_error_line(capsys)
@@ -317,3 +337,43 @@ def test_schedule_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
     cfg.write_text('schedule = "step"\nstep_size = 0\n')
     assert main(["train", "--config", str(cfg)]) == 2
     assert f"{cfg}: step_size: expected a positive integer, got '0'" in one_error_line(capsys)
+
+
+#: TrainConfig fields without a flag: set in a TOML file's train_options or the Python API.
+NO_FLAG = {"betas", "momentum", "sampling_alpha", "seed", "threads", "checkpoint_dir", "resume",
+           "progress"}  # fmt: skip
+
+
+def test_flags_map_one_to_one_onto_config_fields() -> None:
+    train_fields = {f for f in TrainConfig.__dataclass_fields__}
+    model_fields = {f for cls in MODELS.values() for f in cls.config_class.field_names()}
+    pretrain_fields = set(PretrainConfig.__dataclass_fields__) | {"pretrain"}
+    by_group: dict[str, set[str]] = {}
+    for option in OPTIONS:
+        by_group.setdefault(option.group, set()).add(option.name)
+    assert by_group["train"] <= train_fields
+    assert by_group["train"] | NO_FLAG == train_fields  # every other field has its flag
+    assert by_group["model"] <= model_fields
+    finetune = {n for n in by_group["pretrain"] if n.startswith("finetune_")}
+    assert {n.removeprefix("finetune_") for n in finetune} <= train_fields
+    assert by_group["pretrain"] - finetune <= pretrain_fields
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()  # type: ignore[union-attr]
+    for option in OPTIONS:
+        assert (option.flag_name in help_text) == option.flag, option.name
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if o.group == "train"], ids=lambda o: o.name)
+def test_every_training_flag_given_at_its_default_reaches_the_trainer(option) -> None:
+    """A flag counts as given whenever the user gave it, even at the dataclass's default,
+    which the rating recipe overrides (the bug: --epochs 8 trained 30 epochs)."""
+    default = getattr(TrainConfig(), option.name)
+    if default is None:  # patience, schedule: no value on a command line means None
+        pytest.skip("a None default has no command-line spelling")
+    task = "implicit" if option.name in ("loss", "monitor") else "rating"
+    args = build_parser().parse_args(
+        ["train", "--task", task, "--model", "mf", option.flag_name, str(default)]
+    )
+    req = train_request(given_options(args))
+    assert req.train == {option.name: default}
+    plan = recommender(req, (1.0, 5.0)).plan()
+    assert getattr(plan.final.config, option.name) == default

@@ -32,7 +32,7 @@ from ncf.exceptions import (
 from ncf.models import GMF, MF, MLP, ItemPop, NeuMF, RecModel, build_model, model_names
 from ncf.recommender import Recommender
 from ncf.sources import load_source
-from ncf.training import Callback, TrainConfig, Trainer, TrainResult
+from ncf.training import Callback, PretrainConfig, TrainConfig, Trainer, TrainResult
 
 __all__ = [
     "GMF",
@@ -53,6 +53,7 @@ __all__ = [
     "NegativeSampler",
     "NeuMF",
     "NotFittedError",
+    "PretrainConfig",
     "RecModel",
     "Recommender",
     "TrainConfig",

@@ -11,6 +11,8 @@
       seen.npz             training items per user as CSR arrays (indptr, indices, shape)
       metrics.json         flat {metric: value}
       items.parquet        item metadata (titles...), row i describes item index i; optional
+      test.npz             the test split the model was scored on: users, items (indices),
+                           ratings and sampled negatives (item indices) when there are; optional
 
 A directory is written under a temporary sibling name and renamed into place; an existing
 model is first renamed away and deleted only after the new one is in place, so an interrupted
@@ -51,6 +53,9 @@ POPULARITY = "popularity.npy"
 SEEN = "seen.npz"
 METRICS = "metrics.json"
 ITEMS = "items.parquet"
+TEST = "test.npz"
+#: The arrays test.npz may hold, and their dtypes.
+TEST_ARRAYS = {"users": np.int64, "items": np.int64, "ratings": np.float64, "negatives": np.int64}
 REQUIRED: tuple[str, ...] = (WEIGHTS, ID_MAPS, POPULARITY, SEEN, METRICS)
 
 
@@ -75,6 +80,9 @@ class SavedModel:
     info : dict
         Further JSON-ready sections of ``config.json`` (recommender hyper-parameters,
         training config, history...), returned as written.
+    test : dict of str to numpy.ndarray, optional
+        The test split: ``users``, ``items`` (indices), optionally ``ratings`` and
+        ``negatives`` (shape (n, N), item indices).
     """
 
     model: RecModel
@@ -85,6 +93,7 @@ class SavedModel:
     metrics: dict[str, float] = field(default_factory=dict)
     item_metadata: pd.DataFrame | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    test: dict[str, np.ndarray] | None = None
 
 
 def save(path: str | Path, saved: SavedModel) -> Path:
@@ -181,6 +190,9 @@ def _write_files(folder: Path, saved: SavedModel) -> None:
     _write_json(folder / METRICS, {str(k): _jsonable(v) for k, v in saved.metrics.items()})
     if saved.item_metadata is not None:
         _write_items(folder / ITEMS, saved.item_metadata)
+    if saved.test is not None:
+        arrays = {k: np.asarray(v, dtype=TEST_ARRAYS[k]) for k, v in saved.test.items()}
+        np.savez(folder / TEST, **arrays)  # type: ignore[arg-type]
     files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.name != CONFIG}
     config = {
         "format_version": FORMAT_VERSION,
@@ -300,6 +312,7 @@ def _read_files(root: Path, config: dict[str, Any]) -> SavedModel:
         meta = pd.read_parquet(root / ITEMS)
         if len(meta) != n_items:
             problems.append(f"{ITEMS} has {len(meta)} rows")
+    test = _read_test(root, n_users, n_items, problems) if (root / TEST).is_file() else None
     if problems:
         raise ModelFileError(
             f"{root}: contents disagree with the model in {CONFIG} ({n_users} users x "
@@ -318,7 +331,30 @@ def _read_files(root: Path, config: dict[str, Any]) -> SavedModel:
         metrics=metrics,
         item_metadata=meta,
         info=info,
+        test=test,
     )
+
+
+def _read_test(
+    root: Path, n_users: int, n_items: int, problems: list[str]
+) -> dict[str, np.ndarray] | None:
+    """The saved test split, its indices checked against the model's sizes."""
+    try:
+        with np.load(root / TEST, allow_pickle=False) as z:
+            test = {k: np.asarray(z[k]) for k in z.files if k in TEST_ARRAYS}
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{root / TEST}: unreadable ({exc})") from exc
+    n = len(test.get("users", ()))
+    bounds = {"users": n_users, "items": n_items, "negatives": n_items}
+    ok = "users" in test and "items" in test and len(test["items"]) == n
+    ok = ok and all(len(test[k]) == n for k in test)
+    ok = ok and all(
+        ((test[k] >= 0) & (test[k] < bound)).all() for k, bound in bounds.items() if k in test
+    )
+    if not ok:
+        problems.append(f"{TEST} holds indices outside the model or arrays of unequal length")
+        return None
+    return test
 
 
 def _read_json(path: Path) -> Any:

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from ncf.data import IdMap, Interactions
+from ncf.evaluation import predict_ratings
 from ncf.exceptions import ConfigError, DataError
 from ncf.models import MLP, NeuMF, build_model, model_from_spec
 from ncf.models.mlp import fastai_embedding_dim
-from ncf.rating import predict_ratings, train_rating_model
-from ncf.training import TrainConfig
+from ncf.training import Plan, Stage, TrainConfig, fit_model
 
 N_USERS, N_ITEMS, DU, DI = 5, 7, 3, 4
 SMALL: dict[str, dict[str, Any]] = {
@@ -92,15 +92,17 @@ def test_cold_start_learns_from_features() -> None:
     )  # fmt: skip
     user_rows = np.eye(2, dtype=np.float32)[group]
 
-    class _Feats:  # the minimal Features interface train_rating_model reads
+    class _Feats:  # the minimal Features interface fit_model reads
         matrix, dim, id_map = user_rows, 2, inter.user_map
 
     config = TrainConfig(epochs=40, batch_size=128, lr=0.03, loss="mse", monitor="rmse", threads=1)
-    model, _ = train_rating_model(
-        "mlp", inter, rating_scale=(1.0, 5.0), user_features=_Feats(),  # type: ignore[arg-type]
-        model_params={"layers": (8,), "embedding_dims": (2, 4), "dropout": 0.0, "seed": 0},
-        config=config, validation=None,
-    )  # fmt: skip
+    params = {"layers": (8,), "embedding_dims": (2, 4), "dropout": 0.0, "seed": 0,
+              "y_range": (0.5, 5.5)}  # fmt: skip
+    model, _ = fit_model(
+        Plan(Stage("mlp", params, config)),
+        inter,
+        user_features=_Feats(),  # type: ignore[arg-type]
+    )
     cold = model.add_users(np.eye(2, dtype=np.float32))  # type: ignore[operator]
     items = np.arange(n_items)
     for g, user in enumerate(cold):

@@ -87,12 +87,12 @@ def test_score_all_equals_forward_on_all_pairs(name: str, extra: dict) -> None:
 
 
 def test_score_all_blocks_over_items(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ncf.models.mlp as mlp_module
+    import ncf.models.tower as tower_module
 
     model = _build("neumf").eval()
     with torch.no_grad():
         expected = model.score_all(torch.arange(N_USERS))
-        monkeypatch.setattr(mlp_module, "SCORE_BLOCK_ELEMENTS", 3)  # one item per block
+        monkeypatch.setattr(tower_module, "SCORE_BLOCK_ELEMENTS", 3)  # one item per block
         blocked = model.score_all(torch.arange(N_USERS))
     torch.testing.assert_close(blocked, expected)
 
@@ -305,6 +305,24 @@ def test_from_pretrained_mf_needs_the_mlps_output_range() -> None:
 
 
 # ---------------------------------------------------------------------- ItemPop
+def test_set_sparse_updates_switches_the_tables_gradients() -> None:
+    model = GMF(N_USERS, N_ITEMS, factors=4)
+    users, items = torch.tensor([0, 2, 2]), torch.tensor([1, 3, 6])
+    model.set_sparse_updates(True)
+    assert all(emb.sparse_grad for emb, _ in model.embeddings())
+    model(users, items).sum().backward()
+    grad = model.user_embedding.weight.grad
+    assert grad is not None and grad.is_sparse
+    model.zero_grad(set_to_none=True)
+    model.set_sparse_updates(False)
+    assert not any(emb.sparse_grad for emb, _ in model.embeddings())
+    model(users, items).sum().backward()
+    grad = model.user_embedding.weight.grad
+    assert grad is not None and not grad.is_sparse
+    with pytest.raises(ConfigError, match="enabled"):
+        model.set_sparse_updates(1)  # type: ignore[arg-type]
+
+
 def test_itempop_scores_log_counts_for_every_user() -> None:
     model = ItemPop(3, 4)
     assert not model.trainable and not model.has_regularization

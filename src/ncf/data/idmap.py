@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ncf.exceptions import DataError, UnknownIdError
+from ncf.exceptions import ConfigError, DataError, UnknownIdError
 
 _MAX_SHOWN = 5
 
@@ -101,6 +101,18 @@ class IdMap:
         extra = pd.Index(pd.unique(pd.Series(list(new_ids))))
         extra = extra[~extra.isin(self._index)]
         return IdMap(self._index.append(extra), name=self.name)
+
+    def parse(self, text: str) -> Any:
+        """A raw id typed as text (a command line, a URL) as the type of this map's ids: an
+        int for integer ids (a ConfigError when ``text`` is not one), else the text."""
+        if np.issubdtype(self.ids.dtype, np.integer):
+            try:
+                return int(text)
+            except ValueError:
+                raise ConfigError(
+                    f"{self.name} ids of this model are integers, got {text!r}"
+                ) from None
+        return text
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready description that :meth:`from_json` restores exactly."""

@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ncf.data.idmap import IdMap, _py
-from ncf.exceptions import DataError
+from ncf.exceptions import DataError, UnknownIdError
 
 DuplicatePolicy = Literal["error", "first", "last", "max", "min", "sum", "mean"]
 DUPLICATE_POLICIES: tuple[str, ...] = ("error", "first", "last", "max", "min", "sum", "mean")
@@ -355,3 +355,35 @@ def _float_array(values: Any, name: str, n: int) -> np.ndarray | None:
     if not np.isfinite(a).all():
         raise DataError(f"{name} contain NaN or infinite values")
     return _readonly(a)
+
+
+def as_interactions(data: Any, what: str) -> Interactions:
+    """``data`` as :class:`Interactions`: itself, or a DataFrame with columns ``user`` and
+    ``item`` (``rating`` and ``timestamp`` used when present; repeated pairs keep the last)."""
+    if isinstance(data, Interactions):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return Interactions.from_dataframe(
+            data,
+            rating="rating" if "rating" in data else None,
+            timestamp="timestamp" if "timestamp" in data else None,
+            duplicates="last",
+            source=what,
+        )
+    raise DataError(
+        f"{what} must be an Interactions or a pandas DataFrame with columns user and item, "
+        f"got {type(data).__name__}"
+    )
+
+
+def reindex(held: Interactions, user_map: IdMap, item_map: IdMap) -> Interactions:
+    """``held`` over other id maps (by raw id), ratings kept; unknown ids raise
+    :class:`~ncf.exceptions.UnknownIdError`."""
+    if held.user_map == user_map and held.item_map == item_map:
+        return held
+    try:
+        users = user_map.to_index(held.user_map.to_raw(held.users))
+        items = item_map.to_index(held.item_map.to_raw(held.items))
+    except UnknownIdError as exc:
+        raise UnknownIdError(f"{exc}: held-out pairs must use ids seen in training") from None
+    return Interactions(users, items, user_map=user_map, item_map=item_map, ratings=held.ratings)

@@ -21,10 +21,24 @@ Seed = int | np.random.Generator
 SplitResult = tuple[Interactions, Interactions]
 
 
+#: How :func:`leave_one_out` picks each user's held-out row.
+Order = Literal["time", "random", "auto"]
+
+
+def resolve_order(inter: Interactions, by: str) -> Literal["time", "random"]:
+    """``by`` with ``"auto"`` resolved: ``"time"`` when ``inter`` has timestamps, else
+    ``"random"``. The one place that makes this choice for every split and carve."""
+    if by == "auto":
+        return "time" if inter.timestamps is not None else "random"
+    if by not in ("time", "random"):
+        raise ConfigError(f"unknown split order by={by!r}; valid: ['auto', 'random', 'time']")
+    return "time" if by == "time" else "random"
+
+
 def leave_one_out(
     inter: Interactions,
     *,
-    by: Literal["time", "random"] = "time",
+    by: Order = "time",
     seed: Seed = 0,
     min_interactions: int = 2,
 ) -> SplitResult:
@@ -34,10 +48,11 @@ def leave_one_out(
     ----------
     inter : Interactions
         The log to split.
-    by : {"time", "random"}
+    by : {"time", "random", "auto"}
         ``"time"`` holds out each user's latest interaction. Among rows sharing a user's latest
         timestamp the one that comes **last in the log's row order** is held out, so the split
         never depends on the seed. ``"random"`` holds out a uniformly random row per user.
+        ``"auto"``: ``"time"`` when the log has timestamps, else ``"random"``.
     seed : int or numpy.random.Generator
         Randomness for ``by="random"`` (unused by ``"time"``).
     min_interactions : int
@@ -57,7 +72,7 @@ def leave_one_out(
         An unknown ``by`` or ``min_interactions < 1``.
     """
     _check_int(min_interactions, "min_interactions", low=1)
-    order, rank_from_end, counts_sorted = _order_within_users(inter, by, seed)
+    order, rank_from_end, counts_sorted = _order_within_users(inter, resolve_order(inter, by), seed)
     test_sorted = (rank_from_end == 0) & (counts_sorted >= min_interactions)
     return _split_by_mask(inter, order[test_sorted])
 

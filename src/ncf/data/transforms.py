@@ -138,3 +138,27 @@ def k_core(inter: Interactions, user_k: int = 1, item_k: int = 1) -> Interaction
         result.n_items, inter.n_items, rounds,
     )  # fmt: skip
     return result
+
+
+def rating_scale(
+    inter: Interactions, given: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """The rating scale of a log: ``given`` (checked against the ratings), else the ratings'
+    minimum and maximum."""
+    if inter.ratings is None:
+        raise DataError("the rating task needs interactions with ratings (a rating column)")
+    if given is not None:
+        try:
+            low, high = (float(v) for v in given)
+        except (TypeError, ValueError):
+            raise ConfigError(f"rating_scale must be (low, high), got {given!r}") from None
+        if not low < high:
+            raise ConfigError(f"rating_scale must be (low, high) with low < high, got {given!r}")
+        outside = int(((inter.ratings < low) | (inter.ratings > high)).sum())
+        if outside:
+            raise DataError(f"{outside} rating(s) lie outside the rating scale {low:g} to {high:g}")
+        return (low, high)
+    low, high = float(inter.ratings.min()), float(inter.ratings.max())
+    if not low < high:
+        raise DataError(f"every rating is {low:g}: give the rating scale (low, high)")
+    return (low, high)

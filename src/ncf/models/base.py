@@ -32,6 +32,10 @@ import torch
 from torch import nn
 
 from ncf.exceptions import ConfigError
+from ncf.models.layers import FastEmbedding as FastEmbedding  # re-exported
+from ncf.models.layers import _init_tensor
+from ncf.models.layers import embedding as embedding  # re-exported
+from ncf.models.layers import linear as linear  # re-exported
 
 INITS: tuple[str, ...] = ("normal", "he_normal", "glorot_uniform")
 
@@ -293,6 +297,22 @@ class RecModel(nn.Module):
                 emb.weight.clamp_(min=0.0)
         return self
 
+    def set_sparse_updates(self, enabled: bool) -> None:
+        """Switch the embedding tables between sparse and dense weight gradients.
+
+        Parameters
+        ----------
+        enabled : bool
+            True: every :class:`~ncf.models.layers.FastEmbedding` of the model gives its weight
+            a sparse gradient holding only the batch's rows, so a plain SGD step touches only
+            those rows (see :func:`ncf.training.optim.sparse_updates`). False (the state of a
+            new model): dense gradients.
+        """
+        check_bool("enabled", enabled)
+        for module in self.modules():
+            if isinstance(module, FastEmbedding):
+                module.sparse_grad = enabled
+
     def to_spec(self) -> dict[str, Any]:
         """Everything needed to rebuild the architecture (see ``ncf.models.model_from_spec``)."""
         return {
@@ -342,97 +362,3 @@ class RecModel(nn.Module):
                     module.bias.zero_()
             elif isinstance(module, nn.BatchNorm1d):
                 module.reset_parameters()  # ones/zeros, no randomness
-
-
-def _init_tensor(
-    w: torch.Tensor,
-    init: str,
-    fan_in: int,
-    fan_out: int,
-    gen: torch.Generator,
-    *,
-    embedding: bool,
-    std: float = 0.01,
-) -> None:
-    # Draw on the CPU generator, then copy (so the result does not depend on the device).
-    buf = torch.empty(w.shape, dtype=torch.float32)
-    if init == "normal":
-        if embedding:
-            buf.normal_(0.0, std, generator=gen)
-        else:
-            bound = math.sqrt(3.0 / fan_in)
-            buf.uniform_(-bound, bound, generator=gen)
-    elif init == "he_normal":
-        buf.normal_(0.0, math.sqrt(2.0 / fan_in), generator=gen)
-    else:  # glorot_uniform
-        bound = math.sqrt(6.0 / (fan_in + fan_out))
-        buf.uniform_(-bound, bound, generator=gen)
-    w.copy_(buf)
-
-
-class _Gather(torch.autograd.Function):
-    """Row lookup whose backward accumulates with ``index_add_``.
-
-    On the CPU this is about twice as fast as ``embedding_dense_backward`` for batches of
-    thousands of rows (measured in bench/bench_training.py's profile), with the same result.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(index)
-        ctx.rows = table.shape[0]
-        return table.index_select(0, index)  # (B, dim)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (index,) = ctx.saved_tensors
-        out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype, device=grad.device)
-        return out.index_add_(0, index, grad.contiguous()), None
-
-
-class _SparseGather(torch.autograd.Function):
-    """Row lookup whose gradient is a sparse ``(rows, dim)`` tensor holding only the batch's
-    rows (duplicates summed by whoever consumes it), for optimizers that update only those."""
-
-    @staticmethod
-    def forward(ctx: Any, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(index)
-        ctx.shape = table.shape
-        return table.index_select(0, index)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (index,) = ctx.saved_tensors
-        values = grad.contiguous()
-        grad_table = torch.sparse_coo_tensor(
-            index.unsqueeze(0), values, ctx.shape, check_invariants=False
-        )
-        return grad_table, None
-
-
-class FastEmbedding(nn.Embedding):
-    """``nn.Embedding`` (same parameters and state dict) with a faster training lookup.
-
-    ``sparse_grad = True`` (set by the trainer for plain SGD, see
-    :func:`ncf.training.optim.sparse_updates`) makes the weight's gradient sparse: a step then
-    touches only the batch's rows instead of zero-filling and updating the whole table.
-    """
-
-    sparse_grad: bool = False
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if self.weight.requires_grad and torch.is_grad_enabled() and input.dim() == 1:
-            gather = _SparseGather if self.sparse_grad else _Gather
-            out: torch.Tensor = gather.apply(self.weight, input)
-            return out
-        return super().forward(input)
-
-
-def embedding(n: int, dim: int) -> nn.Embedding:
-    """An embedding table allocated without drawing from the global random generator."""
-    return nn.utils.skip_init(FastEmbedding, n, dim)
-
-
-def linear(n_in: int, n_out: int) -> nn.Linear:
-    """A dense layer allocated without drawing from the global random generator."""
-    return nn.utils.skip_init(nn.Linear, n_in, n_out)

@@ -26,11 +26,10 @@ from tqdm.auto import tqdm
 from ncf.data.interactions import Interactions
 from ncf.data.sampling import NegativeSampler
 from ncf.exceptions import ConfigError, DataError, TrainingError
-from ncf.models.base import FastEmbedding
 from ncf.training import losses
 from ncf.training.callbacks import Callback
 from ncf.training.checkpoint import load_checkpoint, save_checkpoint
-from ncf.training.config import TrainConfig
+from ncf.training.config import TrainConfig, resolve_device
 from ncf.training.optim import build_optimizer, build_schedule, sparse_updates
 
 logger = logging.getLogger("ncf.training")
@@ -110,6 +109,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.model: torch.nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
+        self.device = torch.device("cpu")
 
     # ------------------------------------------------------------------ public
     def fit(
@@ -137,26 +137,29 @@ class Trainer:
         if c.loss in ("mse", "huber") and train.ratings is None:
             raise DataError(f"loss {c.loss!r} needs ratings, and these interactions have none")
         self.model = model
+        self.device = resolve_device(c.device)
         result = TrainResult()
-        if not getattr(model, "trainable", True):
-            # Non-gradient baselines (popularity) are fitted from counts in one step.
-            model.fit_counts(train.item_counts())  # type: ignore[operator]
+        fit_counts = getattr(model, "fit_counts", None)
+        if not getattr(model, "trainable", True) and callable(fit_counts):
+            # A model that fits by counting (popularity) says so; one step, no gradients.
+            fit_counts(train.item_counts())
             self._finish_untrained(model, validate, result)
             return result
 
         old_threads = torch.get_num_threads()
         if c.threads:
             torch.set_num_threads(c.threads)
-        # Plain SGD moves only the rows a batch used: let the tables' gradients say just that.
-        tables = [m for m in model.modules() if isinstance(m, FastEmbedding)]
-        for table in tables:
-            table.sparse_grad = sparse_updates(c)
+        model.to(self.device)
+        # Plain SGD moves only the rows a batch used: a model that can, takes sparse updates.
+        set_sparse = getattr(model, "set_sparse_updates", None)
+        if callable(set_sparse):
+            set_sparse(sparse_updates(c))
         try:
             return self._fit(model, train, validate, result)
         finally:
             torch.set_num_threads(old_threads)
-            for table in tables:
-                table.sparse_grad = False
+            if callable(set_sparse):
+                set_sparse(False)
 
     # ------------------------------------------------------------------ loop
     def _fit(
@@ -299,7 +302,7 @@ class Trainer:
         else:
             assert train.ratings is not None
             arrays = (users, items, train.ratings[order])
-        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays)
 
     def _run_epoch(
         self,
@@ -325,7 +328,7 @@ class Trainer:
             disable=not c.progress,
             mininterval=0.5,
         )
-        total = torch.zeros((), dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
         model.train()
         # Dropout draws from torch's global generator: fork it so the library never changes
         # the caller's random state, and seed the fork per epoch for reproducibility.

@@ -1,4 +1,4 @@
-"""The training pipeline: validation carve, selection, and the refit on all the data."""
+"""The one orchestration: validation carve, selection, pre-training and the refit."""
 
 from __future__ import annotations
 
@@ -10,10 +10,20 @@ import pytest
 import torch
 
 from ncf import ConfigError, Interactions
+from ncf.evaluation.validators import carve_validation, validation_ks
 from ncf.models import NeuMF, build_model
-from ncf.pipeline import ALPHAS, branch_settings, carve_validation, train_model, validation_ks
 from ncf.recommender import Recommender
-from ncf.training import Callback, TrainConfig, Trainer
+from ncf.training import (
+    ALPHAS,
+    Callback,
+    Plan,
+    PretrainConfig,
+    Stage,
+    TrainConfig,
+    Trainer,
+    fit_model,
+    make_plan,
+)
 
 N_USERS, N_ITEMS, PER_USER = 40, 30, 8
 
@@ -33,6 +43,32 @@ def log() -> Interactions:
 
 CONFIG = TrainConfig(epochs=6, batch_size=64, lr=0.01, seed=1)
 PARAMS = {"factors": 4, "layers": (8, 4), "seed": 2}
+GMF_PARAMS = {"factors": 4, "seed": 2}
+MLP_PARAMS = {"layers": (8, 4), "seed": 2}
+
+
+def single(name: str, config: TrainConfig = CONFIG, params: dict | None = None) -> Plan:
+    return Plan(Stage(name, dict(PARAMS if params is None else params), config))
+
+
+def pretrained(
+    config: TrainConfig = CONFIG,
+    branches: TrainConfig = CONFIG,
+    *,
+    alpha: float | None = 0.5,
+    dot: str = "gmf",
+    gmf: TrainConfig | None = None,
+    gmf_params: dict | None = None,
+) -> Plan:
+    """NeuMF pre-trained from a GMF (or MF) and an MLP of PARAMS' sizes."""
+    return Plan(
+        Stage("neumf", {"seed": 2}, config),
+        {
+            "gmf": Stage(dot, {**GMF_PARAMS, **(gmf_params or {})}, gmf or branches),
+            "mlp": Stage("mlp", dict(MLP_PARAMS), branches),
+        },
+        alpha,
+    )
 
 
 def test_carve_holds_out_each_users_latest(log: Interactions) -> None:
@@ -50,33 +86,21 @@ def test_carve_holds_out_each_users_latest(log: Interactions) -> None:
 
 def test_refit_equals_training_on_all_data_for_the_selected_epochs(log: Interactions) -> None:
     part, validator = carve_validation(log, n_negatives=10, seed=0)
-    model, result = train_model(
-        "neumf", part, model_params=PARAMS, config=CONFIG, validator=validator, refit_on=log
-    )
+    model, result = fit_model(single("neumf"), part, validator=validator, refit_on=log)
     assert result.refit_epochs == {"final": result.best_epoch}
     direct = build_model("neumf", log.n_users, log.n_items, **PARAMS)
     Trainer(replace(CONFIG, epochs=result.best_epoch)).fit(direct, log)
     for (name, a), b in zip(model.state_dict().items(), direct.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     # the selection pass alone gives a different model (it never saw the held-out rows)
-    selected, _ = train_model(
-        "neumf", part, model_params=PARAMS, config=CONFIG, validator=validator
-    )
+    selected, _ = fit_model(single("neumf"), part, validator=validator)
     assert not torch.equal(selected.output.weight, model.output.weight)
 
 
 def test_refit_after_pretraining_reports_each_stage(log: Interactions) -> None:
     part, validator = carve_validation(log, n_negatives=10, seed=0)
-    _, result = train_model(
-        "neumf",
-        part,
-        model_params=PARAMS,
-        config=CONFIG,
-        validator=validator,
-        pretrain=True,
-        pretrain_config=replace(CONFIG, epochs=3),
-        refit_on=log,
-    )
+    plan = pretrained(CONFIG, replace(CONFIG, epochs=3))
+    _, result = fit_model(plan, part, validator=validator, refit_on=log)
     assert result.refit_epochs is not None
     assert set(result.refit_epochs) == {"gmf", "mlp", "final"}
     assert 1 <= result.refit_epochs["gmf"] <= 3 and 1 <= result.refit_epochs["mlp"] <= 3
@@ -88,17 +112,11 @@ def test_refit_after_pretraining_reports_each_stage(log: Interactions) -> None:
 def test_pretraining_from_an_mf_with_a_config_and_params_per_branch(log: Interactions) -> None:
     part, validator = carve_validation(log, n_negatives=10, seed=0)
     sgd = TrainConfig(epochs=4, batch_size=64, lr=64 * 0.05, optimizer="sgd", seed=1)
-    model, result = train_model(
-        "neumf",
-        part,
-        model_params=PARAMS,
-        config=replace(CONFIG, epochs=2, lr=1e-3),
-        validator=validator,
-        pretrain=True,
-        dot_model="mf",
-        pretrain_config={"gmf": sgd},  # the MLP branch falls back to ``config``
-        pretrain_params={"gmf": {"init_std": 0.1, "l2_embedding": 0.001}},
+    config = replace(CONFIG, epochs=2, lr=1e-3)
+    plan = pretrained(
+        config, config, dot="mf", gmf=sgd, gmf_params={"init_std": 0.1, "l2_embedding": 0.001}
     )
+    model, result = fit_model(plan, part, validator=validator)
     assert isinstance(model, NeuMF) and model.config.factors == PARAMS["factors"] + 2
     assert {"pretrain_gmf_hr@10", "pretrain_mlp_hr@10"} <= set(result.best_metrics)
     # the fused start counts: the selected figure is never below it, nor below 0.5 here
@@ -111,10 +129,7 @@ def test_epoch_zero_is_kept_when_fine_tuning_only_hurts(log: Interactions) -> No
     part, validator = carve_validation(log, n_negatives=10, seed=0)
     # A fine-tuning that cannot improve validation (it barely moves): the start wins ties.
     still = replace(CONFIG, epochs=2, lr=1e-12, optimizer="sgd")
-    kw = {"model_params": PARAMS, "validator": validator, "pretrain": True}
-    model, result = train_model(
-        "neumf", part, config=still, pretrain_config=CONFIG, refit_on=log, **kw
-    )
+    model, result = fit_model(pretrained(still), part, validator=validator, refit_on=log)
     assert result.best_epoch == 0 and result.refit_epochs is not None
     assert result.refit_epochs["final"] == 0
     # the refit model is the fusion of the branches refit on all the data, untouched after
@@ -126,17 +141,15 @@ def test_epoch_zero_is_kept_when_fine_tuning_only_hurts(log: Interactions) -> No
 def test_alpha_none_picks_the_mix_on_validation(log: Interactions) -> None:
     part, validator = carve_validation(log, n_negatives=10, seed=0)
     still = replace(CONFIG, epochs=1, lr=1e-12, optimizer="sgd")
-    kw = {"model_params": PARAMS, "validator": validator, "pretrain": True}
-    model, result = train_model("neumf", part, config=still, pretrain_config=CONFIG,
-                                alpha=None, **kw)  # fmt: skip
+    model, result = fit_model(pretrained(still, alpha=None), part, validator=validator)
     chosen = result.best_metrics["pretrain_alpha"]
     assert chosen in ALPHAS and result.best_epoch == 0
     # the chosen mix validates at least as well as the paper's 0.5
-    _, half = train_model("neumf", part, config=still, pretrain_config=CONFIG, alpha=0.5, **kw)
+    _, half = fit_model(pretrained(still), part, validator=validator)
     assert result.best_metrics["hr@10"] >= half.best_metrics["hr@10"]
     assert result.best_metrics["hr@10"] == pytest.approx(validator(model)["hr@10"])
-    with pytest.raises(ConfigError, match="alpha=None picks the mix on validation"):
-        train_model("neumf", part, config=CONFIG, pretrain=True, alpha=None)
+    with pytest.raises(ConfigError, match="alpha='auto' picks the GMF share on validation"):
+        fit_model(pretrained(alpha=None), part)
 
 
 def test_monitor_selects_the_epoch_and_the_mix(log: Interactions) -> None:
@@ -145,20 +158,15 @@ def test_monitor_selects_the_epoch_and_the_mix(log: Interactions) -> None:
     assert validator.metric_names == ("hr@3", "ndcg@3", "hr@10", "ndcg@10", "mrr")
     by_ndcg = replace(CONFIG, monitor="ndcg@3", lr=0.001)
     mlp_params = {"layers": (8, 4), "seed": 2}
-    _, by_hr = train_model("mlp", part, model_params=mlp_params, config=replace(by_ndcg,
-                           monitor="hr@10"), validator=validator)  # fmt: skip
-    _, result = train_model(
-        "mlp", part, model_params=mlp_params, config=by_ndcg, validator=validator
-    )
+    by_hr_plan = single("mlp", replace(by_ndcg, monitor="hr@10"), mlp_params)
+    _, by_hr = fit_model(by_hr_plan, part, validator=validator)
+    _, result = fit_model(single("mlp", by_ndcg, mlp_params), part, validator=validator)
     scores = [h["ndcg@3"] for h in result.history]
     assert result.best_epoch == 1 + int(np.argmax(scores)) != by_hr.best_epoch
     assert result.best_metrics["ndcg@3"] == max(scores)
     # the GMF share too: the chosen alpha has the best ndcg@3 among the candidate mixes
     still = replace(by_ndcg, epochs=1, lr=1e-12, optimizer="sgd")
-    kw = {"model_params": PARAMS, "validator": validator, "pretrain": True}
-    picked, result = train_model(
-        "neumf", part, config=still, pretrain_config=by_ndcg, alpha=None, **kw
-    )
+    picked, result = fit_model(pretrained(still, by_ndcg, alpha=None), part, validator=validator)
     best = result.best_metrics["pretrain_alpha"]
     # the branches again, as the pipeline trains them (same seeds, same monitor)
     gmf = build_model("gmf", part.n_users, part.n_items, factors=4, seed=2)
@@ -176,13 +184,14 @@ def test_an_unknown_monitor_fails_before_training(log: Interactions) -> None:
     epochs: list[int] = []
     spy = Callback()
     spy.on_epoch_end = lambda trainer, epoch, logs: epochs.append(epoch)  # type: ignore[method-assign]
-    kw = {"model_params": PARAMS, "validator": validator, "callbacks": [spy]}
     with pytest.raises(ConfigError, match=r"monitor 'ndcg@20' is not a validation metric; valid: "
                        r"hr@10, ndcg@10, mrr \(the cut-offs"):  # fmt: skip
-        train_model("gmf", part, config=replace(CONFIG, monitor="ndcg@20"), **kw)
+        plan = single("gmf", replace(CONFIG, monitor="ndcg@20"), GMF_PARAMS)
+        fit_model(plan, part, validator=validator, callbacks=[spy])
+    plan = pretrained()
+    plan.branches["mlp"] = Stage("mlp", MLP_PARAMS, replace(CONFIG, monitor="rmse"))
     with pytest.raises(ConfigError, match="monitor 'rmse' is not a validation metric"):
-        train_model("neumf", part, config=CONFIG, pretrain=True,
-                    pretrain_config={"mlp": replace(CONFIG, monitor="rmse")}, **kw)  # fmt: skip
+        fit_model(plan, part, validator=validator, callbacks=[spy])
     assert epochs == []
     # the Recommender carves its validation with the monitor's cut-off
     rec = Recommender("gmf", factors=4, epochs=2, batch_size=64,
@@ -190,22 +199,34 @@ def test_an_unknown_monitor_fails_before_training(log: Interactions) -> None:
     assert {"ndcg@20", "hr@10"} <= set(rec.metrics_)
 
 
-def test_pretraining_arguments_are_checked(log: Interactions) -> None:
-    part, _ = carve_validation(log, n_negatives=10, seed=0)
-    kw = {"model_params": PARAMS, "config": CONFIG, "pretrain": True}
+def test_pretraining_arguments_are_checked() -> None:
     with pytest.raises(ConfigError, match="dot_model must be one of"):
-        train_model("neumf", part, dot_model="svd", **kw)
+        PretrainConfig(dot_model="svd")
     with pytest.raises(ConfigError, match=r"unknown pre-training branch\(es\) \['mpl'\]"):
-        train_model("neumf", part, pretrain_params={"mpl": {}}, **kw)
-    with pytest.raises(ConfigError, match="pre-training applies to NeuMF only"):
-        train_model("gmf", part, **kw)
+        PretrainConfig(branches={"mpl": {}})
+    with pytest.raises(ConfigError, match="pre-training builds a NeuMF from its branches"):
+        make_plan("implicit", "gmf", pretrain=PretrainConfig())
+    with pytest.raises(ConfigError, match=r"alpha must be a number in \[0, 1\] or 'auto'"):
+        PretrainConfig(alpha=-0.1)
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['factors'\] for the 'gmf'"):
+        PretrainConfig(branches={"gmf": {"factors": 16}})
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['dropuot'\] for the 'mlp'"):
+        PretrainConfig(branches={"mlp": {"dropuot": 0.1}})
+    with pytest.raises(ConfigError, match="options of branch 'mlp' must be a dict"):
+        PretrainConfig(branches={"mlp": 0.1})  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match=r"unknown fine-tuning option\(s\) \['optimiser'\]"):
+        PretrainConfig(finetune={"optimiser": "sgd"})
+    with pytest.raises(ConfigError, match="finetune must be a dict"):
+        PretrainConfig(finetune=[("lr", 0.1)])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"unknown pre-training option\(s\) \['alfa'\]"):
+        PretrainConfig.coerce({"alfa": 0.3})
 
 
 def test_refit_on_other_id_spaces_fails(log: Interactions) -> None:
     part, validator = carve_validation(log, n_negatives=10, seed=0)
     other = Interactions.from_dataframe(pd.DataFrame({"user": [0, 1], "item": [0, 1]}))
     with pytest.raises(ConfigError, match="refit_on has 2 users"):
-        train_model("gmf", part, config=CONFIG, validator=validator, refit_on=other)
+        fit_model(single("gmf", params=GMF_PARAMS), part, validator=validator, refit_on=other)
 
 
 def test_recommender_refit_needs_the_carved_split(log: Interactions) -> None:
@@ -222,11 +243,15 @@ def test_recommender_pretraining_options_reach_each_stage(log: Interactions, tmp
     # The paper's recipe: Adam for the branches, plain SGD for the fused model's fine-tuning.
     sgd = {"optimizer": "sgd", "lr": 64 * 0.05, "epochs": 1}
     mf_recipe = {"gmf": {"optimizer": "sgd", "lr": 64 * 0.2, "init_std": 0.1}}
+    pretrain = {"alpha": "auto", "dot_model": "mf", "branches": mf_recipe, "finetune": sgd}
     rec = Recommender(
-        "neumf", factors=4, layers=(8, 4), epochs=3, batch_size=64, lr=0.01, pretrain=True,
-        alpha=None, dot_model="mf", branch_options=mf_recipe, finetune_options=sgd, seed=1,
+        "neumf", factors=4, layers=(8, 4), epochs=3, batch_size=64, lr=0.01, pretrain=pretrain,
+        seed=1,
     )  # fmt: skip
-    assert rec.finetune_config().optimizer == "sgd" and rec.train_config().optimizer == "adam"
+    plan = rec.plan()
+    assert plan.final.config.optimizer == "sgd" and plan.branches["mlp"].config.optimizer == "adam"
+    assert plan.branches["gmf"].config.lr == 64 * 0.2 and plan.branches["gmf"].model == "mf"
+    assert plan.branches["gmf"].params["init_std"] == 0.1 and plan.alpha is None
     rec.fit(log)
     assert len(rec.history_) == 1  # the fine-tuning ran its own epoch count, not 3
     assert rec.metrics_["pretrain_alpha"] in ALPHAS  # picked on the carved validation split
@@ -236,39 +261,38 @@ def test_recommender_pretraining_options_reach_each_stage(log: Interactions, tmp
     assert rec.metrics_["pretrain_gmf_hr@10"] > rec.metrics_["pretrain_mlp_hr@10"]
     rec.save(tmp_path / "m")
     back = Recommender.load(tmp_path / "m")
-    assert (back.alpha, back.dot_model, back.finetune_options) == (None, "mf", sgd)
-    assert back.branch_options == mf_recipe
+    assert PretrainConfig.coerce(back.pretrain) == PretrainConfig(**pretrain)
 
 
-def test_branch_settings_split_training_and_model_options() -> None:
+def test_make_plan_layers_recipe_given_and_branch_settings() -> None:
+    """One order of precedence: config defaults < task recipe < given < branch/fine-tune."""
+    plan = make_plan("implicit", "gmf", model_params={"factors": 16}, train={"epochs": 3})
+    assert plan.final.config == TrainConfig(epochs=3)
+    assert plan.final.params == {"factors": 16}
+    rating = make_plan("rating", "mf", train={"epochs": 20}, rating_scale=(1.0, 5.0))
+    assert rating.final.config.epochs == 20  # given, although the recipe says 30
+    assert rating.final.config.loss == "mse" and rating.final.config.patience == 3
+    assert rating.final.params == {"factors": 64, "l2_embedding": 0.05, "y_range": (0.5, 5.5)}
     options = {"gmf": {"optimizer": "sgd", "lr": 20.0, "init_std": 0.1, "l2_embedding": 0.002}}
-    configs, params = branch_settings(options, CONFIG, dot_model="mf")
-    assert configs["gmf"] == replace(CONFIG, optimizer="sgd", lr=20.0)
-    assert configs["mlp"] == CONFIG  # a branch without options trains like the rest
-    assert params == {"gmf": {"init_std": 0.1, "l2_embedding": 0.002}}
-    with pytest.raises(ConfigError, match=r"unknown pre-training branch\(es\) \['neumf'\]"):
-        branch_settings({"neumf": {}}, CONFIG)
-    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['factors'\] for the 'gmf'"):
-        branch_settings({"gmf": {"factors": 16}}, CONFIG)
-    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['dropuot'\] for the 'mlp'"):
-        branch_settings({"mlp": {"dropuot": 0.1}}, CONFIG)
-    with pytest.raises(ConfigError, match="options of branch 'mlp' must be a dict"):
-        branch_settings({"mlp": 0.1}, CONFIG)  # type: ignore[dict-item]
+    pre = make_plan(
+        "implicit", "neumf", model_params=PARAMS, train={"epochs": 2},
+        pretrain=PretrainConfig(dot_model="mf", branches=options, finetune={"lr": 0.5}),
+    )  # fmt: skip
+    assert pre.branches["gmf"].config == TrainConfig(epochs=2, optimizer="sgd", lr=20.0)
+    assert pre.branches["mlp"].config == TrainConfig(epochs=2)  # no options: trains like the rest
+    assert pre.branches["gmf"].params == {**GMF_PARAMS, "init_std": 0.1, "l2_embedding": 0.002}
+    assert pre.branches["mlp"].params == MLP_PARAMS
+    assert pre.final.params == {"seed": 2} and pre.final.config == TrainConfig(epochs=2, lr=0.5)
+    with pytest.raises(ConfigError, match="the rating task trains mf, mlp, neumf, not 'gmf'"):
+        make_plan("rating", "gmf")
+    with pytest.raises(ConfigError, match=r"unknown training option\(s\) \['optimiser'\]"):
+        make_plan("implicit", "gmf", train={"optimiser": "sgd"})
 
 
 def test_recommender_pretraining_options_are_checked_before_training(log: Interactions) -> None:
-    with pytest.raises(ConfigError, match=r"alpha must be a number in \[0, 1\] or None, got 1.5"):
-        Recommender("neumf", pretrain=True, alpha=1.5).fit(log)
-    with pytest.raises(ConfigError, match="alpha=None picks the GMF share on validation"):
-        Recommender("neumf", pretrain=True, alpha=None, validate=False).fit(log)
-    with pytest.raises(ConfigError, match="finetune_options shapes .* add pretrain=True"):
-        Recommender("neumf", finetune_options={"lr": 0.1}).fit(log)
-    with pytest.raises(ConfigError, match="branch_options shapes .* add pretrain=True"):
-        Recommender("neumf", branch_options={"gmf": {"lr": 0.1}}).fit(log)
-    with pytest.raises(ConfigError, match=r"unknown training option\(s\) \['optimiser'\]"):
-        Recommender("neumf", pretrain=True, finetune_options={"optimiser": "sgd"}).fit(log)
-    with pytest.raises(ConfigError, match="finetune_options must be a dict"):
-        Recommender("neumf", pretrain=True, finetune_options=[("lr", 0.1)]).fit(log)  # type: ignore[arg-type]
-    part, validator = carve_validation(log, n_negatives=10, seed=0)
-    with pytest.raises(ConfigError, match="alpha must be a number"):
-        train_model("neumf", part, config=CONFIG, validator=validator, pretrain=True, alpha=-0.1)
+    with pytest.raises(ConfigError, match=r"alpha must be a number in \[0, 1\] or 'auto', got 1.5"):
+        Recommender("neumf", pretrain={"alpha": 1.5}).fit(log)
+    with pytest.raises(ConfigError, match="alpha='auto' picks the GMF share on validation"):
+        Recommender("neumf", pretrain={"alpha": "auto"}, validate=False).fit(log)
+    with pytest.raises(ConfigError, match="pretrain must be True, False, a dict"):
+        Recommender("neumf", pretrain="yes").fit(log)  # type: ignore[arg-type]

@@ -1,0 +1,51 @@
+"""The ``ncf`` command line: train, evaluate, recommend, similar, datasets.
+
+The only package that prints. Errors end the command with one line on stderr,
+``ncf: error: ...``, and a non-zero exit status (2 for usage and configuration mistakes, 1 for
+other failures); ``--debug`` shows the traceback instead. See ``docs/cli.md``.
+
+Layout: :mod:`~ncf.cli.options` (the option table, TOML, what was given),
+:mod:`~ncf.cli.parser` (argparse, generated from the table), :mod:`~ncf.cli.commands` (thin
+commands over the library), :mod:`~ncf.cli.output` (tables and lines).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from ncf.cli.parser import EXIT_FAILURE, EXIT_USAGE, build_parser
+from ncf.exceptions import ConfigError, DatasetNotFoundError, NCFError, UnknownIdError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ncf`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+    debug = getattr(args, "debug", False)
+    if getattr(args, "verbose", False):
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    from ncf.cli import commands, output  # the commands import torch and the models
+
+    try:
+        for line in commands.HANDLERS[args.command](args):
+            output.emit(line)
+    except KeyboardInterrupt:
+        sys.stderr.write("ncf: interrupted\n")
+        return 130
+    except (NCFError, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        usage = isinstance(exc, ConfigError | UnknownIdError | DatasetNotFoundError)
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        sys.stderr.write(f"ncf: error: {message}\n")
+        return EXIT_USAGE if usage else EXIT_FAILURE
+    return 0
+
+
+__all__ = ["main"]

@@ -1,0 +1,362 @@
+"""The options of ``ncf train``: one table, each row a field of a typed config.
+
+Every option is a field: of the model (``model``), of :class:`~ncf.training.TrainConfig`
+(``train``), of :class:`~ncf.training.PretrainConfig` (``pretrain``), or of the run itself
+(``run``: data, task, output...). Its flag is ``--`` plus the field name with dashes, its TOML
+key the field name (dashes or underscores). A value counts as given only when the user gave it,
+on the command line or in the TOML file (flags win); everything else takes its default from its
+config's one source (:mod:`ncf.training.presets` for the task's recipe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ncf.exceptions import ConfigError
+from ncf.training.config import DEVICES, LOSSES, SAMPLING, SCHEDULES
+
+DEFAULT_DATASET = "ml-latest-small"
+MODEL_CHOICES = ("neumf", "gmf", "mlp", "mf", "pop", "itempop")
+
+
+# ---------------------------------------------------------------------- value parsers
+def _fail(what: str, text: Any) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+
+
+def positive_int(text: Any) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise _fail("a positive integer", str(text)) from None
+    if value < 1:
+        raise _fail("a positive integer", str(text))
+    return value
+
+
+def integer(text: Any) -> int:
+    try:
+        return int(str(text))
+    except ValueError:
+        raise _fail("an integer", str(text)) from None
+
+
+def positive_float(text: Any) -> float:
+    try:
+        value = float(str(text))
+    except ValueError:
+        raise _fail("a positive number", str(text)) from None
+    if not (value > 0 and math.isfinite(value)):
+        raise _fail("a positive number", str(text))
+    return value
+
+
+def non_negative_float(text: Any) -> float:
+    try:
+        value = float(str(text))
+    except ValueError:
+        raise _fail("a number >= 0", str(text)) from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise _fail("a number >= 0", str(text))
+    return value
+
+
+def unit_float(text: Any) -> float:
+    """A number in [0, 1)."""
+    try:
+        value = float(str(text))
+    except ValueError:
+        raise _fail("a number in [0, 1)", str(text)) from None
+    if not 0 <= value < 1:
+        raise _fail("a number in [0, 1)", str(text))
+    return value
+
+
+def decay(text: Any) -> float:
+    try:
+        value = float(str(text))
+    except ValueError:
+        raise _fail("a number in (0, 1]", str(text)) from None
+    if not 0 < value <= 1:
+        raise _fail("a number in (0, 1]", str(text))
+    return value
+
+
+def real(text: Any) -> float:
+    try:
+        value = float(str(text))
+    except ValueError:
+        raise _fail("a number", str(text)) from None
+    if not math.isfinite(value):
+        raise _fail("a finite number", str(text))
+    return value
+
+
+def layers(text: Any) -> tuple[int, ...]:
+    """``"64,32,16,8"`` (or a list of ints) to a tuple; a clear error otherwise."""
+    parts = text if isinstance(text, list | tuple) else str(text).split(",")
+    try:
+        values = tuple(int(str(p).strip()) for p in parts)
+    except ValueError:
+        raise _fail("comma-separated positive integers like 64,32,16,8", text) from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive integers, got {text!r}")
+    return values
+
+
+def names(text: Any) -> tuple[str, ...]:
+    parts = text if isinstance(text, list | tuple) else str(text).split(",")
+    return tuple(str(p).strip() for p in parts if str(p).strip())
+
+
+def alpha(text: Any) -> float | str:
+    """A GMF share in [0, 1], or ``auto`` (picked on validation)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(str(text))
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:  # NaN fails too
+        raise _fail("a number in [0, 1] or auto", text)
+    return value
+
+
+def monitor(text: Any) -> str:
+    """A validation metric name: ``hr@10``, ``ndcg@20``, ``mrr``, ``rmse``, ``mae``."""
+    value = str(text).strip().lower()
+    name, at, k = value.partition("@")
+    ranking = name in ("hr", "ndcg") and at and k.isdigit() and int(k) > 0
+    if not (ranking or value in ("mrr", "rmse", "mae")):
+        raise _fail("hr@K, ndcg@K (K a positive integer), mrr, rmse or mae", text)
+    return value
+
+
+def one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(text: Any) -> str:
+        if str(text) not in choices:
+            raise _fail(f"one of {list(choices)}", text)
+        return str(text)
+
+    return parse
+
+
+def text(value: Any) -> str:
+    return str(value)
+
+
+def path(value: Any) -> Path:
+    return Path(str(value))
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _fail("true or false", value)
+
+
+# ---------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Option:
+    """One option: its field, the config it belongs to, how a value is read, and its help.
+
+    ``switch`` options are flags without a value (``--pretrain``; ``--no-progress`` sets
+    ``progress`` false); ``flag=False`` options live in TOML only (tables)."""
+
+    name: str
+    group: str
+    parse: Callable[[Any], Any]
+    help: str
+    switch: bool | None = None
+    flag: bool = True
+
+    @property
+    def flag_name(self) -> str:
+        if self.switch is False:
+            return "--no-" + self.name.replace("_", "-")
+        return "--" + self.name.replace("_", "-")
+
+
+opt = Option
+OPTIONS: tuple[Option, ...] = (
+    # the run
+    opt("dataset", "run", text, "registered name, NCF prefix, CSV/Parquet file or dataset folder "
+      f"(default: the built-in {DEFAULT_DATASET})"),
+    opt("data_dir", "run", text, "folder of the registered datasets (default: $NCF_DATA_DIR)"),
+    opt("task", "run", one_of(("implicit", "rating")),
+      "implicit ranking (default) or rating prediction"),
+    opt("model", "run", one_of(MODEL_CHOICES), "model (default: neumf; pop = ItemPop)"),
+    opt("protocol", "run", one_of(("folds", "random", "per-user")),
+      "rating task: the test protocol, folds, random or per-user (default: folds)"),
+    opt("features", "run", names, "side features for the MLP tower: user and item metadata "
+      "and/or each user's rated items, e.g. user,item,history"),
+    opt("threshold", "run", real, "implicit task: keep ratings >= this (default: all count)"),
+    opt("refit", "run", boolean, "retrain on all training data for the selected epochs", True),
+    opt("seed", "run", integer, "seed of weights, sampling and splits (default: 0)"),
+    opt("k", "run", positive_int, "cut-off of the metrics (default: 10)"),
+    opt("user", "run", text, "user whose top items are shown (default: the first test user)"),
+    opt("threads", "run", positive_int, "CPU threads (default: 1; more rarely pays on small data)"),
+    opt("progress", "run", boolean, "hide the progress bars and per-epoch lines", False),
+    opt("out", "run", path, "model directory (default: ./models/<model>-<dataset>)"),
+    # the model
+    opt("factors", "model", positive_int, "GMF/MF embedding size (default: 8)"),
+    opt("layers", "model", layers, "MLP tower, concatenated width first (default: 64,32,16,8)"),
+    opt("dropout", "model", unit_float, "dropout in the MLP tower (default: 0)"),
+    opt("l2_embedding", "model", non_negative_float,
+      "L2 on the embedding rows of each batch (default: 0); alias --l2"),
+    opt("init_std", "model", positive_float, "std of the normal embedding init (default: 0.01)"),
+    # the training (TrainConfig fields)
+    opt("epochs", "train", positive_int, "training epochs (default: 8; rating: the recipe's)"),
+    opt("batch_size", "train", positive_int, "samples per step (default: 1024)"),
+    opt("lr", "train", positive_float, "learning rate (default: 0.002)"),
+    opt("optimizer", "train", text, "adam, adamw, adagrad, sgd, ... (default: adam)"),
+    opt("weight_decay", "train", non_negative_float, "the optimizer's weight decay (default: 0)"),
+    opt("loss", "train", one_of(LOSSES), "bce or bpr (implicit), mse or huber (rating)"),
+    opt("negatives", "train", positive_int, "negatives sampled per positive (default: 4)"),
+    opt("sampling", "train", one_of(SAMPLING), "negative sampling: uniform or popularity"),
+    opt("patience", "train", positive_int, "stop after this many epochs without validation gain"),
+    opt("monitor", "train", monitor, "validation metric that picks the best epoch (and alpha): "
+      "hr@K, ndcg@K or mrr (default: hr@10); rating task: rmse or mae (default: rmse)"),
+    opt("schedule", "train", one_of(SCHEDULES), "learning-rate schedule (default: none)"),
+    opt("gamma", "train", decay, "--schedule's decay factor in (0, 1] (default: 0.5)"),
+    opt("step_size", "train", positive_int, "--schedule step: epochs between decays (default: 10)"),
+    opt("device", "train", one_of(DEVICES), "cpu, cuda or auto (default: auto, a GPU if any)"),
+    # NeuMF pre-training (PretrainConfig fields)
+    opt("pretrain", "pretrain", boolean,
+      "NeuMF: initialise from pre-trained branches (GMF or MF, and MLP)", True),
+    opt("alpha", "pretrain", alpha, "--pretrain: the GMF share of the fused output layer, or "
+      "auto to pick it on validation (default: 0.5, the paper's)"),
+    opt("dot_model", "pretrain", one_of(("gmf", "mf")), "--pretrain: the model of the GMF branch "
+      "(default: gmf; rating task: mf; mf adds user and item biases)"),
+    opt("finetune_optimizer", "pretrain", text,
+      "--pretrain: optimizer of the fine-tuning, e.g. sgd as in the paper"),
+    opt("finetune_lr", "pretrain", positive_float, "--pretrain: learning rate of the fine-tuning"),
+    opt("finetune_epochs", "pretrain", positive_int, "--pretrain: epochs of the fine-tuning"),
+    opt("branches", "pretrain", dict, "per-branch settings ([branches.gmf], [branches.mlp])",
+      flag=False),
+)  # fmt: skip
+BY_NAME = {o.name: o for o in OPTIONS}
+#: Run options' defaults (the configs' fields take theirs from the configs).
+RUN_DEFAULTS: dict[str, Any] = {
+    "dataset": DEFAULT_DATASET,
+    "data_dir": None,
+    "task": "implicit",
+    "model": "neumf",
+    "protocol": None,
+    "features": (),
+    "threshold": None,
+    "refit": False,
+    "seed": 0,
+    "k": 10,
+    "user": None,
+    "threads": 1,
+    "progress": True,
+    "out": None,
+}
+#: ``--finetune-X`` flags set the fine-tuning's TrainConfig field X.
+FINETUNE_PREFIX = "finetune_"
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What ``ncf train`` was asked: the run's settings (defaults filled in) and the given
+    model, training and pre-training fields, apart (the configs fill in the rest)."""
+
+    run: dict[str, Any]
+    model: dict[str, Any]
+    train: dict[str, Any]
+    pretrain: dict[str, Any] | None
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the user gave: the TOML file's, then the flags' (argparse sets only the
+    flags given: every option's default is ``SUPPRESS``)."""
+    given: dict[str, Any] = {}
+    config = getattr(args, "config", None)
+    if config is not None:
+        given.update(read_config(config))
+    given.update({o.name: getattr(args, o.name) for o in OPTIONS if hasattr(args, o.name)})
+    return given
+
+
+def read_config(file: Path) -> dict[str, Any]:
+    """Options from a TOML file (``batch-size`` and ``batch_size`` alike), each value checked
+    as its flag's; unknown keys fail, naming the file."""
+    try:
+        with file.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    data = {str(k).replace("-", "_"): v for k, v in raw.items()}
+    unknown = sorted(set(data) - set(BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"{file}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(BY_NAME))}"
+        )
+    out = {}
+    for key, value in data.items():
+        try:
+            out[key] = BY_NAME[key].parse(value)
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{file}: {key}: {exc}") from None
+    return out
+
+
+def train_request(given: Mapping[str, Any]) -> TrainRequest:
+    """Sort the given options into their configs and check what needs no data."""
+    groups: dict[str, dict[str, Any]] = {"run": {}, "model": {}, "train": {}, "pretrain": {}}
+    for name, value in given.items():
+        groups[BY_NAME[name].group][name] = value
+    run = {**RUN_DEFAULTS, **groups["run"]}
+    pre = dict(groups["pretrain"])
+    wants = pre.pop("pretrain", False)
+    if pre and not wants:
+        flags = ", ".join("[branches]" if k == "branches" else BY_NAME[k].flag_name for k in pre)
+        raise ConfigError(f"{flags} shape NeuMF's pre-training: add --pretrain (and --model neumf)")
+    pretrain = None
+    if wants:
+        tuned = [k for k in pre if k.startswith(FINETUNE_PREFIX)]
+        finetune = {k[len(FINETUNE_PREFIX) :]: pre.pop(k) for k in tuned}
+        pretrain = {**pre, "finetune": finetune}
+    _check_task_options(run, groups["train"])
+    return TrainRequest(run, groups["model"], groups["train"], pretrain)
+
+
+def _check_task_options(run: dict[str, Any], train: dict[str, Any]) -> None:
+    task = run["task"]
+    if task != "rating" and run["protocol"] is not None:
+        raise ConfigError(
+            "--protocol applies to --task rating; the implicit task always reports sampled "
+            "(1 + 99) and full-ranking metrics"
+        )
+    value = train.get("monitor")
+    if value is None:
+        return
+    rating = value in ("rmse", "mae")
+    if task == "rating" and not rating:
+        raise ConfigError(
+            f"--monitor {value} is a ranking metric; the rating task validates with rmse or mae"
+        )
+    if task != "rating" and rating:
+        raise ConfigError(
+            f"--monitor {value} is a rating error; the implicit task validates with hr@K, "
+            "ndcg@K or mrr"
+        )
+
+
+__all__ = [
+    "DEFAULT_DATASET",
+    "OPTIONS",
+    "RUN_DEFAULTS",
+    "Option",
+    "TrainRequest",
+    "given_options",
+    "read_config",
+    "train_request",
+]

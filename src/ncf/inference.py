@@ -1,0 +1,345 @@
+"""What a fitted :class:`~ncf.Recommender` answers: top-k items, scores, predicted ratings,
+similar items and fold-in of new users. Every method takes and returns *raw* ids.
+
+:class:`Inference` holds no hyper-parameter and trains nothing; it reads the fitted state
+(``model_``, ``user_map_``, ``item_map_``, ``seen_``, ``item_popularity_``,
+``item_metadata_``, ``rating_scale_``) that ``Recommender.fit`` or ``Recommender.load`` set.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from ncf import foldin
+from ncf.data.idmap import IdMap
+from ncf.evaluation.protocols import eval_mode
+from ncf.evaluation.validators import predict_ratings
+from ncf.exceptions import ConfigError, DataError, NCFWarning, NotFittedError
+from ncf.models import RecModel
+from ncf.ranking import as_ids, ranked_frame, top_k
+
+
+class Inference:
+    """Recommendation, scoring, similar items and fold-in over a fitted model."""
+
+    model_: RecModel
+    user_map_: IdMap
+    item_map_: IdMap
+    seen_: sp.csr_matrix
+    item_popularity_: np.ndarray
+    item_metadata_: pd.DataFrame | None
+    rating_scale_: tuple[float, float] | None
+    strict: bool
+    seed: int
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                "this Recommender is not fitted yet; call fit(interactions) or Recommender.load"
+            )
+
+    @property
+    def n_users(self) -> int:
+        self._check_fitted()
+        return len(self.user_map_)
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return len(self.item_map_)
+
+    def _user_index(self, users: Any) -> tuple[np.ndarray, np.ndarray]:
+        raw = as_ids(users, "users")
+        idx = self.user_map_.lookup(raw)
+        if self.strict and (idx < 0).any():
+            self.user_map_.to_index(raw[idx < 0])  # raises, naming them
+        return raw, idx
+
+    def _candidates(self, items: Any) -> np.ndarray | None:
+        if items is None:
+            return None
+        cand = np.unique(self.item_map_.to_index(as_ids(items, "items")))
+        return cand
+
+    # ------------------------------------------------------------------ recommend
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: Any = None,
+        with_metadata: bool = False,
+    ) -> pd.DataFrame:
+        """Top-``k`` items for each user.
+
+        Parameters
+        ----------
+        users : raw id or sequence of raw ids
+            Each distinct user is answered once, in input order.
+        k : int
+            Items per user (fewer when fewer candidates remain).
+        exclude_seen : bool
+            Leave out the user's training items.
+        items : sequence of raw item ids, optional
+            Rank only these candidates.
+        with_metadata : bool
+            Join the item metadata columns (``title``...) when the model has them.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``user``, ``item``, ``score`` (the model's logit; for fallback rows
+            ``log(1 + training count)``), ``rank`` (1 = best) and ``fallback`` (True for users
+            unknown to the model, who get the most popular items).
+
+        Raises
+        ------
+        UnknownIdError
+            An unknown candidate item, or an unknown user when ``strict=True``.
+        """
+        self._check_fitted()
+        raw, idx = self._user_index(users)
+        _, first = np.unique(raw.astype(str) if raw.dtype == object else raw, return_index=True)
+        keep = np.sort(first)
+        raw, idx = raw[keep], idx[keep]
+        cand = self._candidates(items)
+        known = np.flatnonzero(idx >= 0)
+        parts = []
+        if known.size:
+            rows, cols, scores = top_k(
+                lambda b: self._score_all(idx[known][b]),
+                len(known),
+                k,
+                seen=self.seen_[idx[known]] if exclude_seen else None,
+                candidates=cand,
+            )
+            parts.append((known[rows], cols, scores, False))
+        unknown = np.flatnonzero(idx < 0)
+        if unknown.size:
+            pop = torch.from_numpy(np.log1p(self.item_popularity_.astype(np.float64)))
+            _, cols, scores = top_k(lambda b: pop.float().unsqueeze(0), 1, k, candidates=cand)
+            reps = np.repeat(unknown, len(cols))
+            parts.append((reps, np.tile(cols, len(unknown)), np.tile(scores, len(unknown)), True))
+        frame = ranked_frame(raw, parts, self.item_map_.ids)
+        return self._with_metadata(frame) if with_metadata else frame
+
+    def _score_all(self, users: np.ndarray) -> torch.Tensor:
+        with eval_mode(self.model_):
+            return self.model_.score_all(torch.from_numpy(np.ascontiguousarray(users))).float()
+
+    def _with_metadata(self, frame: pd.DataFrame, column: str = "item") -> pd.DataFrame:
+        meta = self.item_metadata_
+        if meta is None or frame.empty:
+            return frame
+        pos = self.item_map_.to_index(frame[column].to_numpy())
+        extra = meta.drop(columns=["item"]).iloc[pos].reset_index(drop=True)
+        return pd.concat([frame.reset_index(drop=True), extra], axis=1)
+
+    def score(self, users: Any, items: Any) -> np.ndarray:
+        """The model's raw outputs for (user, item) pairs: logits for implicit feedback (any
+        real number, higher ranks first), unclipped predicted ratings for a rating model.
+        ``users`` and ``items`` broadcast against each other.
+
+        Raises
+        ------
+        UnknownIdError
+            For any unknown user or item (scores of unknown users are undefined: use
+            :meth:`recommend` for the popularity fallback, or :meth:`fold_in`).
+        """
+        self._check_fitted()
+        u, i = self._pair_index(users, items)
+        out = np.empty(len(u), dtype=np.float64)
+        step = 1 << 16
+        with eval_mode(self.model_):
+            for s in range(0, len(u), step):
+                ub, ib = torch.from_numpy(u[s : s + step]), torch.from_numpy(i[s : s + step])
+                out[s : s + len(ub)] = self.model_(ub, ib).double().numpy()
+        return out
+
+    def similar_items(
+        self, items: Any, k: int = 10, *, with_metadata: bool = False
+    ) -> pd.DataFrame:
+        """The ``k`` items with the most similar embeddings (cosine), for each given item.
+
+        Each item-side embedding table of the model is L2-normalised per row and the tables
+        are concatenated (NeuMF: GMF and MLP item embeddings), so the score is the mean of the
+        per-table cosines, in [-1, 1]. The item itself is left out.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``item``, ``similar_item``, ``score``, ``rank``; with ``with_metadata``
+            the similar item's metadata columns (``title``...) too.
+        """
+        self._check_fitted()
+        raw = as_ids(items, "items")
+        idx = self.item_map_.to_index(raw)
+        tables = [t.weight.detach() for t, side in self.model_.embeddings() if side == "item"]
+        if not tables:
+            raise ConfigError(
+                f"model {self.model_.name!r} has no item embeddings; similar_items needs gmf, "
+                "mlp, neumf or mf"
+            )
+        emb = torch.cat([torch.nn.functional.normalize(t, dim=1) for t in tables], dim=1)
+        emb = emb / len(tables) ** 0.5  # (n_items, sum of dims), unit rows
+        own = sp.csr_matrix(
+            (np.ones(len(idx), np.float32), (np.arange(len(idx)), idx)),
+            shape=(len(idx), self.n_items),
+        )
+        rows, cols, scores = top_k(lambda b: emb[idx[b]] @ emb.t(), len(idx), k, seen=own)
+        frame = ranked_frame(raw, [(rows, cols, scores, False)], self.item_map_.ids)
+        frame = frame.drop(columns=["fallback"]).rename(
+            columns={"user": "item", "item": "similar_item"}
+        )
+        return self._with_metadata(frame, "similar_item") if with_metadata else frame
+
+    # ------------------------------------------------------------------ fold-in
+    def _fold(self, items: Any, **options: Any) -> tuple[foldin.FoldIn, int]:
+        lists = _item_lists(items)
+        rows, cols = [], []
+        for r, lst in enumerate(lists):
+            ids = as_ids(lst, "items") if len(lst) else np.array([], dtype=np.int64)
+            idx = self.item_map_.lookup(ids) if len(ids) else ids.astype(np.int64)
+            if (idx < 0).any():
+                if self.strict:
+                    self.item_map_.to_index(ids[idx < 0])
+                warnings.warn(
+                    f"fold-in skips {int((idx < 0).sum())} item id(s) unknown to the model",
+                    NCFWarning,
+                    stacklevel=3,
+                )
+            idx = idx[idx >= 0]
+            rows.append(np.full(len(idx), r))
+            cols.append(idx)
+        seen = sp.csr_matrix(
+            (
+                np.ones(sum(map(len, cols)), np.float32),
+                (np.concatenate(rows), np.concatenate(cols)),
+            ),
+            shape=(len(lists), self.n_items),
+        )
+        options.setdefault("seed", self.seed)
+        return foldin.fold_in(self.model_, seen, **options), len(lists)
+
+    def fold_in(self, users: Any, items: Any, **options: Any) -> Any:
+        """Add new users from the items they interacted with, the rest of the model frozen.
+
+        Parameters
+        ----------
+        users : raw id or sequence of raw ids
+            New users (not yet known to the model).
+        items : sequence of raw item ids, or a sequence of such sequences (one per user)
+        **options
+            ``steps``, ``lr``, ``negatives``, ``l2``, ``seed`` of :func:`ncf.foldin.fold_in`.
+
+        Returns
+        -------
+        self
+            The users can then be recommended to, scored and saved like trained ones.
+        """
+        self._check_fitted()
+        new = as_ids(users, "users")
+        if len(np.unique(new.astype(str))) != len(new):
+            raise DataError("fold_in users must be distinct")
+        int_ids = np.issubdtype(self.user_map_.ids.dtype, np.integer)
+        if int_ids != all(isinstance(v, int | np.integer) for v in new):
+            raise DataError(
+                f"this model's user ids are {'integers' if int_ids else 'strings'}; give new "
+                f"users ids of the same kind (got {new[:5].tolist()})"
+            )
+        known = self.user_map_.lookup(new) >= 0
+        if known.any():
+            raise ConfigError(
+                f"user(s) {new[known][:5].tolist()} are already known; fold_in adds new users"
+            )
+        lists = items if _is_seq(users) else [items]
+        folded, n = self._fold(lists, **options)
+        if n != len(new):
+            raise DataError(f"{len(new)} user id(s) but {n} item list(s); give one list per user")
+        foldin.append_users(self.model_, folded)
+        self.user_map_ = self.user_map_.extend(new.tolist())
+        self.seen_ = sp.vstack([self.seen_, folded.seen], format="csr")
+        return self
+
+    def recommend_for_items(
+        self, items: Any, k: int = 10, *, exclude_seen: bool = True, candidates: Any = None
+    ) -> pd.DataFrame:
+        """Recommend to anonymous users given only their items (folded in, not stored).
+
+        Parameters
+        ----------
+        items : sequence of raw item ids, or a sequence of such sequences
+            One user's items, or one list per user.
+        k, exclude_seen
+            As in :meth:`recommend`.
+        candidates : sequence of raw item ids, optional
+            Rank only these items.
+
+        Returns
+        -------
+        pandas.DataFrame
+            As :meth:`recommend`, with ``user`` the position of each item list (0, 1, ...).
+        """
+        self._check_fitted()
+        folded, n = self._fold(_item_lists(items))
+        cand = self._candidates(candidates)
+        rows, cols, scores = top_k(
+            lambda b: foldin.score_all(self.model_, folded, b).float(),
+            n,
+            k,
+            seen=folded.seen if exclude_seen else None,
+            candidates=cand,
+        )
+        return ranked_frame(np.arange(n), [(rows, cols, scores, False)], self.item_map_.ids)
+
+    def predict(self, users: Any, items: Any) -> np.ndarray:
+        """Predicted ratings of (user, item) pairs on the model's rating scale (clipped to it).
+
+        Only for a model of the rating task (``task="rating"``); ``users`` and ``items``
+        broadcast against each other.
+
+        Raises
+        ------
+        ConfigError
+            The model ranks implicit feedback: use :meth:`score` or :meth:`recommend`.
+        UnknownIdError
+            For any unknown user or item.
+        """
+        self._check_fitted()
+        if self.rating_scale_ is None:
+            raise ConfigError(
+                "this model ranks implicit feedback and predicts no ratings; use score() for "
+                "its logits or recommend() for top items"
+            )
+        u, i = self._pair_index(users, items)
+        return predict_ratings(self.model_, u, i, clip=self.rating_scale_)
+
+    def _pair_index(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+        u_raw, i_raw = np.broadcast_arrays(as_ids(users, "users"), as_ids(items, "items"))
+        return self.user_map_.to_index(u_raw), self.item_map_.to_index(i_raw)
+
+
+def _item_lists(items: Any) -> list[Any]:
+    """One list per user: a flat sequence of ids is a single user's items."""
+    if not _is_seq(items):
+        raise DataError("items must be a sequence of item ids (or a sequence of such sequences)")
+    seq = list(items)
+    if seq and all(_is_seq(x) for x in seq):
+        return [list(x) for x in seq]
+    if any(_is_seq(x) for x in seq):
+        raise DataError("items mixes ids and lists; give one list of ids per user")
+    return [seq]
+
+
+def _is_seq(x: Any) -> bool:
+    return isinstance(x, list | tuple | np.ndarray | pd.Series)
+
+
+__all__ = ["Inference"]

@@ -1,0 +1,257 @@
+"""The MLP tower shared by MLP and NeuMF: its config fields, their validation, and the module.
+
+``layers`` follows the authors' code: ``layers[0]`` is the width of the concatenation (each
+embedding has ``layers[0] // 2`` dimensions) and each further number is a hidden layer, so
+``(64, 32, 16, 8)`` is three hidden layers 64→32→16→8 (the model adds the output layer).
+With ``embedding_dims`` set (``"fastai"`` or ``(user_dim, item_dim)``) the two embeddings have
+their own sizes and ``layers`` lists only the hidden widths (fast.ai's ``[30, 30]``).
+
+:class:`TowerConfig` holds these fields (checked by :func:`check_tower`, sized by
+:func:`tower_widths`); :class:`Tower` is the hidden stack with its split-first-layer paths
+for pairs, whole tables (:mod:`ncf.models.fused`) and ``score_all`` blocks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ncf.exceptions import ConfigError
+from ncf.models.base import (
+    SCORE_BLOCK_ELEMENTS,
+    ModelConfig,
+    check_bool,
+    check_dropout,
+    check_feature_dim,
+    check_layers,
+    check_y_range,
+)
+from ncf.models.fused import pair_rows, use_projected_tables
+from ncf.models.layers import linear
+
+
+def fastai_embedding_dim(n_categories: int) -> int:
+    """fast.ai's embedding size rule: ``min(600, round(1.6 * n ** 0.56))``."""
+    return int(min(600, round(1.6 * n_categories**0.56)))
+
+
+def check_tower(config: Any) -> None:
+    """Validate (and normalise in place) ``layers``/``embedding_dims``/feature widths/y_range.
+
+    Run by :class:`TowerConfig`, the base of :class:`MLPConfig` and ``NeuMFConfig``.
+    """
+    dims = config.embedding_dims
+    if dims is None:
+        layers = check_layers(config.layers)
+    else:
+        if isinstance(dims, str):
+            if dims != "fastai":
+                raise ConfigError(
+                    f"embedding_dims must be None, 'fastai' or (user_dim, item_dim), got {dims!r}"
+                )
+        else:
+            try:
+                dims = tuple(dims)
+            except TypeError:
+                raise ConfigError(
+                    f"embedding_dims must be None, 'fastai' or (user_dim, item_dim), got {dims!r}"
+                ) from None
+            if len(dims) != 2 or any(
+                isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in dims
+            ):
+                raise ConfigError(
+                    f"embedding_dims must be two integers >= 1 (user_dim, item_dim), got {dims!r}"
+                )
+            object.__setattr__(config, "embedding_dims", dims)
+        try:
+            layers = tuple(config.layers)
+        except TypeError:
+            raise ConfigError(
+                f"layers must be a sequence of integers, got {config.layers!r}"
+            ) from None
+        if not layers or any(
+            isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in layers
+        ):
+            raise ConfigError(
+                f"with embedding_dims set, layers lists the hidden widths: one or more positive "
+                f"integers, got {list(layers)}"
+            )
+    object.__setattr__(config, "layers", layers)
+    check_dropout(config.dropout)
+    check_bool("batch_norm", config.batch_norm)
+    object.__setattr__(config, "y_range", check_y_range(config.y_range))
+    check_feature_dim("user_feature_dim", config.user_feature_dim)
+    check_feature_dim("item_feature_dim", config.item_feature_dim)
+    if (config.user_feature_dim or config.item_feature_dim) and dims is None and len(layers) < 2:
+        raise ConfigError(
+            "side features enter the first hidden layer: give layers at least one hidden width"
+        )
+
+
+def tower_widths(config: Any, n_users: int, n_items: int) -> tuple[int, int, tuple[int, ...]]:
+    """``(user_dim, item_dim, tower widths)`` for a validated config; widths[0] = concat."""
+    dims = config.embedding_dims
+    if dims is None:
+        d = config.layers[0] // 2
+        return d, d, tuple(config.layers)
+    if dims == "fastai":
+        du, di = fastai_embedding_dim(n_users), fastai_embedding_dim(n_items)
+    else:
+        du, di = dims
+    return du, di, (du + di, *config.layers)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TowerConfig(ModelConfig):
+    """The MLP tower's fields and their validation, shared by :class:`MLPConfig` and
+    ``NeuMFConfig`` (each documents them)."""
+
+    layers: tuple[int, ...] = (64, 32, 16, 8)
+    dropout: float = 0.0
+    batch_norm: bool = False
+    embedding_dims: tuple[int, int] | str | None = None
+    y_range: tuple[float, float] | None = None
+    user_feature_dim: int = 0
+    item_feature_dim: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_tower(self)
+
+
+class Tower(nn.Module):
+    """The hidden stack ``Linear → [BatchNorm] → ReLU → [Dropout]`` for each layer pair.
+
+    ``forward`` maps ``(B, layers[0])`` to ``(B, layers[-1])``; :meth:`grid` computes the same
+    for every (user, item) pair of a block without building the concatenations.
+    """
+
+    def __init__(self, layers: tuple[int, ...], dropout: float, batch_norm: bool) -> None:
+        super().__init__()
+        modules: list[nn.Module] = []
+        for n_in, n_out in itertools.pairwise(layers):
+            modules.append(linear(n_in, n_out))
+            if batch_norm:
+                modules.append(nn.BatchNorm1d(n_out))
+            modules.append(nn.ReLU())
+            if dropout > 0:
+                modules.append(nn.Dropout(dropout))
+        self.net = nn.Sequential(*modules)
+        self.in_width = layers[0]
+        self.out_width = layers[-1]
+        # The modules after the first linear layer, kept as a plain tuple (not registered
+        # twice) for :meth:`forward_pair`.
+        self._rest: tuple[nn.Module, ...] = tuple(modules[1:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def forward_pair(
+        self,
+        user_vec: torch.Tensor,
+        item_vec: torch.Tensor,
+        extra: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``forward(cat([user_vec, item_vec]))`` without building the concatenation.
+
+        The first layer splits as ``W[u; i] + b = (W_u u + b) + W_i i`` (:meth:`grid_parts`):
+        two matmuls and an add, which on the CPU is markedly cheaper than ``torch.cat`` plus
+        one matmul.
+        ``extra`` (``(B, h1)``, the side-feature term) is added to the first layer's
+        pre-activation.
+        """
+        if len(self.net) == 0:
+            return torch.cat([user_vec, item_vec], dim=-1)
+        user_part, item_part = self.grid_parts(user_vec, item_vec)
+        h = user_part + item_part  # (B, h1), pairs aligned row by row
+        if extra is not None:
+            h = h + extra
+        for module in self._rest:
+            h = module(h)
+        return h  # (B, layers[-1])
+
+    @property
+    def fusable(self) -> bool:
+        """True when the first layer is followed directly by its ReLU (no batch norm), the
+        shape :mod:`ncf.models.fused` computes in one pass."""
+        return len(self._rest) > 0 and isinstance(self._rest[0], nn.ReLU)
+
+    def fuses(self, n_pairs: int, user_table: torch.Tensor, item_table: torch.Tensor) -> bool:
+        """Whether :meth:`forward_tables` is the cheaper way to run ``n_pairs`` pairs."""
+        return self.fusable and use_projected_tables(n_pairs, len(user_table), len(item_table))
+
+    def forward_tables(
+        self,
+        user_table: torch.Tensor,
+        item_table: torch.Tensor,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        gmf_tables: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward_pair` for rows of whole embedding tables (:mod:`ncf.models.fused`).
+
+        Returns the GMF product ``(B, f)`` of ``gmf_tables`` rows (``(B, 0)`` without them)
+        and the tower output ``(B, layers[-1])``.
+        """
+        user_part, item_part = self.grid_parts(user_table, item_table)
+        f = 0
+        if gmf_tables is not None:  # GMF columns ride along: one gather per side
+            f = gmf_tables[0].shape[1]
+            user_part = torch.cat([gmf_tables[0], user_part], dim=1)
+            item_part = torch.cat([gmf_tables[1], item_part], dim=1)
+        gmf, h = pair_rows(user_part, item_part, users, items, f)
+        for module in self._rest[1:]:  # the first ReLU ran inside pair_rows
+            h = module(h)
+        return gmf, h
+
+    def linears(self) -> list[nn.Linear]:
+        return [m for m in self.net if isinstance(m, nn.Linear)]
+
+    @torch.no_grad()
+    def copy_from(self, other: Tower) -> None:
+        """Copy the linear and batch-norm layers of another tower of the same widths."""
+        for kind in (nn.Linear, nn.BatchNorm1d):
+            mine = [m for m in self.net if isinstance(m, kind)]
+            theirs = [m for m in other.net if isinstance(m, kind)]
+            for a, b in zip(mine, theirs, strict=False):
+                a.load_state_dict(b.state_dict())
+
+    def grid_parts(
+        self, user_vec: torch.Tensor, item_vec: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split the first layer ``W[u; i] + b = (W_u u + b) + W_i i``.
+
+        Returns the user half ``(B, h1)`` and the item half ``(n, h1)``; without hidden
+        layers the halves are the raw embeddings (the concatenation itself).
+        """
+        if len(self.net) == 0:
+            return user_vec, item_vec
+        first = self.net[0]
+        assert isinstance(first, nn.Linear)
+        d = user_vec.shape[-1]
+        user_part = torch.addmm(first.bias, user_vec, first.weight[:, :d].t())  # (B, h1)
+        item_part = item_vec @ first.weight[:, d:].t()  # (n, h1)
+        return user_part, item_part
+
+    def grid(self, user_part: torch.Tensor, item_part: torch.Tensor) -> torch.Tensor:
+        """Tower output for every pair of a block: ``(B * n, layers[-1])``, user-major."""
+        b, n = user_part.shape[0], item_part.shape[0]
+        if len(self.net) == 0:
+            return torch.cat(
+                [
+                    user_part.unsqueeze(1).expand(b, n, -1),
+                    item_part.unsqueeze(0).expand(b, n, -1),
+                ],
+                dim=-1,
+            ).reshape(b * n, -1)
+        h = (user_part.unsqueeze(1) + item_part.unsqueeze(0)).reshape(b * n, -1)  # (B*n, h1)
+        return self.net[1:](h)
+
+    def block_items(self, n_users: int) -> int:
+        """Items per block so one ``(users, items, width)`` intermediate stays bounded."""
+        width = max(self.in_width, 1)
+        return max(1, SCORE_BLOCK_ELEMENTS // max(n_users * width, 1))

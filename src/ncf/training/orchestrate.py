@@ -1,0 +1,195 @@
+"""The one training orchestration, for both tasks and every model.
+
+Train one model, selecting its epoch on a validator; or, for NeuMF with pre-training, train
+the branches, fuse them (with a given or validated GMF share), keep the fused start if no
+fine-tuning epoch beats it, fine-tune; then, optionally, refit every stage on all the data for
+its selected epochs. Any validator works (:mod:`ncf.evaluation.validators`: ranking or
+rating); the test set never enters here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from ncf.data.features import Features
+from ncf.data.interactions import Interactions
+from ncf.evaluation.validators import Validator
+from ncf.exceptions import ConfigError, DataError
+from ncf.models import GMF, MF, MLP, NeuMF, RecModel, build_model
+from ncf.training.callbacks import Callback
+from ncf.training.plan import ALPHAS, Plan, Stage
+from ncf.training.trainer import Trainer, TrainResult
+
+logger = logging.getLogger("ncf.training")
+
+
+def fit_model(
+    plan: Plan,
+    train: Interactions,
+    *,
+    validator: Validator | None = None,
+    refit_on: Interactions | None = None,
+    callbacks: Sequence[Callback] = (),
+    user_features: Features | None = None,
+    item_features: Features | None = None,
+) -> tuple[RecModel, TrainResult]:
+    """Train what ``plan`` says on ``train``, selecting on ``validator``.
+
+    Parameters
+    ----------
+    plan : Plan
+        From :func:`ncf.training.make_plan`.
+    train : Interactions
+        Training data (the validation rows already removed).
+    validator : callable, optional
+        ``validator(model) -> {metric: value}`` (with ``metric_names`` and
+        ``check_monitor``); selects each stage's epoch, the GMF share and the fused start.
+    refit_on : Interactions, optional
+        The data the validation rows were carved from (same id maps): after selection, every
+        stage is trained afresh on it for its selected epochs (``result.refit_epochs``).
+    user_features, item_features : Features, optional
+        Side features over ``train``'s id maps; they feed the MLP tower (MLP, NeuMF and
+        NeuMF's MLP branch).
+
+    Returns
+    -------
+    (model, result)
+        The final model (best validation epoch restored, or refit) and the final stage's
+        result; with pre-training ``result.best_metrics`` also holds ``pretrain_alpha`` and
+        each branch's ``pretrain_<branch>_*`` figures.
+    """
+    validate = validator if validator is not None and len(validator) else None
+    if validate is not None:
+        validate.check_monitor([c.monitor for c in plan.configs])
+    elif plan.alpha is None and plan.pretrain:
+        raise ConfigError("alpha='auto' picks the GMF share on validation: pass a validator")
+    features = _check_features(plan, train, user_features, item_features)
+    model, result, epochs = _fit_once(plan, train, validate, callbacks, features)
+    if refit_on is None:
+        return model, result
+    if (refit_on.n_users, refit_on.n_items) != (train.n_users, train.n_items):
+        raise ConfigError(
+            f"refit_on has {refit_on.n_users} users and {refit_on.n_items} items but train has "
+            f"{train.n_users} and {train.n_items}; pass the data the validation split was "
+            "carved from"
+        )
+    logger.info("refitting on all %d interactions for %s epochs", len(refit_on), epochs)
+    alpha = result.best_metrics.get("pretrain_alpha", plan.alpha)
+    refit_plan = replace(plan.for_refit(epochs), alpha=alpha)
+    model, _, _ = _fit_once(
+        refit_plan, refit_on, None, callbacks, features, fine_tune=epochs["final"] > 0
+    )
+    result.refit_epochs = epochs
+    return model, result
+
+
+def build_stage(
+    stage: Stage,
+    n_users: int,
+    n_items: int,
+    features: tuple[Features | None, Features | None] = (None, None),
+) -> RecModel:
+    """A fresh model for ``stage``, with side features when its model takes them."""
+    params = dict(stage.params)
+    for side, feats in zip(("user", "item"), features, strict=True):
+        if feats is not None:
+            params[f"{side}_feature_dim"] = feats.dim
+    model = build_model(stage.model, n_users, n_items, **params)
+    if features[0] is not None:
+        model.set_user_features(features[0].matrix)  # type: ignore[operator]
+    if features[1] is not None:
+        model.set_item_features(features[1].matrix)  # type: ignore[operator]
+    return model
+
+
+def _takes_features(model: str) -> bool:
+    return model in ("mlp", "neumf")
+
+
+def _check_features(
+    plan: Plan, train: Interactions, user: Features | None, item: Features | None
+) -> tuple[Features | None, Features | None]:
+    for side, feats in (("user", user), ("item", item)):
+        if feats is None:
+            continue
+        id_map = train.user_map if side == "user" else train.item_map
+        if feats.id_map != id_map:
+            raise DataError(f"the {side} features are not aligned to the training {side} map")
+        if not plan.pretrain and not _takes_features(plan.final.model):
+            raise ConfigError(
+                f"side features feed the MLP tower: use mlp or neumf, not {plan.final.model}"
+            )
+    return user, item
+
+
+def _fit_once(
+    plan: Plan,
+    train: Interactions,
+    validate: Validator | None,
+    callbacks: Sequence[Callback],
+    features: tuple[Features | None, Features | None],
+    fine_tune: bool = True,
+) -> tuple[RecModel, TrainResult, dict[str, int]]:
+    """One selection pass (no refit); also returns each stage's selected epoch.
+
+    ``fine_tune=False`` returns the fused NeuMF as it starts (a refit of epoch 0)."""
+    n_users, n_items = train.n_users, train.n_items
+    final = plan.final
+    trainer = Trainer(final.config, callbacks)
+    if not plan.pretrain:
+        model = build_stage(final, n_users, n_items, features)
+        result = trainer.fit(model, train, validate=validate)
+        return model, result, {"final": result.selected_epoch}
+    branches: dict[str, RecModel] = {}
+    stages: dict[str, TrainResult] = {}
+    for label, stage in plan.branches.items():
+        logger.info("pre-training %s (%s)", label, stage.model)
+        feats = features if _takes_features(stage.model) else (None, None)
+        branches[label] = build_stage(stage, n_users, n_items, feats)
+        stages[label] = Trainer(stage.config, callbacks).fit(
+            branches[label], train, validate=validate
+        )
+    dot, mlp = branches["gmf"], branches["mlp"]
+    assert isinstance(dot, GMF | MF) and isinstance(mlp, MLP)
+
+    def fuse(share: float) -> NeuMF:
+        return NeuMF.from_pretrained(dot, mlp, alpha=share, **final.params)
+
+    monitor = final.config.monitor
+    start: dict[str, float] | None = None
+    alpha = plan.alpha
+    if alpha is None:  # the share that validates best (the first of equals)
+        assert validate is not None
+        sign = 1.0 if final.config.monitor_mode == "max" else -1.0
+        tried = [(validate(fuse(a)), a) for a in ALPHAS]
+        start, alpha = max(tried, key=lambda t: sign * t[0][monitor])
+        logger.info("alpha %.1f validates best (%s %.4f)", alpha, monitor, start[monitor])
+    model = fuse(alpha)
+    if start is None and validate is not None:
+        start = validate(model)
+    result = trainer.fit(model, train, validate=validate) if fine_tune else TrainResult()
+    if result.keep_start(start, final.config):
+        model = fuse(alpha)  # no fine-tuning epoch beat the fused start on validation
+    result.best_metrics["pretrain_alpha"] = alpha
+    result.add_stages(stages)
+    epochs = {label: res.selected_epoch for label, res in stages.items()}
+    selected = result.selected_epoch if (result.best_epoch is not None or result.history) else 0
+    return model, result, {**epochs, "final": selected}
+
+
+def describe(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON-ready settings (saved with a model)."""
+    out: dict[str, Any] = {"model": plan.final.model, "training": plan.final.config.to_dict()}
+    if plan.pretrain:
+        out["alpha"] = plan.alpha
+        out["branches"] = {
+            b: {"model": s.model, "params": s.params, "training": s.config.to_dict()}
+            for b, s in plan.branches.items()
+        }
+    return out
+
+
+__all__ = ["build_stage", "describe", "fit_model"]

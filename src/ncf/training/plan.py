@@ -1,0 +1,251 @@
+"""What to train, resolved once: the typed pre-training settings and the plan of stages.
+
+:func:`make_plan` is the one place where a task's recipe (:mod:`ncf.training.presets`), the
+dataclasses' defaults and what the user gave meet, in this order (later wins): the
+:class:`~ncf.training.TrainConfig` and model-config defaults, the task's recipe for the role,
+the user's settings, then the per-branch or fine-tuning settings of :class:`PretrainConfig`.
+:class:`PretrainConfig` is the one place that checks the pre-training options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from ncf.exceptions import ConfigError
+from ncf.models import MODELS, get_model_class
+from ncf.training.config import TrainConfig
+from ncf.training.presets import check_task, recipe, y_range
+
+#: The pre-trained branches of NeuMF, in training order.
+BRANCHES = ("gmf", "mlp")
+#: Models that may pre-train NeuMF's GMF branch (a biased MF converts exactly).
+DOT_MODELS = ("gmf", "mf")
+#: The GMF shares tried when ``alpha="auto"``.
+ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: NeuMF hyper-parameters fixed by the pre-trained branches (not fine-tuning options).
+BRANCH_SIZES = ("factors", "layers", "embedding_dims")
+_TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
+
+
+def _is_share(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """NeuMF pre-training (He et al. 2017, sec. 3.4.1): train the branches, fuse, fine-tune.
+
+    Parameters
+    ----------
+    alpha : float or "auto"
+        The GMF branch's share of the fused output layer, in [0, 1] (the paper's 0.5);
+        ``"auto"`` picks it on validation from :data:`ALPHAS`.
+    dot_model : {"gmf", "mf"} or None
+        The model trained for the GMF branch: the paper's GMF, or a biased MF (converted
+        exactly into a GMF branch of ``factors + 2``). None: the task's (``gmf`` for implicit
+        feedback, ``mf`` for ratings).
+    branches : {"gmf": {...}, "mlp": {...}}
+        Settings of one branch only, mixing :class:`~ncf.training.TrainConfig` fields and the
+        branch model's hyper-parameters (e.g. Rendle et al.'s SGD recipe for an MF branch:
+        ``{"gmf": {"optimizer": "sgd", "lr": 20.48, "init_std": 0.1}}``).
+    finetune : dict
+        :class:`~ncf.training.TrainConfig` fields of the fused model's fine-tuning only (e.g.
+        ``{"optimizer": "sgd", "lr": 0.5}``, the paper's plain SGD).
+    """
+
+    alpha: float | str = 0.5
+    dot_model: str | None = None
+    branches: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    finetune: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (self.alpha == "auto" or _is_share(self.alpha)):
+            raise ConfigError(f"alpha must be a number in [0, 1] or 'auto', got {self.alpha!r}")
+        if self.dot_model is not None and self.dot_model not in DOT_MODELS:
+            raise ConfigError(
+                f"dot_model must be one of {list(DOT_MODELS)}, got {self.dot_model!r}"
+            )
+        if not isinstance(self.branches, Mapping):
+            raise ConfigError(
+                f"branch options must map 'gmf'/'mlp' to dicts, got {self.branches!r}"
+            )
+        unknown = sorted(set(self.branches) - set(BRANCHES))
+        if unknown:
+            raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {list(BRANCHES)}")
+        for branch, given in self.branches.items():
+            if not isinstance(given, Mapping):
+                raise ConfigError(f"the options of branch {branch!r} must be a dict, got {given!r}")
+            model = self.branch_model(branch, "implicit")
+            own = set(get_model_class(model).config_class.field_names()) - set(BRANCH_SIZES)
+            bad = sorted(set(given) - _TRAIN_FIELDS - own)
+            if bad:
+                raise ConfigError(
+                    f"unknown option(s) {bad} for the {branch!r} branch ({model}); valid: "
+                    f"training {sorted(_TRAIN_FIELDS)}, model {sorted(own)} (sizes are NeuMF's)"
+                )
+        if not isinstance(self.finetune, Mapping):
+            raise ConfigError(
+                f"finetune must be a dict of TrainConfig fields, got {self.finetune!r}"
+            )
+        bad = sorted(set(self.finetune) - _TRAIN_FIELDS)
+        if bad:
+            raise ConfigError(
+                f"unknown fine-tuning option(s) {bad}; valid: {sorted(_TRAIN_FIELDS)}"
+            )
+
+    @classmethod
+    def coerce(cls, value: Any) -> PretrainConfig | None:
+        """``False``/None -> None; ``True`` -> the defaults; a dict -> its fields; a config."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            known = {f.name for f in fields(cls)}
+            bad = sorted(set(value) - known)
+            if bad:
+                raise ConfigError(f"unknown pre-training option(s) {bad}; valid: {sorted(known)}")
+            return cls(**dict(value))
+        raise ConfigError(
+            f"pretrain must be True, False, a dict or a PretrainConfig, got {value!r}"
+        )
+
+    def branch_model(self, branch: str, task: str) -> str:
+        """The model trained for ``branch`` in ``task``."""
+        if branch == "mlp":
+            return "mlp"
+        return self.dot_model or ("mf" if task == "rating" else "gmf")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alpha": self.alpha,
+            "dot_model": self.dot_model,
+            "branches": {b: dict(v) for b, v in self.branches.items()},
+            "finetune": dict(self.finetune),
+        }
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One model to train: registry name, hyper-parameters and training config."""
+
+    model: str
+    params: dict[str, Any]
+    config: TrainConfig
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The stages of one fit: the final model, and NeuMF's branches when pre-training.
+
+    ``final`` is the fused NeuMF's fine-tuning when ``branches`` is not empty (its params
+    then hold only fine-tuning options); ``alpha`` is the GMF share, None for "pick it on
+    validation".
+    """
+
+    final: Stage
+    branches: dict[str, Stage] = field(default_factory=dict)
+    alpha: float | None = 0.5
+
+    @property
+    def pretrain(self) -> bool:
+        return bool(self.branches)
+
+    @property
+    def configs(self) -> list[TrainConfig]:
+        return [self.final.config, *(s.config for s in self.branches.values())]
+
+    def for_refit(self, epochs: Mapping[str, int]) -> Plan:
+        """Every stage for exactly its selected epochs, with nothing that needs validation."""
+        branches = {
+            b: replace(s, config=s.config.for_refit(epochs[b])) for b, s in self.branches.items()
+        }
+        final = replace(self.final, config=self.final.config.for_refit(max(epochs["final"], 1)))
+        return Plan(final, branches, self.alpha)
+
+
+def make_plan(
+    task: str,
+    model: str,
+    *,
+    model_params: Mapping[str, Any] | None = None,
+    train: Mapping[str, Any] | None = None,
+    pretrain: PretrainConfig | None = None,
+    rating_scale: tuple[float, float] | None = None,
+) -> Plan:
+    """Resolve what to train (see the module docstring for the order of precedence).
+
+    Parameters
+    ----------
+    task : {"implicit", "rating"}
+    model : str
+        A registered model name the task trains.
+    model_params : dict
+        The model hyper-parameters the user gave (``seed`` included); with ``pretrain``, the
+        branches take those their model knows and the fine-tuned NeuMF the rest but sizes.
+    train : dict
+        The :class:`~ncf.training.TrainConfig` fields the user gave (``seed`` included).
+    pretrain : PretrainConfig, optional
+        NeuMF only.
+    rating_scale : (low, high), optional
+        The rating task's scale: models get ``y_range`` from it unless given.
+    """
+    check_task(task, model)
+    given_params = dict(model_params or {})
+    given_train = dict(train or {})
+    bad = sorted(set(given_train) - _TRAIN_FIELDS)
+    if bad:
+        raise ConfigError(f"unknown training option(s) {bad}; valid: {sorted(_TRAIN_FIELDS)}")
+    if task == "rating" and rating_scale is not None:
+        given_params.setdefault("y_range", y_range(rating_scale))
+
+    def config(role: str, extra: Mapping[str, Any] | None = None) -> TrainConfig:
+        return TrainConfig.from_dict(
+            {**recipe(task, role)["train"], **given_train, **(extra or {})}
+        )
+
+    losses = ("mse", "huber") if task == "rating" else ("bce", "bpr")
+    if given_train.get("loss", losses[0]) not in losses:
+        raise ConfigError(
+            f"the {task} task trains with loss {' or '.join(map(repr, losses))}, "
+            f"not {given_train['loss']!r}"
+        )
+    if pretrain is None:
+        params = {**recipe(task, model)["model"], **given_params}
+        return Plan(Stage(model, params, config(model)))
+    if model != "neumf":
+        raise ConfigError(f"pre-training builds a NeuMF from its branches, not {model!r}")
+    branches: dict[str, Stage] = {}
+    for branch in BRANCHES:
+        name = pretrain.branch_model(branch, task)
+        known = set(MODELS[name].config_class.field_names())
+        overrides = dict(pretrain.branches.get(branch, {}))
+        params = {
+            **recipe(task, name)["model"],
+            **{k: v for k, v in given_params.items() if k in known},
+            **{k: v for k, v in overrides.items() if k in known},
+        }
+        train_over = {k: v for k, v in overrides.items() if k in _TRAIN_FIELDS}
+        branches[branch] = Stage(name, params, config(name, train_over))
+    finetune = {
+        **recipe(task, "finetune")["model"],
+        **{k: v for k, v in given_params.items() if k not in BRANCH_SIZES},
+    }
+    final = Stage("neumf", finetune, config("finetune", pretrain.finetune))
+    alpha = None if pretrain.alpha == "auto" else float(pretrain.alpha)
+    return Plan(final, branches, alpha)
+
+
+__all__ = [
+    "ALPHAS",
+    "BRANCHES",
+    "DOT_MODELS",
+    "Plan",
+    "PretrainConfig",
+    "Stage",
+    "make_plan",
+]
