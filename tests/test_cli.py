@@ -77,8 +77,9 @@ def test_train_prints_metrics_and_top_items(csv_file: Path, tmp_path: Path, caps
     assert json.loads((out / "config.json").read_text())["model"]["name"] == "gmf"
 
 
-def test_train_refit_says_so(csv_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["train", "--dataset", str(csv_file), *TINY, "--model", "gmf", "--refit"]
+def test_train_refit_says_so(csv_file: Path, tmp_path: Path, capsys) -> None:
+    args = ["train", "--dataset", str(csv_file), *TINY, "--model", "gmf", "--refit", "--out",
+            str(tmp_path / "refit")]  # fmt: skip
     assert main(args) == 0
     assert "then refit on all training data" in capsys.readouterr().out
 

@@ -92,3 +92,13 @@ def test_idmap_json_roundtrip_and_validation() -> None:
 def test_subset_keeps_maps(tiny: Interactions) -> None:
     sub = tiny.subset(tiny.users == 0)
     assert len(sub) == 3 and sub.n_items == 5 and sub.timestamps is not None
+
+
+def test_idmap_parses_text_as_its_own_kind_of_id() -> None:
+    from ncf.exceptions import ConfigError
+
+    ints = IdMap([10, 20], name="user")
+    assert ints.parse("20") == 20 and isinstance(ints.parse("20"), int)
+    with pytest.raises(ConfigError, match="user ids of this model are integers, got 'u1'"):
+        ints.parse("u1")
+    assert IdMap(["a", "b"], name="item").parse("42") == "42"

@@ -212,3 +212,39 @@ def test_schedule_settings_are_checked_when_the_config_is_made() -> None:
     with pytest.raises(ConfigError, match="step_size"):
         TrainConfig(schedule="step", step_size=0)
     assert TrainConfig(schedule="exponential", gamma=1.0).gamma == 1.0  # a constant rate
+
+
+def test_device_moves_the_model_and_every_tensor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer knows no model but a device: ``cpu`` and ``auto`` (no GPU here) train the
+    same weights; ``cuda`` without a GPU fails before any training; every batch tensor reaches
+    the model on the config's device."""
+    data = _blocks()
+    cpu = _state(_fit(TrainConfig(epochs=1, batch_size=64, device="cpu"), data))
+    auto = _state(_fit(TrainConfig(epochs=1, batch_size=64), data))
+    assert all(torch.equal(cpu[k], auto[k]) for k in cpu)
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        TrainConfig(device="tpu")
+    seen: set[torch.device] = set()
+    model = build_model("gmf", data.n_users, data.n_items, factors=4)
+    model.register_forward_pre_hook(lambda m, args: seen.update(a.device for a in args))
+    Trainer(TrainConfig(epochs=1, batch_size=64, device="cpu")).fit(model, data)
+    assert seen == {torch.device("cpu")}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="torch sees no CUDA GPU"):
+        _fit(TrainConfig(epochs=1, device="cuda"), data)
+
+
+def test_the_trainer_asks_the_model_for_sparse_updates() -> None:
+    """Plain SGD switches sparse gradients on through the model's own method, and off after."""
+    calls: list[bool] = []
+    data = _blocks()
+    model = build_model("mf", data.n_users, data.n_items, factors=4)
+    original = model.set_sparse_updates
+
+    def spy(enabled: bool) -> None:
+        calls.append(enabled)
+        original(enabled)
+
+    model.set_sparse_updates = spy  # type: ignore[method-assign]
+    Trainer(TrainConfig(epochs=1, batch_size=64, optimizer="sgd", lr=1.0)).fit(model, data)
+    assert calls == [True, False]

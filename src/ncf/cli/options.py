@@ -175,6 +175,7 @@ class Option:
     help: str
     switch: bool | None = None
     flag: bool = True
+    aliases: tuple[str, ...] = ()
 
     @property
     def flag_name(self) -> str:
@@ -209,7 +210,7 @@ OPTIONS: tuple[Option, ...] = (
     opt("layers", "model", layers, "MLP tower, concatenated width first (default: 64,32,16,8)"),
     opt("dropout", "model", unit_float, "dropout in the MLP tower (default: 0)"),
     opt("l2_embedding", "model", non_negative_float,
-      "L2 on the embedding rows of each batch (default: 0); alias --l2"),
+      "L2 on the embedding rows of each batch (default: 0); alias --l2", aliases=("l2",)),
     opt("init_std", "model", positive_float, "std of the normal embedding init (default: 0.01)"),
     # the training (TrainConfig fields)
     opt("epochs", "train", positive_int, "training epochs (default: 8; rating: the recipe's)"),
@@ -242,6 +243,8 @@ OPTIONS: tuple[Option, ...] = (
       flag=False),
 )  # fmt: skip
 BY_NAME = {o.name: o for o in OPTIONS}
+#: Older names of some options (flags and TOML keys), kept working.
+ALIASES = {alias: o.name for o in OPTIONS for alias in o.aliases}
 #: Run options' defaults (the configs' fields take theirs from the configs).
 RUN_DEFAULTS: dict[str, Any] = {
     "dataset": DEFAULT_DATASET,
@@ -293,7 +296,9 @@ def read_config(file: Path) -> dict[str, Any]:
             raw = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML ({exc})") from None
-    data = {str(k).replace("-", "_"): v for k, v in raw.items()}
+    data = {
+        ALIASES.get(k, k): v for k, v in ((str(k).replace("-", "_"), v) for k, v in raw.items())
+    }
     unknown = sorted(set(data) - set(BY_NAME))
     if unknown:
         raise ConfigError(

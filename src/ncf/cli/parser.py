@@ -12,8 +12,6 @@ from ncf.cli.options import OPTIONS, positive_int
 
 #: Exit status of usage/configuration errors (argparse's own) and of other failures.
 EXIT_USAGE, EXIT_FAILURE = 2, 1
-#: Older spellings of some flags, kept working.
-ALIASES = {"l2_embedding": ("--l2",)}
 
 
 class Parser(argparse.ArgumentParser):
@@ -28,7 +26,7 @@ def _train_flags(t: argparse.ArgumentParser) -> None:
     for option in OPTIONS:
         if not option.flag:
             continue
-        flags = [option.flag_name, *ALIASES.get(option.name, ())]
+        flags = [option.flag_name, *("--" + a.replace("_", "-") for a in option.aliases)]
         if option.switch is not None:
             action = "store_true" if option.switch else "store_false"
             t.add_argument(*flags, dest=option.name, action=action, default=argparse.SUPPRESS,

@@ -100,7 +100,8 @@ def cross_validate(
         params = {**estimator.get_params(), "validation_seed": estimator.seed + k}
         rec = Recommender(**{**params, "rating_scale": scale})
         user, item = split_features(ds, holdout, sides)
-        rec.fit(holdout.train, user_features=user, item_features=item, callbacks=callbacks)
+        rec.fit(holdout.train, item_metadata=ds.items, user_features=user, item_features=item,
+                callbacks=callbacks)  # fmt: skip
         scores = rec.evaluate(holdout.test)
         folds.append(
             {

@@ -1,0 +1,95 @@
+"""The package's shape: no import cycle between its modules, and modules of a readable size."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ncf
+
+ROOT = Path(ncf.__file__).parent
+#: "Modules of one concept, about 400 lines at most."
+MAX_LINES = 450
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, name: str, modules: set[str]) -> set[str]:
+    """Modules of ncf a module imports, at its top or inside a function (a lazy import is an
+    edge too); imports only for type checkers (``if TYPE_CHECKING:``) are not."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            # ``from pkg import sub`` imports the submodule; ``from pkg import name`` the package
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if sub in modules else base)
+    return {m for m in found if m.split(".")[0] == "ncf"}
+
+
+def find_cycle(root: Path) -> list[str] | None:
+    """An import cycle among the modules under ``root`` (a package folder), or None."""
+    modules = {_module_name(p, root): p for p in root.rglob("*.py")}
+    names = set(modules)
+    graph = {name: _imports(path, name, names) & names for name, path in modules.items()}
+    for name, deps in graph.items():
+        deps.discard(name)
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep) :], dep]
+            if dep not in state and (cycle := visit(dep)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for name in sorted(graph):
+        if name not in state and (cycle := visit(name)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle() -> None:
+    cycle = find_cycle(ROOT)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_finds_one(tmp_path: Path) -> None:
+    pkg = tmp_path / "ncf"
+    (pkg / "cli").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cli" / "__init__.py").write_text("def main():\n    from ncf.cli import commands\n")
+    (pkg / "cli" / "commands.py").write_text("from ncf import cli\n")
+    (pkg / "cli" / "output.py").write_text("from ncf.cli.commands import x\n")
+    assert find_cycle(pkg) == ["ncf.cli", "ncf.cli.commands", "ncf.cli"]
+
+
+def test_modules_stay_small() -> None:
+    sizes = {
+        str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines())
+        for p in ROOT.rglob("*.py")
+    }
+    too_big = {name: n for name, n in sizes.items() if n > MAX_LINES}
+    assert not too_big, too_big
