@@ -93,3 +93,16 @@ def test_modules_stay_small() -> None:
     }
     too_big = {name: n for name, n in sizes.items() if n > MAX_LINES}
     assert not too_big, too_big
+
+
+def test_the_command_line_starts_without_torch_or_pandas() -> None:
+    """``ncf --version`` and ``--help`` only build the parser: no heavy import (start-up)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ncf, ncf.cli; ncf.cli.build_parser().format_help(); "
+        "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,38 +1,109 @@
-"""ncf: neural collaborative filtering (He et al., WWW 2017) for implicit and explicit feedback."""
+"""ncf: neural collaborative filtering (He et al., WWW 2017) for implicit and explicit feedback.
 
-from ncf import datasets
+The public names below are imported on first use (PEP 562), so ``ncf --version`` and
+``ncf --help`` start without loading torch or pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ncf._version import __version__
-from ncf.data import (
-    Dataset,
-    IdMap,
-    Interactions,
-    NegativeSampler,
-    audit,
-    evaluation_candidates,
-    k_core,
-    leave_one_out,
-    read_ncf,
-    read_table,
-    to_implicit,
-    validation_split,
-)
-from ncf.evaluation import evaluate_full, evaluate_sampled
-from ncf.exceptions import (
-    ChecksumError,
-    ConfigError,
-    DataError,
-    DatasetNotFoundError,
-    ModelFileError,
-    NCFError,
-    NCFWarning,
-    NotFittedError,
-    TrainingError,
-    UnknownIdError,
-)
-from ncf.models import GMF, MF, MLP, ItemPop, NeuMF, RecModel, build_model, model_names
-from ncf.recommender import Recommender
-from ncf.sources import load_source
-from ncf.training import Callback, PretrainConfig, TrainConfig, Trainer, TrainResult
+
+#: Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "audit": "ncf.data",
+    "build_model": "ncf.models",
+    "Callback": "ncf.training",
+    "ChecksumError": "ncf.exceptions",
+    "ConfigError": "ncf.exceptions",
+    "DataError": "ncf.exceptions",
+    "Dataset": "ncf.data",
+    "DatasetNotFoundError": "ncf.exceptions",
+    "datasets": "ncf.datasets",
+    "evaluate_full": "ncf.evaluation",
+    "evaluate_sampled": "ncf.evaluation",
+    "evaluation_candidates": "ncf.data",
+    "GMF": "ncf.models",
+    "IdMap": "ncf.data",
+    "Interactions": "ncf.data",
+    "ItemPop": "ncf.models",
+    "k_core": "ncf.data",
+    "leave_one_out": "ncf.data",
+    "load_source": "ncf.sources",
+    "MF": "ncf.models",
+    "MLP": "ncf.models",
+    "model_names": "ncf.models",
+    "ModelFileError": "ncf.exceptions",
+    "NCFError": "ncf.exceptions",
+    "NCFWarning": "ncf.exceptions",
+    "NegativeSampler": "ncf.data",
+    "NeuMF": "ncf.models",
+    "NotFittedError": "ncf.exceptions",
+    "PretrainConfig": "ncf.training",
+    "read_ncf": "ncf.data",
+    "read_table": "ncf.data",
+    "RecModel": "ncf.models",
+    "Recommender": "ncf.recommender",
+    "to_implicit": "ncf.data",
+    "TrainConfig": "ncf.training",
+    "Trainer": "ncf.training",
+    "TrainingError": "ncf.exceptions",
+    "TrainResult": "ncf.training",
+    "UnknownIdError": "ncf.exceptions",
+    "validation_split": "ncf.data",
+}
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from ncf import datasets
+    from ncf.data import (
+        Dataset,
+        IdMap,
+        Interactions,
+        NegativeSampler,
+        audit,
+        evaluation_candidates,
+        k_core,
+        leave_one_out,
+        read_ncf,
+        read_table,
+        to_implicit,
+        validation_split,
+    )
+    from ncf.evaluation import evaluate_full, evaluate_sampled
+    from ncf.exceptions import (
+        ChecksumError,
+        ConfigError,
+        DataError,
+        DatasetNotFoundError,
+        ModelFileError,
+        NCFError,
+        NCFWarning,
+        NotFittedError,
+        TrainingError,
+        UnknownIdError,
+    )
+    from ncf.models import GMF, MF, MLP, ItemPop, NeuMF, RecModel, build_model, model_names
+    from ncf.recommender import Recommender
+    from ncf.sources import load_source
+    from ncf.training import Callback, PretrainConfig, TrainConfig, Trainer, TrainResult
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ncf' has no attribute {name!r}")
+    value = importlib.import_module(module)
+    if module != f"ncf.{name}":  # a name defined in the module, not the module itself
+        value = getattr(value, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "GMF",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ncf.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 LOSSES = ("bce", "bpr", "mse", "huber")
 SAMPLING = ("uniform", "popularity")
@@ -166,6 +167,8 @@ class TrainConfig:
 
 def resolve_device(device: str) -> torch.device:
     """The torch device for a ``TrainConfig.device`` value (``auto``: CUDA when available)."""
+    import torch  # here, so that the configs (and the command line's parser) need no torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
