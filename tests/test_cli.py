@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from ncf.cli import main
-from ncf.cli.commands import recommender
 from ncf.cli.options import OPTIONS, given_options, train_request
 from ncf.cli.parser import build_parser
+from ncf.cli.train import recommender
 from ncf.models import MODELS
 from ncf.training import PretrainConfig, TrainConfig
 

@@ -105,6 +105,7 @@ def save(path: str | Path, saved: SavedModel) -> Path:
         ``path`` exists and is not a model directory (it is never overwritten then).
     """
     target = Path(path).expanduser()
+    recover(target)
     is_model = target.is_dir() and (target / CONFIG).is_file()
     is_empty_dir = target.is_dir() and not any(target.iterdir())
     if target.exists() and not (is_model or is_empty_dir):
@@ -130,6 +131,45 @@ def save(path: str | Path, saved: SavedModel) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def recover(target: Path) -> None:
+    """Clean up what a killed save left beside ``target``: its hidden temporary folders are
+    removed, and when no model is in place but an old copy is (a kill between the two
+    renames), the old copy is put back."""
+    olds = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and not target.exists():
+        os.replace(olds.pop(), target)
+    for leftover in [*target.parent.glob(f".{target.name}.tmp-*"), *olds]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def check_target(path: str | Path) -> dict[str, Any] | None:
+    """Whether a model can be saved at ``path``, checked before any training.
+
+    Returns the ``config.json`` of a model already there (None when there is none). Raises
+    ConfigError when ``path`` is a file, a folder that is not an ncf model and not empty, or
+    lies in a folder this process cannot write to; cleans up after a killed save first.
+    """
+    target = Path(path).expanduser()
+    if target.parent.exists():
+        recover(target)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target} is a file, not a model directory; choose another --out")
+    if target.is_dir() and not (target / CONFIG).is_file() and any(target.iterdir()):
+        raise ConfigError(
+            f"{target} exists and is not a saved ncf model; choose another --out or empty it"
+        )
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    probe = folder / f".ncf-write-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        raise ConfigError(f"cannot write a model under {folder} ({exc.strerror})") from None
+    return _read_json(target / CONFIG) if (target / CONFIG).is_file() else None
 
 
 def load(path: str | Path) -> SavedModel:
@@ -219,8 +259,16 @@ def _write_items(path: Path, meta: pd.DataFrame) -> None:
     frame.columns = [str(c) for c in frame.columns]
     for col in frame.columns:  # mixed-type object columns are not representable in Parquet
         if frame[col].dtype == object and col != "item":
-            frame[col] = frame[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+            frame[col] = _parquet_column(frame[col])
     frame.to_parquet(path, index=False)
+
+
+def _parquet_column(column: pd.Series) -> pd.Series:
+    """Lists stay lists of text (genres...); other values become text, missing stays None."""
+    values = column.dropna()
+    if len(values) and values.map(lambda v: isinstance(v, list | tuple | np.ndarray)).all():
+        return column.map(lambda v: None if v is None else [str(x) for x in v])
+    return column.map(lambda v: v if v is None or isinstance(v, str) else str(v))
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -310,6 +358,9 @@ def _read_files(root: Path, config: dict[str, Any]) -> SavedModel:
     meta = None
     if (root / ITEMS).is_file():
         meta = pd.read_parquet(root / ITEMS)
+        for col in meta.columns:  # list columns come back as arrays: plain lists again
+            if meta[col].dtype == object:
+                meta[col] = meta[col].map(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
         if len(meta) != n_items:
             problems.append(f"{ITEMS} has {len(meta)} rows")
     test = _read_test(root, n_users, n_items, problems) if (root / TEST).is_file() else None
@@ -373,4 +424,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["FORMAT_VERSION", "SUPPORTED_VERSIONS", "SavedModel", "load", "save"]
+__all__ = [
+    "FORMAT_VERSION",
+    "SUPPORTED_VERSIONS",
+    "SavedModel",
+    "check_target",
+    "load",
+    "recover",
+    "save",
+]

@@ -56,6 +56,7 @@ class Inference:
 
     def _user_index(self, users: Any) -> tuple[np.ndarray, np.ndarray]:
         raw = as_ids(users, "users")
+        _check_kind(raw, self.user_map_)
         idx = self.user_map_.lookup(raw)
         if self.strict and (idx < 0).any():
             self.user_map_.to_index(raw[idx < 0])  # raises, naming them
@@ -324,6 +325,21 @@ class Inference:
     def _pair_index(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
         u_raw, i_raw = np.broadcast_arrays(as_ids(users, "users"), as_ids(items, "items"))
         return self.user_map_.to_index(u_raw), self.item_map_.to_index(i_raw)
+
+
+def _check_kind(raw: np.ndarray, id_map: IdMap) -> None:
+    """Integer ids for a map of integers, text for a map of text: an id of the other kind
+    would never match (and an unknown user would silently get the fallback)."""
+    ints = np.issubdtype(id_map.ids.dtype, np.integer)
+    given_ints = np.issubdtype(raw.dtype, np.integer) or all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in raw.tolist()
+    )
+    if len(raw) and ints != given_ints:
+        kind = "integers" if ints else "strings"
+        raise DataError(
+            f"this model's {id_map.name} ids are {kind}; got {raw[:3].tolist()} (give ids of "
+            "the same kind as the training data's)"
+        )
 
 
 def _item_lists(items: Any) -> list[Any]:

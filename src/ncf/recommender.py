@@ -30,13 +30,7 @@ from ncf.data.transforms import rating_scale
 from ncf.estimator import Estimator
 from ncf.evaluation import evaluate_full, evaluate_sampled
 from ncf.evaluation.rating import rating_metrics
-from ncf.evaluation.validators import (
-    Validator,
-    carve_validation,
-    held_out_validator,
-    predict_ratings,
-    validation_ks,
-)
+from ncf.evaluation.validators import predict_ratings, selection_split, validation_ks
 from ncf.exceptions import ConfigError, DataError
 from ncf.inference import Inference
 from ncf.models import get_model_class
@@ -210,14 +204,19 @@ class Recommender(Estimator, Inference):
         params.update(self.train_options or {})
         return params
 
-    def plan(self, rating_scale: tuple[float, float] | None = None) -> Plan:
+    def plan(
+        self, rating_scale: tuple[float, float] | None = None, checkpoint_dir: Any = None
+    ) -> Plan:
         """What ``fit`` trains: every stage's model, hyper-parameters and training config."""
         check_task(self.task, self.model_name)
+        train = self.train_params()
+        if checkpoint_dir is not None:
+            train.update(checkpoint_dir=str(checkpoint_dir), resume=True)
         return make_plan(
             self.task,
             self.model_name,
             model_params=self.model_params(),
-            train=self.train_params(),
+            train=train,
             pretrain=PretrainConfig.coerce(self.pretrain),
             rating_scale=rating_scale or self.rating_scale,
         )
@@ -232,6 +231,7 @@ class Recommender(Estimator, Inference):
         user_features: Features | None = None,
         item_features: Features | None = None,
         callbacks: Sequence[Callback] = (),
+        checkpoint_dir: str | Path | None = None,
     ) -> Recommender:
         """Train on the interactions (implicit task: every row is a positive).
 
@@ -252,6 +252,10 @@ class Recommender(Estimator, Inference):
             (:class:`~ncf.data.features.Features`); they feed the MLP tower.
         callbacks : sequence of Callback
             Training hooks (:class:`~ncf.training.Callback`), e.g. to report each epoch.
+        checkpoint_dir : str or Path, optional
+            Write a checkpoint there after every epoch (a folder per stage), and continue from
+            the checkpoints found there: a killed ``fit`` called again with the same data and
+            settings resumes where it stopped and ends with the same model.
 
         Returns
         -------
@@ -263,13 +267,21 @@ class Recommender(Estimator, Inference):
         check_task(self.task, self.model_name)
         inter = as_interactions(interactions, "interactions")
         scale = rating_scale(inter, self.rating_scale) if self.task == "rating" else None
-        plan = self.plan(scale)
+        plan = self.plan(scale, checkpoint_dir)
         if self.refit and (validation is not None or not self.validate):
             raise ConfigError(
                 "refit retrains on the data the validation split was carved from: use it with "
                 "validate=True and no validation= argument"
             )
-        train, validator = self._validation(inter, validation, plan, scale)
+        train, validator = selection_split(
+            inter,
+            None if validation is None else as_interactions(validation, "validation"),
+            task=self.task if self.validate or validation is not None else None,
+            n_negatives=self.validation_negatives,
+            seed=self.seed if self.validation_seed is None else self.validation_seed,
+            ks=validation_ks([c.monitor for c in plan.configs]),
+            rating_scale=scale,
+        )
         if validator is None and (
             self.patience is not None or "patience" in (self.train_options or {})
         ):
@@ -301,31 +313,6 @@ class Recommender(Estimator, Inference):
         self.provenance_: dict[str, Any] = {}
         self.test_split_: tuple[Interactions, np.ndarray | None] | None = None
         return self
-
-    def _validation(
-        self,
-        inter: Interactions,
-        validation: Interactions | pd.DataFrame | None,
-        plan: Plan,
-        scale: tuple[float, float] | None,
-    ) -> tuple[Interactions, Validator | None]:
-        """(the part to train on, the validator or None)."""
-        seed = self.seed if self.validation_seed is None else self.validation_seed
-        ks = validation_ks([c.monitor for c in plan.configs])
-        if validation is not None:
-            held = reindex(
-                as_interactions(validation, "validation"), inter.user_map, inter.item_map
-            )
-            return inter, held_out_validator(
-                inter, held, task=self.task, n_negatives=self.validation_negatives, seed=seed,
-                ks=ks, rating_scale=scale,
-            )  # fmt: skip
-        if not self.validate:
-            return inter, None
-        return carve_validation(
-            inter, task=self.task, n_negatives=self.validation_negatives, seed=seed, ks=ks,
-            rating_scale=scale,
-        )  # fmt: skip
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(
@@ -391,6 +378,12 @@ class Recommender(Estimator, Inference):
                 negs = self.item_map_.to_index(given.item_map.to_raw(negs.ravel())).reshape(
                     negs.shape
                 )
+        largest = max([k] if isinstance(k, int) else list(k))
+        if largest > negs.shape[1]:
+            raise ConfigError(
+                f"k={largest} ranks among {negs.shape[1] + 1} candidates per row, so nearly every "
+                f"positive would count as a hit; use k <= {negs.shape[1]} (or the full protocol)"
+            )
         return evaluate_sampled(self.model_, users, items, negs, ks=k)
 
     def _train_view(self) -> Interactions:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,21 @@ _LAYOUTS: tuple[tuple[tuple[str, ...], Callable[[Path, Path], dict[str, Any]], A
 )
 
 
-def load_source(source: str | Path, data_dir: str | Path | None = None) -> Dataset:
+#: The roles a table's columns play, as ``load_source(columns=...)`` names them.
+ROLES = ("user", "item", "rating", "timestamp")
+
+
+def load_source(
+    source: str | Path,
+    data_dir: str | Path | None = None,
+    *,
+    columns: dict[str, str] | None = None,
+) -> Dataset:
     """A :class:`~ncf.data.Dataset` from a registered name or a path (see the module docs).
+
+    ``columns`` names a table's columns by role (``{"user": "customer", "time": ...}``:
+    keys among ``user``, ``item``, ``rating``, ``timestamp``), over the ones sniffed from
+    the header; it applies to CSV/TSV/Parquet files only.
 
     Raises
     ------
@@ -53,13 +67,22 @@ def load_source(source: str | Path, data_dir: str | Path | None = None) -> Datas
         A table whose user or item column cannot be found.
     """
     text = str(source)
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(ROLES))
+    if unknown:
+        raise ConfigError(f"unknown column role(s) {unknown}; valid: {list(ROLES)}")
+    path = Path(text).expanduser()
+    if columns and not path.is_file():
+        raise ConfigError(
+            "column names (--user-col, --item-col, --rating-col, --time-col) apply to a "
+            f"CSV/TSV/Parquet file, and {text!r} is not one"
+        )
     if text in names():
         return load(text, data_dir)
-    path = Path(text).expanduser()
     if Path(text + ".train.rating").is_file():
         return _ncf(path)
     if path.is_file():
-        return _table(path)
+        return _table(path, columns)
     if path.is_dir():
         return _folder(path)
     raise ConfigError(
@@ -80,26 +103,32 @@ def _ncf(prefix: Path) -> Dataset:
     )
 
 
-def _table(path: Path) -> Dataset:
+def _table(path: Path, given: dict[str, str]) -> Dataset:
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise ConfigError(
             f"{path}: unsupported file type {path.suffix!r}; give a CSV/TSV/Parquet file "
             f"({', '.join(TABLE_SUFFIXES)}), an NCF prefix or a dataset folder"
         )
     columns = _header(path)
-    user, item = _pick(columns, USER_COLUMNS), _pick(columns, ITEM_COLUMNS)
+    missing = {role: name for role, name in given.items() if name not in columns}
+    if missing:
+        raise DataError(f"{path}: no column(s) {missing}; the header has {columns}")
+    sniffed = {
+        "user": _pick(columns, USER_COLUMNS),
+        "item": _pick(columns, ITEM_COLUMNS),
+        "rating": _pick(columns, RATING_COLUMNS),
+        "timestamp": _pick(columns, TIME_COLUMNS),
+    }
+    roles = {**sniffed, **given}
+    user, item = roles["user"], roles["item"]
     if user is None or item is None:
+        role = "user" if user is None else "item"
         raise DataError(
-            f"{path}: cannot find the {'user' if user is None else 'item'} column among "
-            f"{columns}; name the columns user and item (or {USER_COLUMNS[2]}/{ITEM_COLUMNS[4]})"
+            f"{path}: cannot find the {role} column among {columns}; name the columns user and "
+            f"item (or {USER_COLUMNS[2]}/{ITEM_COLUMNS[4]}), or say which with --{role}-col"
         )
     inter = read_table(
-        path,
-        user=user,
-        item=item,
-        rating=_pick(columns, RATING_COLUMNS),
-        timestamp=_pick(columns, TIME_COLUMNS),
-        duplicates="last",
+        path, user=user, item=item, rating=roles["rating"], timestamp=roles["timestamp"]
     )
     return Dataset(name=path.stem, interactions=inter, description=f"table {path}")
 
@@ -123,11 +152,32 @@ def _folder(folder: Path) -> Dataset:
 
 
 def _header(path: Path) -> list[str]:
+    """The column names of a table file, or a DataError saying why there are none."""
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty; expected a header line and data rows")
     if path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        return [str(c) for c in pq.read_schema(path).names]
-    frame = pd.read_csv(path, sep=None, engine="python", nrows=0, encoding_errors="replace")
+        try:
+            return [str(c) for c in pq.read_schema(path).names]
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{path}: not a readable Parquet file ({first})") from None
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    text = head.decode("utf-8-sig", errors="replace").splitlines()[0] if head.strip() else ""
+    if not text.strip():
+        raise DataError(f"{path}: the first line is empty; expected a header line")
+    if "\ufffd" in text or any(ord(c) < 32 and c not in "\t" for c in text):
+        raise DataError(
+            f"{path}: does not look like a text table (its first line holds bytes that are not "
+            "UTF-8 text); give a CSV/TSV file with a header line, or a Parquet file"
+        )
+    try:
+        frame = pd.read_csv(path, sep=None, engine="python", nrows=0, encoding="utf-8-sig",
+                            encoding_errors="replace")  # fmt: skip
+    except (pd.errors.ParserError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read a header line ({exc})") from None
     return [str(c).strip() for c in frame.columns]
 
 

@@ -66,7 +66,10 @@ def test_read_table_parquet_and_dataframe(tmp_path: Path) -> None:
 def test_read_table_duplicates_and_scale(tmp_path: Path) -> None:
     path = write(tmp_path / "d.csv", "user,item,rating\n1,1,4\n1,1,2\n2,1,5\n")
     with pytest.raises(DataError, match="occur more than once"):
-        read_table(path, rating="rating")
+        read_table(path, rating="rating", duplicates="error")
+    # the one policy: the latest row of a repeated pair is kept, and a warning counts them
+    with pytest.warns(NCFWarning, match="1 repeated \\(user, item\\) row\\(s\\) merged"):
+        assert read_table(path, rating="rating").ratings.tolist() == [2, 5]  # type: ignore[union-attr]
     assert read_table(path, rating="rating", duplicates="max").ratings.tolist() == [4, 5]  # type: ignore[union-attr]
     with pytest.raises(DataError, match="outside the declared scale 1-4"):
         read_table(path, rating="rating", duplicates="max", rating_scale=(1, 4))

@@ -12,8 +12,10 @@ commands over the library), :mod:`~ncf.cli.output` (tables and lines).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from ncf.cli.parser import EXIT_FAILURE, EXIT_USAGE, build_parser
@@ -33,8 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ncf.cli import commands, output  # the commands import torch and the models
 
     try:
-        for line in commands.HANDLERS[args.command](args):
-            output.emit(line)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line
+            for line in commands.HANDLERS[args.command](args):
+                output.emit(line)
+    except BrokenPipeError:  # `ncf ... | head` closed the pipe: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write("ncf: interrupted\n")
         return 130
@@ -46,6 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"ncf: error: {message}\n")
         return EXIT_USAGE if usage else EXIT_FAILURE
     return 0
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *args: object,
+                  **kwargs: object) -> None:  # fmt: skip
+    """A warning as one line on stderr, ``ncf: warning: ...``."""
+    sys.stderr.write(f"ncf: warning: {' '.join(str(message).split())}\n")
 
 
 __all__ = ["main"]

@@ -8,154 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import warnings
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import torch
+import numpy as np
 
 from ncf.cli import output
-from ncf.cli.options import TrainRequest, given_options, train_request
+from ncf.cli.train import train as train_command
 from ncf.data.audit import audit
 from ncf.data.datasets import Dataset, info, names
 from ncf.data.split import leave_one_out, resolve_order
-from ncf.data.transforms import rating_scale
-from ncf.exceptions import ConfigError
-from ncf.experiments.holdout import Holdout, implicit_holdout, rating_holdouts
-from ncf.experiments.rating_cv import check_features, cross_validate, split_features
+from ncf.exceptions import ConfigError, NCFWarning
+from ncf.experiments.holdout import implicit_holdout, rating_holdouts
 from ncf.recommender import Recommender
 from ncf.sources import load_source
 
 Lines = Iterator[str]
-
-
-# ---------------------------------------------------------------------- train
-def recommender(req: TrainRequest, scale: tuple[float, float] | None = None) -> Recommender:
-    """The estimator ``ncf train`` fits: the run's settings and exactly the fields given."""
-    run, model = req.run, dict(req.model)
-    flat = {k: model.pop(k) for k in ("factors", "layers", "dropout", "l2_embedding") if k in model}
-    return Recommender(
-        run["model"],
-        task=run["task"],
-        **flat,
-        model_options=model or None,
-        train_options=dict(req.train) or None,
-        pretrain=req.pretrain or False,
-        refit=run["refit"],
-        rating_scale=scale,
-        seed=run["seed"],
-        progress=run["progress"],
-    )
-
-
-def train(args: argparse.Namespace) -> Lines:
-    req = train_request(given_options(args))
-    run = req.run
-    torch.set_num_threads(run["threads"])
-    sides = check_features(run["features"])
-    recommender(req).plan()  # every setting checked before the data loads
-    t0 = time.perf_counter()
-    ds = load_source(run["dataset"], run["data_dir"])
-    callbacks = [output.EpochLines()] if run["progress"] else []
-    if run["task"] == "rating":
-        yield from _train_rating(req, ds, sides, callbacks, t0)
-        return
-    holdout = implicit_holdout(ds, threshold=run["threshold"], seed=run["seed"])
-    part = holdout.train
-    yield (
-        f"dataset {ds.name}: {part.n_users:,} users, {part.n_items:,} items, "
-        f"{len(part):,} training interactions; test: {holdout.description}"
-    )
-    rec = recommender(req)
-    user, item = split_features(ds, holdout, sides)
-    t_fit = time.perf_counter()
-    rec.fit(part, item_metadata=ds.items, user_features=user, item_features=item,
-            callbacks=callbacks)  # fmt: skip
-    yield f"trained {rec.model_name} in {output.elapsed(t_fit)} ({_epochs(rec)})"
-    k = run["k"]
-    metrics = rec.evaluate(holdout.test, "sampled", negatives=holdout.negatives, k=k)
-    full = rec.evaluate(holdout.test, "full", k=k)
-    metrics.update({f"full_{name}": v for name, v in full.items()})
-    metrics.update({f"val_{name}": v for name, v in rec.metrics_.items() if name != "loss"})
-    metrics["train_seconds"] = time.perf_counter() - t_fit
-    yield from _save(rec, req, ds, holdout, metrics)
-    user_id = rec.user_map_.parse(run["user"]) if run["user"] is not None else _first(holdout)
-    top = rec.recommend(user_id, k=10, with_metadata=True)
-    yield f"top 10 for user {user_id}:"
-    yield from output.format_table(top, ["rank", "item", "title", "score"])
-    yield f"done in {output.elapsed(t0)}"
-
-
-def _train_rating(
-    req: TrainRequest, ds: Dataset, sides: list[str], callbacks: list[Any], t0: float
-) -> Lines:
-    scale = rating_scale(ds.interactions, ds.rating_scale)
-    how = "given" if ds.rating_scale is not None else "inferred from the data"
-    protocol = req.run["protocol"] or "folds"
-    yield (
-        f"dataset {ds.name}: {ds.interactions.n_users:,} users, {ds.interactions.n_items:,} "
-        f"items, {len(ds.interactions):,} ratings on {scale[0]:g} to {scale[1]:g} ({how}); "
-        f"protocol {protocol}"
-    )
-    cv = cross_validate(
-        ds, recommender(req, scale), protocol=protocol, features=sides, callbacks=callbacks
-    )
-    summary = cv.summary
-    for n, fold in enumerate(summary["folds"], 1):
-        yield (
-            f"split {n}: RMSE {fold['rmse']:.4f}  MAE {fold['mae']:.4f}  (best epoch "
-            f"{fold['best_epoch']}, {fold['seconds']:.1f} s)"
-        )
-    splits = f"over {len(summary['folds'])} splits, " if len(summary["folds"]) > 1 else ""
-    yield (f"RMSE {summary['rmse']:.4f}  MAE {summary['mae']:.4f}  ({splits}{output.elapsed(t0)})")
-    rec, holdout = cv.fits[0]
-    first = summary["folds"][0]
-    metrics = {"rmse": first["rmse"], "mae": first["mae"]}
-    metrics.update({f"cv_{k}": summary[k] for k in ("rmse", "mae", "rmse_std", "mae_std")})
-    metrics.update({f"val_{name}": v for name, v in rec.metrics_.items() if name != "loss"})
-    yield from _save(rec, req, ds, holdout, metrics, cross_validation=summary)
-
-
-def _save(
-    rec: Recommender,
-    req: TrainRequest,
-    ds: Dataset,
-    holdout: Holdout,
-    metrics: dict[str, Any],
-    **extra: Any,
-) -> Lines:
-    run = req.run
-    suffix = "-rating" if run["task"] == "rating" else ""
-    out = Path(run["out"] or Path("models") / f"{rec.model_name}-{ds.name}{suffix}")
-    provenance = {
-        "dataset": str(run["dataset"]),
-        "threshold": run["threshold"],
-        "split": holdout.description,
-        "features": list(run["features"]),
-        **extra,
-    }
-    rec.save(out, metrics=metrics, provenance=provenance, test=holdout.test,
-             test_negatives=holdout.negatives)  # fmt: skip
-    yield from output.format_metrics(metrics)
-    first = " (the first split's; the test split is saved with it)" if extra else ""
-    yield f"saved to {out}{first} (metrics in {out / 'metrics.json'})"
-
-
-def _epochs(rec: Recommender) -> str:
-    branches = ", ".join(
-        f"{b} {rec.metrics_[f'pretrain_{b}_epoch']}"
-        for b in ("gmf", "mlp")
-        if f"pretrain_{b}_epoch" in rec.metrics_
-    )
-    text = f"best epoch {rec.best_epoch_}"
-    text += f"; branches' epochs {branches}" if branches else ""
-    return text + (", then refit on all training data" if rec.refit else "")
-
-
-def _first(holdout: Holdout) -> Any:
-    test = holdout.test
-    return test.user_map.ids[test.users[0]] if len(test) else test.user_map.ids[0]
 
 
 # ---------------------------------------------------------------------- other commands
@@ -169,6 +37,7 @@ def evaluate(args: argparse.Namespace) -> Lines:
             raise ConfigError("this model records neither its test split nor its dataset; pass "
                               "--dataset")  # fmt: skip
         ds = load_source(source, args.data_dir)
+        yield from _other_data(rec, ds)
         if rec.rating_scale_ is not None:
             test, negatives = rating_holdouts(ds, seed=rec.seed)[0].test, None
         else:
@@ -183,6 +52,25 @@ def evaluate(args: argparse.Namespace) -> Lines:
         yield json.dumps(metrics)
     else:
         yield from output.format_metrics(metrics)
+
+
+def _other_data(rec: Recommender, ds: Dataset) -> Lines:
+    """A warning when the data evaluated on is not the data the model was trained on."""
+    inter = ds.interactions
+    users = rec.user_map_.lookup(inter.user_map.to_raw(inter.users))
+    items = rec.item_map_.lookup(inter.item_map.to_raw(inter.items))
+    known = (users >= 0) & (items >= 0)
+    seen = np.zeros(len(inter), dtype=bool)
+    seen[known] = np.asarray(rec.seen_[users[known], items[known]]).ravel() > 0
+    share = float(seen.mean()) if len(seen) else 0.0
+    if share < 0.5:
+        warnings.warn(
+            f"only {share:.0%} of {ds.name}'s interactions are among the {rec.seen_.nnz:,} the "
+            "model was trained on: it was trained on other data, and these figures say little",
+            NCFWarning,
+            stacklevel=2,
+        )
+    return iter(())
 
 
 def recommend(args: argparse.Namespace) -> Lines:
@@ -207,7 +95,7 @@ def similar(args: argparse.Namespace) -> Lines:
 
 
 def datasets(args: argparse.Namespace) -> Lines:
-    if args.action == "list":
+    if args.action in (None, "list"):
         rows = [(n, info(n)) for n in names()]
         width = max(len(n) for n, _ in rows)
         for name, meta in rows:
@@ -229,7 +117,7 @@ def datasets(args: argparse.Namespace) -> Lines:
 
 
 HANDLERS = {
-    "train": train,
+    "train": train_command,
     "evaluate": evaluate,
     "recommend": recommend,
     "similar": similar,

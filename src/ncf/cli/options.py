@@ -190,6 +190,11 @@ OPTIONS: tuple[Option, ...] = (
     opt("dataset", "run", text, "registered name, NCF prefix, CSV/Parquet file or dataset folder "
       f"(default: the built-in {DEFAULT_DATASET})"),
     opt("data_dir", "run", text, "folder of the registered datasets (default: $NCF_DATA_DIR)"),
+    opt("user_col", "run", text, "a file's user column (default: user, user_id, userId...)"),
+    opt("item_col", "run", text, "a file's item column (default: item, item_id, movieId...)"),
+    opt("rating_col", "run", text, "a file's rating column (default: rating, score...)"),
+    opt("time_col", "run", text, "a file's timestamp column: numbers, or ISO-8601 dates "
+      "(default: timestamp, time...)"),
     opt("task", "run", one_of(("implicit", "rating")),
       "implicit ranking (default) or rating prediction"),
     opt("model", "run", one_of(MODEL_CHOICES), "model (default: neumf; pop = ItemPop)"),
@@ -205,6 +210,9 @@ OPTIONS: tuple[Option, ...] = (
     opt("threads", "run", positive_int, "CPU threads (default: 1; more rarely pays on small data)"),
     opt("progress", "run", boolean, "hide the progress bars and per-epoch lines", False),
     opt("out", "run", path, "model directory (default: ./models/<model>-<dataset>)"),
+    opt("force", "run", boolean, "replace a model of other data in --out", True),
+    opt("resume", "run", boolean, "continue an interrupted run from the checkpoints it left "
+      "beside --out", True),
     # the model
     opt("factors", "model", positive_int, "GMF/MF embedding size (default: 8)"),
     opt("layers", "model", layers, "MLP tower, concatenated width first (default: 64,32,16,8)"),
@@ -249,6 +257,10 @@ ALIASES = {alias: o.name for o in OPTIONS for alias in o.aliases}
 RUN_DEFAULTS: dict[str, Any] = {
     "dataset": DEFAULT_DATASET,
     "data_dir": None,
+    "user_col": None,
+    "item_col": None,
+    "rating_col": None,
+    "time_col": None,
     "task": "implicit",
     "model": "neumf",
     "protocol": None,
@@ -261,7 +273,12 @@ RUN_DEFAULTS: dict[str, Any] = {
     "threads": 1,
     "progress": True,
     "out": None,
+    "force": False,
+    "resume": False,
 }
+#: The run options that name a file's columns, by role (``ncf.sources.load_source``).
+COLUMN_OPTIONS = {"user": "user_col", "item": "item_col", "rating": "rating_col",
+                  "timestamp": "time_col"}  # fmt: skip
 #: ``--finetune-X`` flags set the fine-tuning's TrainConfig field X.
 FINETUNE_PREFIX = "finetune_"
 
@@ -356,6 +373,7 @@ def _check_task_options(run: dict[str, Any], train: dict[str, Any]) -> None:
 
 
 __all__ = [
+    "COLUMN_OPTIONS",
     "DEFAULT_DATASET",
     "OPTIONS",
     "RUN_DEFAULTS",

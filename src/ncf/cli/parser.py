@@ -79,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", "--k", type=positive_int, default=10, help="items (default: 10)")
     s.add_argument("--json", action="store_true", help="print JSON records")
 
-    d = sub.add_parser("datasets", parents=[common], help="list, describe or audit datasets")
+    d = sub.add_parser("datasets", parents=[common],
+                       help="list (the default), describe or audit datasets")  # fmt: skip
     dsub = d.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
-    dsub.required = True
     dsub.add_parser("list", parents=[common], help="registered datasets")
     di = dsub.add_parser("info", parents=[common], help="what is known about a dataset")
     di.add_argument("name", help="registered dataset name")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ncf.data.idmap import IdMap, _py
-from ncf.exceptions import DataError, UnknownIdError
+from ncf.exceptions import DataError, NCFWarning, UnknownIdError
 
 DuplicatePolicy = Literal["error", "first", "last", "max", "min", "sum", "mean"]
 DUPLICATE_POLICIES: tuple[str, ...] = ("error", "first", "last", "max", "min", "sum", "mean")
@@ -137,7 +138,9 @@ class Interactions:
         frame = pd.DataFrame({"user": df[user].to_numpy(), "item": df[item].to_numpy()})
         for role in ("rating", "timestamp", "weight"):
             col_name = wanted[role]
-            if col_name:
+            if role == "timestamp" and col_name:
+                frame[role] = parse_timestamps(df[col_name], source)
+            elif col_name:
                 values = pd.to_numeric(df[col_name], errors="coerce")
                 bad = values.isna()
                 if bad.any():
@@ -312,6 +315,14 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, source: str) -> pd.Dat
             f"(first: user {_py(first['user'])!r}, item {_py(first['item'])!r}); pass "
             f"duplicates='first'|'last'|'max'|'min'|'sum'|'mean' to aggregate them"
         )
+    n_rows = int(dup.sum()) - int(frame[dup].groupby(["user", "item"]).ngroups)
+    how = {"first": "the earliest", "last": "the latest"}.get(policy, f"their {policy}")
+    warnings.warn(
+        f"{source}: {n_rows} repeated (user, item) row(s) merged into one per pair, keeping "
+        f"{how}{'' if policy in ('first', 'last') else ' rating'}",
+        NCFWarning,
+        stacklevel=4,
+    )
     if policy in ("first", "last"):
         ordered = frame.sort_values("timestamp", kind="stable") if "timestamp" in frame else frame
         keep: Literal["first", "last"] = "first" if policy == "first" else "last"
@@ -324,6 +335,35 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, source: str) -> pd.Dat
     order = frame.drop_duplicates(["user", "item"])[["user", "item"]]
     out = frame.groupby(["user", "item"], sort=False, as_index=False).agg(agg)
     return order.merge(out, on=["user", "item"], how="left")
+
+
+def parse_timestamps(column: pd.Series, source: str = "data") -> np.ndarray:
+    """Timestamps as numbers: numbers stay as they are; datetimes (pandas dtypes, with or
+    without a time zone) and ISO-8601 strings (``2024-05-01``, ``2024-05-01T12:30:00Z``...)
+    become seconds since 1970-01-01 UTC. A value that is neither is a DataError naming it."""
+    name = column.name
+    dated = pd.api.types.is_datetime64_any_dtype(column)
+    numbers = None if dated else pd.to_numeric(column, errors="coerce")
+    if numbers is not None and (
+        not numbers.isna().all() or pd.api.types.is_numeric_dtype(column)
+    ):  # numbers (a few bad ones are reported below), not dates
+        values, bad = numbers, numbers.isna().to_numpy()
+    else:
+        if dated:
+            dates = pd.to_datetime(column, utc=True)
+        else:
+            text = column.astype("string").str.strip()
+            dates = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+        bad = dates.isna().to_numpy()
+        epoch = pd.Timestamp(0, tz="UTC")
+        values = (dates - epoch) // pd.Timedelta(seconds=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{source}: {int(bad.sum())} timestamp value(s) are missing or neither a number nor "
+            f"an ISO-8601 date (column {name!r}, first at row {first}: {column.iloc[first]!r})"
+        )
+    return values.to_numpy(dtype=np.float64 if values.dtype.kind == "f" else np.int64)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

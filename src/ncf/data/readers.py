@@ -40,11 +40,11 @@ def read_table(
     user: str = "user",
     item: str = "item",
     rating: str | None = None,
-    timestamp: str | None = None,
+    timestamp: str | None = "auto",
     sep: str | None = None,
-    duplicates: DuplicatePolicy = "error",
+    duplicates: DuplicatePolicy = "last",
     rating_scale: tuple[float, float] | None = None,
-    encoding: str = "utf-8",
+    encoding: str = "utf-8-sig",
     errors: Errors = "raise",
 ) -> Interactions:
     """Read a CSV, TSV or Parquet file (or take a DataFrame) with named columns.
@@ -55,13 +55,18 @@ def read_table(
         ``.parquet``/``.pq`` files are read with pyarrow; any other file as delimited text with
         a header line.
     user, item, rating, timestamp : str
-        Column names; ``rating`` and ``timestamp`` are optional.
+        Column names; ``rating`` and ``timestamp`` are optional. ``timestamp="auto"`` (the
+        default) uses a column named ``timestamp`` when there is one; timestamps may be
+        numbers, datetimes or ISO-8601 strings (:func:`~ncf.data.interactions.parse_timestamps`).
     sep : str, optional
         Field separator; sniffed from the header line (tab, comma, semicolon, pipe) when omitted.
     duplicates, rating_scale
-        As in :meth:`Interactions.from_dataframe`.
+        As in :meth:`Interactions.from_dataframe`; by default a repeated (user, item) pair
+        keeps its latest row, and a warning says how many rows were merged (the one policy of
+        every reader, ``Recommender.fit`` and the command line).
     encoding, errors
-        As in :func:`read_delimited`.
+        As in :func:`read_delimited`; the default ``utf-8-sig`` also reads files that start
+        with a byte-order mark.
 
     Returns
     -------
@@ -69,20 +74,25 @@ def read_table(
     """
     if isinstance(path_or_df, pd.DataFrame):
         frame, source = path_or_df, "DataFrame"
+        columns = [str(c) for c in frame.columns]
     else:
         path = Path(path_or_df)
         source = str(path)
         if not path.is_file():
             raise DataError(f"{path}: file not found")
         if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
+            frame = read_parquet(path)
         else:
             sep = sep or _sniff_sep(path, encoding)
-            wanted = [c for c in (rating, timestamp) if c]
+            stamp = [timestamp] if timestamp and timestamp != "auto" else []
+            numeric = [rating] if rating else []
             frame = read_delimited(
-                path, sep=sep, numeric=wanted, required=[user, item, *wanted],
-                encoding=encoding, errors=errors,
+                path, sep=sep, numeric=numeric, required=[user, item, *numeric, *stamp],
+                encoding=encoding, errors=errors, strings=stamp,
             )  # fmt: skip
+        columns = [str(c) for c in frame.columns]
+    if timestamp == "auto":
+        timestamp = "timestamp" if "timestamp" in columns else None
     return Interactions.from_dataframe(
         frame, user=user, item=item, rating=rating, timestamp=timestamp,
         duplicates=duplicates, rating_scale=rating_scale, source=source,
@@ -233,6 +243,15 @@ def _frame_to_interactions(frame: pd.DataFrame, user_map: IdMap, item_map: IdMap
         ratings=frame["rating"].to_numpy() if "rating" in frame else None,
         timestamps=frame["timestamp"].to_numpy() if "timestamp" in frame else None,
     )
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet file as a DataFrame; a file that is not Parquet is a DataError saying so."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a readable Parquet file ({first})") from None
 
 
 def _sniff_sep(path: Path, encoding: str) -> str:

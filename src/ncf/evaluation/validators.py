@@ -18,7 +18,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 import torch
 
-from ncf.data.interactions import Interactions
+from ncf.data.interactions import Interactions, reindex
 from ncf.data.sampling import evaluation_candidates
 from ncf.data.split import leave_one_out, random_split
 from ncf.evaluation.protocols import eval_mode, evaluate_sampled
@@ -178,6 +178,31 @@ def predict_ratings(
     return out
 
 
+def selection_split(
+    inter: Interactions,
+    validation: Interactions | None,
+    *,
+    task: str | None,
+    n_negatives: int = 99,
+    seed: int = 0,
+    ks: Sequence[int] = (10,),
+    rating_scale: tuple[float, float] | None = None,
+) -> tuple[Interactions, Validator | None]:
+    """(the rows to train on, the validator) for a fit: over ``validation`` when given (any
+    ids of ``inter``), else carved from ``inter`` for ``task``; ``task=None``: no validation."""
+    if validation is not None:
+        held = reindex(validation, inter.user_map, inter.item_map)
+        return inter, held_out_validator(
+            inter, held, task=task or "implicit", n_negatives=n_negatives, seed=seed, ks=ks,
+            rating_scale=rating_scale,
+        )  # fmt: skip
+    if task is None:
+        return inter, None
+    return carve_validation(
+        inter, task=task, n_negatives=n_negatives, seed=seed, ks=ks, rating_scale=rating_scale
+    )
+
+
 def validation_ks(monitors: Iterable[str], ks: Sequence[int] = (10,)) -> tuple[int, ...]:
     """``ks`` plus the cut-off of each ``hr@K`` / ``ndcg@K`` among ``monitors``, sorted.
 
@@ -265,6 +290,7 @@ __all__ = [
     "carve_validation",
     "held_out_validator",
     "predict_ratings",
+    "selection_split",
     "validation_ks",
     "validation_negatives",
 ]

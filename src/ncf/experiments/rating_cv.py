@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,7 @@ def cross_validate(
     protocol: str = "folds",
     features: Sequence[str] = (),
     callbacks: Sequence[Callback] = (),
+    checkpoint_dir: str | Path | None = None,
 ) -> CrossValidation:
     """Fit a clone of ``estimator`` on every split of ``protocol`` and test it once.
 
@@ -77,6 +79,8 @@ def cross_validate(
     protocol : {"folds", "random", "per-user"}
     features : sequence of {"user", "item", "history"}
         Side features for the MLP tower (see :func:`split_features`).
+    checkpoint_dir : str or Path, optional
+        Checkpoints of every split (``split-K`` folders), to resume a killed run.
 
     Returns
     -------
@@ -98,10 +102,11 @@ def cross_validate(
     for k, holdout in enumerate(splits):
         t0 = time.perf_counter()
         params = {**estimator.get_params(), "validation_seed": estimator.seed + k}
+        split_dir = None if checkpoint_dir is None else Path(checkpoint_dir) / f"split-{k + 1}"
         rec = Recommender(**{**params, "rating_scale": scale})
         user, item = split_features(ds, holdout, sides)
         rec.fit(holdout.train, item_metadata=ds.items, user_features=user, item_features=item,
-                callbacks=callbacks)  # fmt: skip
+                callbacks=callbacks, checkpoint_dir=split_dir)  # fmt: skip
         scores = rec.evaluate(holdout.test)
         folds.append(
             {

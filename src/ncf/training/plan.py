@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from ncf.exceptions import ConfigError
@@ -203,10 +204,13 @@ def make_plan(
     if task == "rating" and rating_scale is not None:
         given_params.setdefault("y_range", y_range(rating_scale))
 
-    def config(role: str, extra: Mapping[str, Any] | None = None) -> TrainConfig:
-        return TrainConfig.from_dict(
-            {**recipe(task, role)["train"], **given_train, **(extra or {})}
-        )
+    def config(
+        role: str, extra: Mapping[str, Any] | None = None, stage: str | None = None
+    ) -> TrainConfig:
+        values = {**recipe(task, role)["train"], **given_train, **(extra or {})}
+        if stage and values.get("checkpoint_dir"):  # each stage resumes from its own
+            values["checkpoint_dir"] = str(Path(values["checkpoint_dir"]) / stage)
+        return TrainConfig.from_dict(values)
 
     losses = ("mse", "huber") if task == "rating" else ("bce", "bpr")
     if given_train.get("loss", losses[0]) not in losses:
@@ -216,7 +220,7 @@ def make_plan(
         )
     if pretrain is None:
         params = {**recipe(task, model)["model"], **given_params}
-        return Plan(Stage(model, params, config(model)))
+        return _checked(Plan(Stage(model, params, config(model))))
     if model != "neumf":
         raise ConfigError(f"pre-training builds a NeuMF from its branches, not {model!r}")
     branches: dict[str, Stage] = {}
@@ -230,14 +234,23 @@ def make_plan(
             **{k: v for k, v in overrides.items() if k in known},
         }
         train_over = {k: v for k, v in overrides.items() if k in _TRAIN_FIELDS}
-        branches[branch] = Stage(name, params, config(name, train_over))
+        branches[branch] = Stage(name, params, config(name, train_over, branch))
     finetune = {
         **recipe(task, "finetune")["model"],
         **{k: v for k, v in given_params.items() if k not in BRANCH_SIZES},
     }
-    final = Stage("neumf", finetune, config("finetune", pretrain.finetune))
+    final = Stage("neumf", finetune, config("finetune", pretrain.finetune, "final"))
     alpha = None if pretrain.alpha == "auto" else float(pretrain.alpha)
-    return Plan(final, branches, alpha)
+    return _checked(Plan(final, branches, alpha))
+
+
+def _checked(plan: Plan) -> Plan:
+    """Every stage's hyper-parameters checked by its model's config now, before any data is
+    read or any model trained (a wrong type or value fails here, naming the field)."""
+    for stage in (plan.final, *plan.branches.values()):
+        config_class = MODELS[stage.model].config_class
+        config_class.from_dict(dict(stage.params))
+    return plan
 
 
 __all__ = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ncf.data.interactions import Interactions
 from ncf.data.sampling import NegativeSampler
-from ncf.exceptions import ConfigError, DataError, TrainingError
+from ncf.exceptions import ConfigError, DataError, NCFWarning, TrainingError
 from ncf.training import losses
 from ncf.training.callbacks import Callback
 from ncf.training.checkpoint import load_checkpoint, save_checkpoint
@@ -177,6 +178,15 @@ class Trainer:
         self.optimizer = optimizer
         sampler = None
         if c.loss in ("bce", "bpr"):
+            room = train.n_items - int(np.diff(train.csr.indptr).max(initial=0))
+            if c.negatives > room:
+                warnings.warn(
+                    f"negatives={c.negatives} per positive, but some users have only {room} "
+                    f"unseen items among the {train.n_items:,}: their negatives repeat; fewer "
+                    "negatives train as well on a catalogue this small",
+                    NCFWarning,
+                    stacklevel=3,
+                )
             sampler = NegativeSampler(
                 train.csr,
                 distribution=c.sampling,
@@ -197,6 +207,9 @@ class Trainer:
                 best_state, best_value = state["best_state"], state["best_value"]
                 bad_epochs = int(state["bad_epochs"])
                 result.best_epoch = state["best_epoch"]
+                if state.get("stopped"):  # it had stopped early: nothing left to train
+                    start_epoch = c.epochs + 1
+                    result.stopped_early = True
                 logger.info("resumed from %s after epoch %d", c.checkpoint_dir, start_epoch - 1)
 
         for cb in self.callbacks:
@@ -253,6 +266,7 @@ class Trainer:
                         "best_value": best_value,
                         "best_epoch": result.best_epoch,
                         "bad_epochs": bad_epochs,
+                        "stopped": stop,
                     },
                 )
             if stop:

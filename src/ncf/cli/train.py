@@ -1,0 +1,225 @@
+"""``ncf train``: check every setting, load the data, fit, evaluate on the test split, save.
+
+Everything that can be checked before the data loads is (the settings, the output folder);
+checkpoints are written beside the output folder each epoch, so ``--resume`` continues a
+killed run, and removed once the model is saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ncf import artifacts
+from ncf.cli import output
+from ncf.cli.options import COLUMN_OPTIONS, TrainRequest, given_options, train_request
+from ncf.data.datasets import Dataset
+from ncf.data.transforms import rating_scale
+from ncf.exceptions import ConfigError
+from ncf.experiments.holdout import Holdout, implicit_holdout
+from ncf.experiments.rating_cv import check_features, cross_validate, split_features
+from ncf.recommender import Recommender
+from ncf.sources import load_source
+
+Lines = Iterator[str]
+
+
+def recommender(req: TrainRequest, scale: tuple[float, float] | None = None) -> Recommender:
+    """The estimator ``ncf train`` fits: the run's settings and exactly the fields given."""
+    run, model = req.run, dict(req.model)
+    flat = {k: model.pop(k) for k in ("factors", "layers", "dropout", "l2_embedding") if k in model}
+    return Recommender(
+        run["model"],
+        task=run["task"],
+        **flat,
+        model_options=model or None,
+        train_options=dict(req.train) or None,
+        pretrain=req.pretrain or False,
+        refit=run["refit"],
+        rating_scale=scale,
+        seed=run["seed"],
+        progress=run["progress"],
+    )
+
+
+def train(args: argparse.Namespace) -> Lines:
+    req = train_request(given_options(args))
+    run = req.run
+    torch.set_num_threads(run["threads"])
+    sides = check_features(run["features"])
+    estimator = recommender(req)
+    estimator.plan()  # every setting checked here, before the data loads
+    name = estimator.model_name
+    suffix = "-rating" if run["task"] == "rating" else ""
+    out = Path(run["out"] or Path("models") / f"{name}-{Path(str(run['dataset'])).stem}{suffix}")
+    _check_out(out, run)
+    checkpoints = out.parent / f".{out.name}.checkpoints"
+    if checkpoints.exists() and not run["resume"]:
+        shutil.rmtree(checkpoints)  # a fresh run: an earlier run's checkpoints do not apply
+    elif run["resume"] and checkpoints.exists():
+        yield f"resuming from the checkpoints in {checkpoints}"
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    columns = {role: run[opt] for role, opt in COLUMN_OPTIONS.items() if run[opt] is not None}
+    ds = load_source(run["dataset"], run["data_dir"], columns=columns)
+    callbacks = [output.EpochLines()]
+    if run["task"] == "rating":
+        timings["data"] = time.perf_counter() - t0
+        yield from _train_rating(req, ds, sides, callbacks, out, timings, checkpoints)
+    else:
+        holdout = implicit_holdout(ds, threshold=run["threshold"], seed=run["seed"])
+        timings["data"] = time.perf_counter() - t0
+        yield from _train_implicit(req, ds, holdout, sides, callbacks, out, timings, checkpoints)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: no run to resume
+    spent = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+    yield f"done in {time.perf_counter() - t0:.1f} s ({spent})"
+
+
+def _check_out(out: Path, run: dict[str, Any]) -> None:
+    """The output folder can take this model, or a ConfigError says why, before any work."""
+    existing = artifacts.check_target(out)
+    if existing is None or run["force"]:
+        return
+    prov = existing.get("provenance") or {}
+    theirs = (str(prov.get("dataset")), existing.get("task", "implicit"))
+    ours = (str(run["dataset"]), run["task"])
+    if theirs != ours:
+        model = (existing.get("model") or {}).get("name", "?")
+        raise ConfigError(
+            f"{out} holds a {model} model of {theirs[0]} ({theirs[1]} task); pass --force to "
+            "replace it, or choose another --out"
+        )
+
+
+def _train_implicit(
+    req: TrainRequest,
+    ds: Dataset,
+    holdout: Holdout,
+    sides: list[str],
+    callbacks: list[Any],
+    out: Path,
+    timings: dict[str, float],
+    checkpoints: Path,
+) -> Lines:
+    run, part = req.run, holdout.train
+    yield (
+        f"dataset {ds.name}: {part.n_users:,} users, {part.n_items:,} items, "
+        f"{len(part):,} training interactions; test: {holdout.description}"
+    )
+    rec = recommender(req)
+    user, item = split_features(ds, holdout, sides)
+    t = time.perf_counter()
+    rec.fit(part, item_metadata=ds.items, user_features=user, item_features=item,
+            callbacks=callbacks, checkpoint_dir=checkpoints)  # fmt: skip
+    timings["training"] = time.perf_counter() - t
+    yield f"trained {rec.model_name} ({_epochs(rec)})"
+    t, k = time.perf_counter(), run["k"]
+    metrics = rec.evaluate(holdout.test, "sampled", negatives=holdout.negatives, k=k)
+    full = rec.evaluate(holdout.test, "full", k=k)
+    timings["evaluation"] = time.perf_counter() - t
+    metrics.update({f"full_{name}": v for name, v in full.items()})
+    metrics.update({f"val_{name}": v for name, v in rec.metrics_.items() if name != "loss"})
+    metrics["train_seconds"] = timings["training"]
+    assert holdout.negatives is not None
+    yield f"test, each positive ranked among {holdout.negatives.shape[1] + 1} candidates:"
+    yield from output.format_metrics({n: metrics[n] for n in (f"hr@{k}", f"ndcg@{k}", "mrr")})
+    yield "test, full ranking of every item (one held-out item per user: recall = hit ratio):"
+    shown = (f"recall@{k}", f"ndcg@{k}", f"map@{k}")
+    yield from output.format_metrics({f"full_{n}": full[n] for n in shown})
+    yield "validation (each user's latest training interaction; it picked the epoch):"
+    yield from output.format_metrics({n: v for n, v in metrics.items() if n.startswith("val_")})
+    yield from _save(rec, req, ds, holdout, metrics, out)
+    wanted = run["user"]
+    user_id = rec.user_map_.parse(wanted) if wanted is not None else _first(holdout)
+    top = rec.recommend(user_id, k=10, with_metadata=True)
+    yield f"top 10 for user {user_id} (score: the model's logit, higher ranks first):"
+    yield from output.format_table(top, ["rank", "item", "title", "score"])
+
+
+def _train_rating(
+    req: TrainRequest,
+    ds: Dataset,
+    sides: list[str],
+    callbacks: list[Any],
+    out: Path,
+    timings: dict[str, float],
+    checkpoints: Path,
+) -> Lines:
+    scale = rating_scale(ds.interactions, ds.rating_scale)
+    how = "given" if ds.rating_scale is not None else "inferred from the data"
+    protocol = req.run["protocol"] or "folds"
+    yield (
+        f"dataset {ds.name}: {ds.interactions.n_users:,} users, {ds.interactions.n_items:,} "
+        f"items, {len(ds.interactions):,} ratings on {scale[0]:g} to {scale[1]:g} ({how}); "
+        f"protocol {protocol}"
+    )
+    t = time.perf_counter()
+    cv = cross_validate(
+        ds, recommender(req, scale), protocol=protocol, features=sides, callbacks=callbacks,
+        checkpoint_dir=checkpoints,
+    )  # fmt: skip
+    timings["training and evaluation"] = time.perf_counter() - t
+    summary = cv.summary
+    for n, fold in enumerate(summary["folds"], 1):
+        yield (
+            f"split {n}: RMSE {fold['rmse']:.4f}  MAE {fold['mae']:.4f}  (best epoch "
+            f"{fold['best_epoch']}, {fold['seconds']:.1f} s)"
+        )
+    splits = f" over {len(summary['folds'])} splits" if len(summary["folds"]) > 1 else ""
+    yield f"RMSE {summary['rmse']:.4f}  MAE {summary['mae']:.4f}{splits}"
+    rec, holdout = cv.fits[0]
+    first = summary["folds"][0]
+    metrics = {"rmse": first["rmse"], "mae": first["mae"]}
+    metrics.update({f"cv_{k}": summary[k] for k in ("rmse", "mae", "rmse_std", "mae_std")})
+    metrics.update({f"val_{name}": v for name, v in rec.metrics_.items() if name != "loss"})
+    yield "the first split's model (test) and its selection (validation):"
+    yield from output.format_metrics(metrics)
+    yield from _save(rec, req, ds, holdout, metrics, out, cross_validation=summary)
+
+
+def _save(
+    rec: Recommender,
+    req: TrainRequest,
+    ds: Dataset,
+    holdout: Holdout,
+    metrics: dict[str, Any],
+    out: Path,
+    **extra: Any,
+) -> Lines:
+    run = req.run
+    provenance = {
+        "dataset": str(run["dataset"]),
+        "threshold": run["threshold"],
+        "split": holdout.description,
+        "features": list(run["features"]),
+        **extra,
+    }
+    rec.save(out, metrics=metrics, provenance=provenance, test=holdout.test,
+             test_negatives=holdout.negatives)  # fmt: skip
+    first = " (the first split's; its test split is saved with it)" if extra else ""
+    yield f"saved to {out}{first} (metrics in {out / 'metrics.json'})"
+
+
+def _epochs(rec: Recommender) -> str:
+    branches = ", ".join(
+        f"{b} {rec.metrics_[f'pretrain_{b}_epoch']}"
+        for b in ("gmf", "mlp")
+        if f"pretrain_{b}_epoch" in rec.metrics_
+    )
+    text = f"best epoch {rec.best_epoch_}"
+    text += f"; branches' epochs {branches}" if branches else ""
+    return text + (", then refit on all training data" if rec.refit else "")
+
+
+def _first(holdout: Holdout) -> Any:
+    test = holdout.test
+    return test.user_map.ids[test.users[0]] if len(test) else test.user_map.ids[0]
+
+
+__all__ = ["recommender", "train"]
