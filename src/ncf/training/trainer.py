@@ -217,6 +217,8 @@ class Trainer:
         sign = 1.0 if c.monitor_mode == "max" else -1.0
         n_samples = 0
         t_train = 0.0
+        epochs_bar = tqdm(total=c.epochs, initial=start_epoch - 1, desc="training", unit="epoch",
+                          disable=not c.progress, leave=False)  # fmt: skip
         for epoch in range(start_epoch, c.epochs + 1):
             t0 = time.perf_counter()
             tensors = self._epoch_tensors(train, sampler, epoch)
@@ -251,6 +253,8 @@ class Trainer:
                 else:
                     schedule.step()
             result.history.append(logs)
+            epochs_bar.update(1)
+            epochs_bar.set_postfix({k: f"{logs[k]:.4f}" for k in ("loss", c.monitor) if k in logs})
             for cb in self.callbacks:
                 stop = bool(cb.on_epoch_end(self, epoch, logs)) or stop
             if c.checkpoint_dir:
@@ -272,6 +276,7 @@ class Trainer:
             if stop:
                 break
 
+        epochs_bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
             best = next(h for h in result.history if h["epoch"] == result.best_epoch)
