@@ -49,6 +49,9 @@ def test_same_seed_gives_identical_weights() -> None:
 def test_plain_sgd_updates_rows_sparsely_with_the_dense_result(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from ncf.models import MF
+
+    monkeypatch.setattr(MF, "closed_form_sgd", property(lambda self: False))  # autograd's path
     data = _blocks()
     config = TrainConfig(epochs=2, batch_size=64, lr=2.0, optimizer="sgd", seed=3)
     params = {"factors": 4, "seed": 1, "l2_embedding": 0.01}
@@ -248,3 +251,35 @@ def test_the_trainer_asks_the_model_for_sparse_updates() -> None:
     model.set_sparse_updates = spy  # type: ignore[method-assign]
     Trainer(TrainConfig(epochs=1, batch_size=64, optimizer="sgd", lr=1.0)).fit(model, data)
     assert calls == [True, False]
+
+
+@pytest.mark.parametrize("schedule", [None, "exponential", "step"])
+def test_closed_form_sgd_equals_autograd_sgd(
+    schedule: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MF's closed-form SGD step (no graph, no optimizer) trains the very weights autograd and
+    torch.optim.SGD do, schedules included."""
+    import warnings
+
+    from ncf.models import MF
+
+    data = _blocks()
+    config = TrainConfig(epochs=2, batch_size=64, optimizer="sgd", lr=2.0, negatives=3,
+                         schedule=schedule, gamma=0.7)  # fmt: skip
+
+    def fit() -> dict[str, torch.Tensor]:
+        model = build_model("mf", data.n_users, data.n_items, factors=4, init_std=0.1,
+                            l2_embedding=0.01, seed=1)  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no scheduler-order warning either
+            result = Trainer(config).fit(model, data)
+        fit.losses.append([h["loss"] for h in result.history])  # type: ignore[attr-defined]
+        return _state(model)
+
+    fit.losses = []  # type: ignore[attr-defined]
+    fast = fit()
+    monkeypatch.setattr(MF, "closed_form_sgd", property(lambda self: False))
+    slow = fit()
+    for key in fast:
+        torch.testing.assert_close(fast[key], slow[key], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(*fit.losses, rtol=1e-5)  # type: ignore[attr-defined]

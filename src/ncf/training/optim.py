@@ -33,8 +33,10 @@ def sparse_updates(c: TrainConfig) -> bool:
     """True when the optimizer changes only the rows a batch used, so embedding gradients may
     be sparse (:class:`ncf.models.base.FastEmbedding`): plain SGD, no momentum and no weight
     decay. The result equals the dense update up to the order of floating-point sums; an
-    ml-1m MF step at batch 1,024 runs about 1.4x faster (bench/bench_training.py)."""
-    return c.optimizer == "sgd" and c.momentum == 0 and c.weight_decay == 0
+    ml-1m MF step at batch 1,024 runs about 1.4x faster (bench/bench_training.py). The
+    ``onecycle`` schedule cycles SGD's momentum (0.85 to 0.95), so it is not plain SGD."""
+    plain = c.momentum == 0 and c.weight_decay == 0 and c.schedule != "onecycle"
+    return c.optimizer == "sgd" and plain
 
 
 def _sgd(params: Params, c: TrainConfig) -> torch.optim.Optimizer:

@@ -339,6 +339,12 @@ class Trainer:
         clamp = bool(getattr(getattr(model, "config", None), "nonneg", False))
         pairwise = c.loss == "bpr"
         loss_fn = {"bce": losses.bce, "mse": losses.mse, "huber": losses.huber}.get(c.loss)
+        # plain SGD on BCE: a model that can (MF) updates itself in closed form, no autograd
+        closed_form = c.loss == "bce" and sparse_updates(c)
+        closed_form = closed_form and bool(getattr(model, "closed_form_sgd", False))
+        if closed_form:  # a step without gradients changes nothing, and tells the schedules
+            optimizer.zero_grad(set_to_none=True)  # that the optimizer has stepped
+            optimizer.step()
         bar = tqdm(
             total=n_batches,
             desc=f"epoch {epoch}",
@@ -356,6 +362,14 @@ class Trainer:
             a, b, t = tensors
             for start in range(0, n, bs):
                 ub, ib, tb = a[start : start + bs], b[start : start + bs], t[start : start + bs]
+                if closed_form:
+                    lr = optimizer.param_groups[0]["lr"]
+                    loss = model.sgd_step(ub, ib, tb, lr)  # type: ignore[operator]
+                    if schedule is not None:
+                        schedule.step()
+                    total += loss.detach() * len(ub)
+                    bar.update(1)
+                    continue
                 if pairwise:
                     loss = losses.bpr(model(ub, ib), model(ub, tb))
                 else:
