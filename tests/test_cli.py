@@ -21,7 +21,7 @@ from ncf.cli.train import recommender
 from ncf.models import MODELS
 from ncf.training import PretrainConfig, TrainConfig
 
-TINY = ["--epochs", "2", "--factors", "4", "--layers", "8,4", "--no-progress"]
+TINY = ["--epochs", "2", "--factors", "4", "--no-progress"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -113,7 +113,8 @@ def test_bad_layers_value(value: str, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_invalid_model_values_are_one_line(csv_file: Path, capsys) -> None:
     # 3 layers is odd: the model itself refuses it (ConfigError), still one line.
-    code = main(["train", "--dataset", str(csv_file), "--layers", "9,4", "--no-progress"])
+    code = main(["train", "--dataset", str(csv_file), "--model", "neumf", "--layers", "9,4",
+                 "--no-progress"])  # fmt: skip
     assert code == 2
     assert "layers[0] = 9" in one_error_line(capsys)
 
@@ -206,7 +207,7 @@ def test_python_dash_m(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
 def test_builtin_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The one-command path on the bundled MovieLens data, one short epoch."""
     out = tmp_path / "builtin"
-    args = ["train", "--epochs", "1", "--batch-size", "8192", "--lr", "0.01", "--no-progress"]
+    args = ["train", "--preset", "fast", "--epochs", "2", "--no-progress"]
     assert main([*args, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "ml-latest-small" in text and "top 10 for user" in text
@@ -256,8 +257,8 @@ def test_default_out_dir(csv_file: Path, tmp_path: Path, monkeypatch) -> None:
 
 def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "pre"
-    args = ["train", "--dataset", str(csv_file), "--model", "neumf", "--pretrain",
-            "--alpha", "auto", "--dot-model", "mf", "--finetune-optimizer", "sgd",
+    args = ["train", "--dataset", str(csv_file), "--model", "neumf", "--layers", "8,4",
+            "--pretrain", "--alpha", "auto", "--dot-model", "mf", "--finetune-optimizer", "sgd",
             "--finetune-lr", "2", "--finetune-epochs", "1", *TINY, "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     config = json.loads((out / "config.json").read_text())
@@ -277,7 +278,7 @@ def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:
     assert "--alpha: expected a number in [0, 1] or auto, got '2'" in one_error_line(capsys)
     assert main(["train", "--dataset", str(csv_file), "--finetune-lr", "0.1", *TINY]) == 2
     assert "--finetune-lr shape NeuMF's pre-training: add --pretrain" in one_error_line(capsys)
-    assert main(["train", "--task", "rating", "--model", "mlp", "--pretrain", *TINY]) == 2
+    assert main(["train", "--task", "rating", "--model", "mlp", "--pretrain", "--epochs", "2"]) == 2
     assert "pre-training builds a NeuMF from its branches, not 'mlp'" in one_error_line(capsys)
     cfg = tmp_path / "pre.toml"
     out = tmp_path / "pre-toml"

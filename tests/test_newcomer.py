@@ -20,7 +20,7 @@ from ncf import Recommender, artifacts
 from ncf.cli import main
 from ncf.exceptions import DataError, NCFWarning
 
-TINY = ["--epochs", "2", "--factors", "4", "--layers", "8,4", "--no-progress"]
+TINY = ["--epochs", "2", "--factors", "4", "--no-progress"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -156,7 +156,7 @@ def test_a_model_of_other_data_is_not_replaced_without_force(
     assert main(["train", "--dataset", str(a), *TINY, "--out", str(out)]) == 0  # same data
     capsys.readouterr()
     assert main(["train", "--dataset", str(b), *TINY, "--out", str(out)]) == 2
-    assert f"holds a neumf model of {a} (implicit task); pass --force" in error_line(capsys)
+    assert f"holds a mf model of {a} (implicit task); pass --force" in error_line(capsys)
     assert main(["train", "--dataset", str(b), *TINY, "--out", str(out), "--force"]) == 0
 
 

@@ -93,7 +93,8 @@ def test_regressors_recover_a_planted_low_rank_matrix(
     assert test.ratings is not None and train.ratings is not None
     baseline = rmse(test.ratings, np.full(len(test), train.ratings.mean()))
     rec = Recommender(
-        name, task="rating", model_options=params, lr=lr, seed=0, rating_scale=(1, 5),
+        name, task="rating", preset="fast", model_options=params, lr=lr, seed=0,
+        rating_scale=(1, 5),
         train_options=TRAIN, patience=5,
     )  # fmt: skip
     rec.fit(train, validation=test)

@@ -1,5 +1,6 @@
 """What a fitted :class:`~ncf.Recommender` answers: top-k items, scores, predicted ratings,
-similar items and fold-in of new users. Every method takes and returns *raw* ids.
+similar items, fold-in of new users, and its metrics on held-out rows. Every method takes and
+returns *raw* ids.
 
 :class:`Inference` holds no hyper-parameter and trains nothing; it reads the fitted state
 (``model_``, ``user_map_``, ``item_map_``, ``seen_``, ``item_popularity_``,
@@ -9,6 +10,7 @@ similar items and fold-in of new users. Every method takes and returns *raw* ids
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,11 +20,17 @@ import torch
 
 from ncf import foldin
 from ncf.data.idmap import IdMap
-from ncf.evaluation.protocols import eval_mode
+from ncf.data.interactions import Interactions, as_interactions, reindex
+from ncf.data.sampling import evaluation_candidates
+from ncf.evaluation.protocols import eval_mode, evaluate_full, evaluate_sampled
+from ncf.evaluation.rating import rating_metrics
 from ncf.evaluation.validators import predict_ratings
 from ncf.exceptions import ConfigError, DataError, NCFWarning, NotFittedError
 from ncf.models import RecModel
 from ncf.ranking import as_ids, ranked_frame, top_k
+
+#: Evaluation protocols by task (the first is the default).
+PROTOCOLS = {"implicit": ("sampled", "full"), "rating": ("rating",)}
 
 
 class Inference:
@@ -37,6 +45,7 @@ class Inference:
     rating_scale_: tuple[float, float] | None
     strict: bool
     seed: int
+    test_split_: tuple[Interactions, np.ndarray | None] | None
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -299,6 +308,82 @@ class Inference:
             candidates=cand,
         )
         return ranked_frame(np.arange(n), [(rows, cols, scores, False)], self.item_map_.ids)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(
+        self,
+        test: Interactions | pd.DataFrame | None = None,
+        protocol: str | None = None,
+        *,
+        negatives: np.ndarray | None = None,
+        k: int | Sequence[int] = 10,
+        n_negatives: int = 99,
+        seed: int | None = None,
+    ) -> dict[str, float]:
+        """Metrics on held-out rows: ranking for implicit feedback, RMSE/MAE for ratings.
+
+        Parameters
+        ----------
+        test : Interactions or pandas.DataFrame, optional
+            Held-out pairs over the training raw ids (with ratings for the rating task).
+            None: the test split saved with the model (``test_split_``) and its candidates.
+        protocol : {"sampled", "full", "rating"}, optional
+            ``sampled`` (implicit default): each positive ranked among ``negatives`` (HR, NDCG,
+            MRR); ``full``: all items ranked, training items excluded (recall, precision, HR,
+            NDCG, MAP); ``rating`` (the rating task's only one): RMSE and MAE of the
+            predictions clipped to the rating scale.
+        negatives : array of int, shape (len(test), N), optional
+            Fixed candidates as item indices of ``test``'s item map (the NCF files); drawn
+            uniformly among each user's unseen items (``n_negatives`` per row) when omitted.
+        k : int or sequence of int
+            Cut-offs.
+        seed : int, optional
+            Seeds the drawn negatives (defaults to the recommender's seed).
+        """
+        self._check_fitted()
+        valid = PROTOCOLS["rating" if self.rating_scale_ is not None else "implicit"]
+        protocol = protocol or valid[0]
+        if protocol not in valid:
+            raise ConfigError(f"unknown protocol {protocol!r} for this model; valid: {list(valid)}")
+        if test is None:
+            if self.test_split_ is None:
+                raise ConfigError("this model has no saved test split: pass a test set")
+            test, saved_negatives = self.test_split_
+            negatives = saved_negatives if negatives is None else negatives
+        given = as_interactions(test, "test")
+        held = reindex(given, self.user_map_, self.item_map_)
+        users, items = held.users.copy(), held.items.copy()  # writable, as torch wants
+        if protocol == "rating":
+            if held.ratings is None:
+                raise DataError("rating evaluation needs test rows with ratings")
+            pred = predict_ratings(self.model_, users, items, clip=self.rating_scale_)
+            return rating_metrics(held.ratings, pred)
+        if protocol == "full":
+            return evaluate_full(self.model_, self.seen_, users, items, ks=k)
+        if negatives is None:
+            negs = evaluation_candidates(
+                self._train_view(), held, n_negatives=n_negatives,
+                seed=self.seed if seed is None else seed,
+            )  # fmt: skip
+        else:
+            negs = np.asarray(negatives)
+            if negs.ndim != 2 or len(negs) != len(held):
+                raise DataError(f"negatives must have shape ({len(held)}, N), got {negs.shape}")
+            if given.item_map != self.item_map_:
+                negs = self.item_map_.to_index(given.item_map.to_raw(negs.ravel())).reshape(
+                    negs.shape
+                )
+        largest = max([k] if isinstance(k, int) else list(k))
+        if largest > negs.shape[1]:
+            raise ConfigError(
+                f"k={largest} ranks among {negs.shape[1] + 1} candidates per row, so nearly every "
+                f"positive would count as a hit; use k <= {negs.shape[1]} (or the full protocol)"
+            )
+        return evaluate_sampled(self.model_, users, items, negs, ks=k)
+
+    def _train_view(self) -> Interactions:
+        coo = self.seen_.tocoo()
+        return Interactions(coo.row, coo.col, user_map=self.user_map_, item_map=self.item_map_)
 
     def predict(self, users: Any, items: Any) -> np.ndarray:
         """Predicted ratings of (user, item) pairs on the model's rating scale (clipped to it).

@@ -14,6 +14,7 @@ answers (recommend, score, predict, similar items, fold-in) is in :mod:`ncf.infe
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,28 +24,23 @@ import pandas as pd
 
 from ncf import artifacts, persistence
 from ncf.data.features import Features
-from ncf.data.interactions import Interactions, as_interactions, reindex
+from ncf.data.interactions import Interactions, as_interactions
 from ncf.data.loaders import align
-from ncf.data.sampling import evaluation_candidates
 from ncf.data.transforms import rating_scale
 from ncf.estimator import Estimator
-from ncf.evaluation import evaluate_full, evaluate_sampled
-from ncf.evaluation.rating import rating_metrics
-from ncf.evaluation.validators import predict_ratings, selection_split, validation_ks
-from ncf.exceptions import ConfigError, DataError
+from ncf.evaluation.validators import selection_split, validation_ks
+from ncf.exceptions import ConfigError, DataError, NCFWarning
 from ncf.inference import Inference
 from ncf.models import get_model_class
 from ncf.training import Callback
 from ncf.training.orchestrate import fit_model
 from ncf.training.plan import Plan, PretrainConfig, make_plan
-from ncf.training.presets import check_task
+from ncf.training.presets import Preset, check_task, preset
 
 logger = logging.getLogger("ncf")
 
 #: Short names accepted for ``model`` besides the registry's.
 MODEL_ALIASES = {"pop": "itempop", "popularity": "itempop"}
-#: Evaluation protocols by task (the first is the default).
-PROTOCOLS = {"implicit": ("sampled", "full"), "rating": ("rating",)}
 #: The flat keyword arguments that are model hyper-parameters / training fields.
 MODEL_KEYWORDS = ("factors", "layers", "dropout", "l2_embedding")
 TRAIN_KEYWORDS = ("epochs", "batch_size", "lr", "optimizer", "negatives", "patience")
@@ -53,14 +49,16 @@ TRAIN_KEYWORDS = ("epochs", "batch_size", "lr", "optimizer", "negatives", "patie
 class Recommender(Estimator, Inference):
     """A neural collaborative-filtering recommender over raw user and item ids.
 
-    Every hyper-parameter left as None takes its default from one place: the model's config
-    (``ncf.models``), :class:`~ncf.training.TrainConfig`, or the task's recipe
-    (:mod:`ncf.training.presets`; the rating task has one per model).
+    Every hyper-parameter left as None takes its default from the ``preset``
+    (:mod:`ncf.training.presets`), then from the task's recipe (the rating task has one per
+    model), then from the model's config (``ncf.models``) or :class:`~ncf.training.TrainConfig`.
 
     Parameters
     ----------
-    model : str
-        ``"neumf"`` (default), ``"gmf"``, ``"mlp"``, ``"mf"`` or ``"itempop"`` (alias ``"pop"``).
+    model : str, optional
+        ``"neumf"``, ``"gmf"``, ``"mlp"``, ``"mf"`` or ``"itempop"`` (alias ``"pop"``); None:
+        the preset's (the default preset trains ``mf`` for implicit feedback, ``neumf`` for
+        ratings).
     task : {"implicit", "rating"}
         ``implicit``: every interaction is a positive, trained with sampled negatives and
         ranked (HR, NDCG). ``rating``: the model regresses the ratings (MSE; RMSE, MAE) on
@@ -76,10 +74,10 @@ class Recommender(Estimator, Inference):
     train_options : dict, optional
         Further :class:`~ncf.training.TrainConfig` fields (``schedule``, ``monitor``,
         ``device``...); ``monitor`` names the validation metric that picks the best epoch.
-    pretrain : bool, dict or PretrainConfig
-        NeuMF only: initialise from separately trained branches (the paper's sec. 3.4.1);
-        True uses :class:`~ncf.training.PretrainConfig`'s defaults, a dict sets its fields
-        (``alpha``, ``dot_model``, ``branches``, ``finetune``).
+    pretrain : bool, dict or PretrainConfig, optional
+        None: the preset's. NeuMF only: initialise from separately trained branches (the
+        paper's sec. 3.4.1); True: :class:`~ncf.training.PretrainConfig`'s defaults; a dict
+        sets its fields (``alpha``, ``dot_model``, ``branches``, ``finetune``).
     validate : bool
         When ``fit`` gets no validation set, carve one from the training data to pick the best
         epoch (implicit: each user's latest interaction with ``validation_negatives`` sampled
@@ -89,9 +87,14 @@ class Recommender(Estimator, Inference):
         Negatives per validation row (implicit task; fewer when a user has fewer unseen items).
     validation_seed : int, optional
         Seeds the validation carve (default: ``seed``).
-    refit : bool
+    refit : bool, optional
         After selection on the carved validation split, train every stage afresh on all the
         interactions for its selected epochs. Needs ``validate=True`` and no ``validation``.
+        None: the preset's.
+    preset : {"fast", "default", "best"}
+        The named recipe whose settings lie under the ones given (:mod:`ncf.training.presets`):
+        ``default`` is measured to beat a tuned ALS on ml-1m-ncf in about two minutes, ``fast``
+        trades a little accuracy for time, ``best`` is the paper-beating pre-trained NeuMF-64.
     rating_scale : (low, high), optional
         Rating task: the declared scale (predictions are clipped to it); inferred from the
         ratings' minimum and maximum when None.
@@ -131,7 +134,7 @@ class Recommender(Estimator, Inference):
 
     def __init__(
         self,
-        model: str = "neumf",
+        model: str | None = None,
         *,
         task: str = "implicit",
         factors: int | None = None,
@@ -146,11 +149,12 @@ class Recommender(Estimator, Inference):
         negatives: int | None = None,
         patience: int | None = None,
         train_options: dict[str, Any] | None = None,
-        pretrain: bool | dict[str, Any] | PretrainConfig = False,
+        pretrain: bool | dict[str, Any] | PretrainConfig | None = None,
         validate: bool = True,
         validation_negatives: int = 99,
         validation_seed: int | None = None,
-        refit: bool = False,
+        refit: bool | None = None,
+        preset: str = "default",
         rating_scale: tuple[float, float] | None = None,
         strict: bool = False,
         seed: int = 0,
@@ -175,6 +179,7 @@ class Recommender(Estimator, Inference):
         self.validation_negatives = validation_negatives
         self.validation_seed = validation_seed
         self.refit = refit
+        self.preset = preset
         self.rating_scale = rating_scale
         self.strict = strict
         self.seed = seed
@@ -182,14 +187,36 @@ class Recommender(Estimator, Inference):
 
     @property
     def model_name(self) -> str:
-        """The registry name of ``model`` (aliases resolved)."""
+        """The registry name of ``model`` (aliases resolved); None: the preset's model."""
+        if self.model is None:
+            return self._preset().model
         key = self.model.lower() if isinstance(self.model, str) else self.model
         return get_model_class(MODEL_ALIASES.get(key, key)).name
 
+    def _preset(self) -> Preset:
+        return preset(check_task(self.task), self.preset)
+
+    def recipe(self) -> dict[str, Any]:
+        """The preset's settings for the model trained (empty for a model it does not know)."""
+        return self._preset().recipe(self.model_name)
+
+    @property
+    def refit_(self) -> bool:
+        """Whether ``fit`` refits: ``refit`` when given, else the preset's choice."""
+        return bool(self.recipe()["refit"] if self.refit is None else self.refit)
+
     def model_params(self) -> dict[str, Any]:
-        """The model hyper-parameters given (those the chosen model takes), with the seed."""
+        """The model's hyper-parameters: the preset's, then those given (those the chosen
+        model takes), with the seed."""
         known = set(get_model_class(self.model_name).config_class.field_names())
-        params: dict[str, Any] = {"seed": self.seed}
+        params: dict[str, Any] = {**self.recipe()["model"], "seed": self.seed}
+        unused = [n for n in MODEL_KEYWORDS if getattr(self, n) is not None and n not in known]
+        if unused:
+            warnings.warn(
+                f"{', '.join(unused)} do(es) not apply to model {self.model_name!r}; ignored",
+                NCFWarning,
+                stacklevel=3,
+            )
         for name in MODEL_KEYWORDS:
             value = getattr(self, name)
             if value is not None and name in known:
@@ -199,7 +226,8 @@ class Recommender(Estimator, Inference):
 
     def train_params(self) -> dict[str, Any]:
         """The :class:`~ncf.training.TrainConfig` fields given, with the seed and progress."""
-        params: dict[str, Any] = {"seed": self.seed, "progress": self.progress}
+        params: dict[str, Any] = {**self.recipe()["train"], "seed": self.seed}
+        params["progress"] = self.progress
         params.update({n: getattr(self, n) for n in TRAIN_KEYWORDS if getattr(self, n) is not None})
         params.update(self.train_options or {})
         return params
@@ -217,7 +245,9 @@ class Recommender(Estimator, Inference):
             self.model_name,
             model_params=self.model_params(),
             train=train,
-            pretrain=PretrainConfig.coerce(self.pretrain),
+            pretrain=PretrainConfig.coerce(
+                self.recipe()["pretrain"] if self.pretrain is None else self.pretrain
+            ),
             rating_scale=rating_scale or self.rating_scale,
         )
 
@@ -261,14 +291,14 @@ class Recommender(Estimator, Inference):
         -------
         self
         """
-        for name in ("validate", "refit", "strict", "progress"):
+        for name in ("validate", "strict", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         check_task(self.task, self.model_name)
         inter = as_interactions(interactions, "interactions")
         scale = rating_scale(inter, self.rating_scale) if self.task == "rating" else None
         plan = self.plan(scale, checkpoint_dir)
-        if self.refit and (validation is not None or not self.validate):
+        if self.refit_ and (validation is not None or not self.validate):
             raise ConfigError(
                 "refit retrains on the data the validation split was carved from: use it with "
                 "validate=True and no validation= argument"
@@ -290,7 +320,7 @@ class Recommender(Estimator, Inference):
             plan,
             train,
             validator=validator,
-            refit_on=inter if self.refit else None,
+            refit_on=inter if self.refit_ else None,
             callbacks=callbacks,
             user_features=user_features,
             item_features=item_features,
@@ -313,82 +343,6 @@ class Recommender(Estimator, Inference):
         self.provenance_: dict[str, Any] = {}
         self.test_split_: tuple[Interactions, np.ndarray | None] | None = None
         return self
-
-    # ------------------------------------------------------------------ evaluation
-    def evaluate(
-        self,
-        test: Interactions | pd.DataFrame | None = None,
-        protocol: str | None = None,
-        *,
-        negatives: np.ndarray | None = None,
-        k: int | Sequence[int] = 10,
-        n_negatives: int = 99,
-        seed: int | None = None,
-    ) -> dict[str, float]:
-        """Metrics on held-out rows: ranking for implicit feedback, RMSE/MAE for ratings.
-
-        Parameters
-        ----------
-        test : Interactions or pandas.DataFrame, optional
-            Held-out pairs over the training raw ids (with ratings for the rating task).
-            None: the test split saved with the model (``test_split_``) and its candidates.
-        protocol : {"sampled", "full", "rating"}, optional
-            ``sampled`` (implicit default): each positive ranked among ``negatives`` (HR, NDCG,
-            MRR); ``full``: all items ranked, training items excluded (recall, precision, HR,
-            NDCG, MAP); ``rating`` (the rating task's only one): RMSE and MAE of the
-            predictions clipped to the rating scale.
-        negatives : array of int, shape (len(test), N), optional
-            Fixed candidates as item indices of ``test``'s item map (the NCF files); drawn
-            uniformly among each user's unseen items (``n_negatives`` per row) when omitted.
-        k : int or sequence of int
-            Cut-offs.
-        seed : int, optional
-            Seeds the drawn negatives (defaults to the recommender's seed).
-        """
-        self._check_fitted()
-        valid = PROTOCOLS["rating" if self.rating_scale_ is not None else "implicit"]
-        protocol = protocol or valid[0]
-        if protocol not in valid:
-            raise ConfigError(f"unknown protocol {protocol!r} for this model; valid: {list(valid)}")
-        if test is None:
-            if self.test_split_ is None:
-                raise ConfigError("this model has no saved test split: pass a test set")
-            test, saved_negatives = self.test_split_
-            negatives = saved_negatives if negatives is None else negatives
-        given = as_interactions(test, "test")
-        held = reindex(given, self.user_map_, self.item_map_)
-        users, items = held.users.copy(), held.items.copy()  # writable, as torch wants
-        if protocol == "rating":
-            if held.ratings is None:
-                raise DataError("rating evaluation needs test rows with ratings")
-            pred = predict_ratings(self.model_, users, items, clip=self.rating_scale_)
-            return rating_metrics(held.ratings, pred)
-        if protocol == "full":
-            return evaluate_full(self.model_, self.seen_, users, items, ks=k)
-        if negatives is None:
-            negs = evaluation_candidates(
-                self._train_view(), held, n_negatives=n_negatives,
-                seed=self.seed if seed is None else seed,
-            )  # fmt: skip
-        else:
-            negs = np.asarray(negatives)
-            if negs.ndim != 2 or len(negs) != len(held):
-                raise DataError(f"negatives must have shape ({len(held)}, N), got {negs.shape}")
-            if given.item_map != self.item_map_:
-                negs = self.item_map_.to_index(given.item_map.to_raw(negs.ravel())).reshape(
-                    negs.shape
-                )
-        largest = max([k] if isinstance(k, int) else list(k))
-        if largest > negs.shape[1]:
-            raise ConfigError(
-                f"k={largest} ranks among {negs.shape[1] + 1} candidates per row, so nearly every "
-                f"positive would count as a hit; use k <= {negs.shape[1]} (or the full protocol)"
-            )
-        return evaluate_sampled(self.model_, users, items, negs, ks=k)
-
-    def _train_view(self) -> Interactions:
-        coo = self.seen_.tocoo()
-        return Interactions(coo.row, coo.col, user_map=self.user_map_, item_map=self.item_map_)
 
     # ------------------------------------------------------------------ persistence
     def save(

@@ -23,9 +23,15 @@ from ncf.data.datasets import Dataset
 from ncf.data.transforms import rating_scale
 from ncf.exceptions import ConfigError
 from ncf.experiments.holdout import Holdout, implicit_holdout
-from ncf.experiments.rating_cv import check_features, cross_validate, split_features
+from ncf.experiments.rating_cv import (
+    available_features,
+    check_features,
+    cross_validate,
+    split_features,
+)
 from ncf.recommender import Recommender
 from ncf.sources import load_source
+from ncf.training import Plan
 
 Lines = Iterator[str]
 
@@ -40,8 +46,9 @@ def recommender(req: TrainRequest, scale: tuple[float, float] | None = None) -> 
         **flat,
         model_options=model or None,
         train_options=dict(req.train) or None,
-        pretrain=req.pretrain or False,
+        pretrain=req.pretrain,
         refit=run["refit"],
+        preset=run["preset"],
         rating_scale=scale,
         seed=run["seed"],
         progress=run["progress"],
@@ -52,10 +59,11 @@ def train(args: argparse.Namespace) -> Lines:
     req = train_request(given_options(args))
     run = req.run
     torch.set_num_threads(run["threads"])
-    sides = check_features(run["features"])
     estimator = recommender(req)
-    estimator.plan()  # every setting checked here, before the data loads
+    plan = estimator.plan()  # every setting checked here, before the data loads
     name = estimator.model_name
+    given = run["features"] is not None
+    sides = check_features(run["features"] if given else estimator.recipe()["features"])
     suffix = "-rating" if run["task"] == "rating" else ""
     out = Path(run["out"] or Path("models") / f"{name}-{Path(str(run['dataset'])).stem}{suffix}")
     _check_out(out, run)
@@ -68,6 +76,9 @@ def train(args: argparse.Namespace) -> Lines:
     t0 = time.perf_counter()
     columns = {role: run[opt] for role, opt in COLUMN_OPTIONS.items() if run[opt] is not None}
     ds = load_source(run["dataset"], run["data_dir"], columns=columns)
+    if not given:  # the preset's features: those this data has
+        sides = available_features(ds, sides)
+    yield _recipe_line(estimator, plan, sides)
     callbacks = [output.EpochLines()]
     if run["task"] == "rating":
         timings["data"] = time.perf_counter() - t0
@@ -79,6 +90,24 @@ def train(args: argparse.Namespace) -> Lines:
     shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: no run to resume
     spent = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     yield f"done in {time.perf_counter() - t0:.1f} s ({spent})"
+
+
+def _recipe_line(rec: Recommender, plan: Plan, sides: list[str]) -> str:
+    """What was chosen and why, in one line."""
+    chosen = rec._preset()
+    if rec.model_name in chosen.recipes or rec.model_name == chosen.model:
+        why = f"preset {rec.preset}, {chosen.summary}"
+    else:
+        why = f"the {rec.task} task's defaults (preset {rec.preset} has no recipe for it)"
+    c, p = plan.final.config, plan.final.params
+    sizes = ", ".join(f"{k} {v}" for k, v in p.items() if k in ("factors", "layers"))
+    stop = f"patience {c.patience}" if c.patience else "no early stop"
+    feats = f"; features {','.join(sides)}" if sides else ""
+    return (
+        f"model {rec.model_name} ({sizes or 'sizes'}; {c.optimizer} lr {c.lr:g}, batch "
+        f"{c.batch_size}, up to {c.epochs} epochs, {stop}{feats}{', refit' if rec.refit_ else ''})"
+        f": {why}; any option overrides it"
+    )
 
 
 def _check_out(out: Path, run: dict[str, Any]) -> None:
@@ -197,7 +226,7 @@ def _save(
         "dataset": str(run["dataset"]),
         "threshold": run["threshold"],
         "split": holdout.description,
-        "features": list(run["features"]),
+        "features": list(run["features"] or []),
         **extra,
     }
     rec.save(out, metrics=metrics, provenance=provenance, test=holdout.test,
@@ -214,7 +243,7 @@ def _epochs(rec: Recommender) -> str:
     )
     text = f"best epoch {rec.best_epoch_}"
     text += f"; branches' epochs {branches}" if branches else ""
-    return text + (", then refit on all training data" if rec.refit else "")
+    return text + (", then refit on all training data" if rec.refit_ else "")
 
 
 def _first(holdout: Holdout) -> Any:

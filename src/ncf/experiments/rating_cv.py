@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from ncf.data.datasets import Dataset
-from ncf.data.features import HISTORY, SIDES, Features, dataset_features, history_features
+from ncf.data.features import (
+    BUILTIN_FEATURES,
+    HISTORY,
+    MAX_HISTORY_CELLS,
+    SIDES,
+    Features,
+    dataset_features,
+    history_features,
+)
 from ncf.exceptions import ConfigError, DataError
 from ncf.experiments.holdout import PROTOCOLS, Holdout, rating_holdouts
 from ncf.recommender import Recommender
@@ -45,6 +53,18 @@ def check_features(features: Sequence[str]) -> list[str]:
     if unknown:
         raise ConfigError(f"unknown feature source(s) {unknown}; valid: {list(FEATURE_SOURCES)}")
     return sides
+
+
+def available_features(ds: Dataset, sides: Sequence[str]) -> list[str]:
+    """The feature sources among ``sides`` that ``ds`` can give: its built-in metadata where
+    it has some, and the history where the users x items matrix is not too large."""
+    inter = ds.interactions
+    have = {
+        "user": "user" in BUILTIN_FEATURES.get(ds.name, {}) and ds.users is not None,
+        "item": "item" in BUILTIN_FEATURES.get(ds.name, {}) and ds.items is not None,
+        HISTORY: inter.n_users * inter.n_items <= MAX_HISTORY_CELLS,
+    }
+    return [s for s in check_features(sides) if have[s]]
 
 
 def split_features(
@@ -133,10 +153,17 @@ def cross_validate(
         "rmse_std": float(rmses.std()),
         "mae_std": float(maes.std()),
         "folds": folds,
-        "refit": estimator.refit,
-        "pretrain": bool(estimator.pretrain),
+        "refit": estimator.refit_,
+        "pretrain": out.fits[0][0].plan_.pretrain if out.fits else False,
     }
     return out
 
 
-__all__ = ["FEATURE_SOURCES", "PROTOCOLS", "CrossValidation", "check_features", "cross_validate"]
+__all__ = [
+    "FEATURE_SOURCES",
+    "PROTOCOLS",
+    "CrossValidation",
+    "available_features",
+    "check_features",
+    "cross_validate",
+]

@@ -1,4 +1,5 @@
-"""Task recipes: the defaults a task gives a model, over the dataclasses' own defaults.
+"""Task recipes and presets: the defaults a task and a named preset give a model, over the
+dataclasses' own defaults.
 
 The implicit task trains with :class:`~ncf.training.TrainConfig`'s and the model configs' own
 defaults, so it has no entry here. The rating task uses the recipes tuned on validation folds
@@ -9,10 +10,15 @@ defaults live; whatever a user gives (flag, TOML key or keyword) is laid over it
 A recipe is ``{"model": {...}, "train": {...}}``: model hyper-parameters and
 :class:`~ncf.training.TrainConfig` fields. The role ``"finetune"`` is the fused NeuMF's
 fine-tuning after pre-training.
+
+Presets (``fast``, ``default``, ``best``) sit between the task's recipes and what the user
+gives: ``Recommender(preset=...)`` / ``ncf train --preset``. The ``default`` preset is what a
+user gets who changes nothing; each is measured in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from ncf.exceptions import ConfigError
@@ -73,6 +79,100 @@ RECIPES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
 }
 
 
+#: The named presets: ``fast``, ``default`` (what a user gets with no option), ``best``.
+PRESETS = ("fast", "default", "best")
+
+#: Rendle et al.'s (2020) plain-SGD recipe for a biased MF on implicit feedback: a rate of 0.02
+#: per example (our loss is a batch mean, so 0.02 x the batch), L2 on the batch's rows,
+#: embeddings from N(0, 0.1^2), 8 negatives per positive.
+_SGD_MF: dict[str, Any] = {"init_std": 0.1, "l2_embedding": 0.0025}
+_SGD_TRAIN: dict[str, Any] = {"optimizer": "sgd", "lr": 20.48, "batch_size": 1024, "negatives": 8}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe of a task: the model it trains when the user names none, and for each
+    model it knows, its hyper-parameters (``model``), training (``train``), pre-training
+    (``pretrain``, NeuMF), ``refit`` and side ``features``. Whatever the user gives is laid
+    over it; a model the preset does not know trains with the task's plain defaults."""
+
+    model: str
+    summary: str
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def recipe(self, model: str) -> dict[str, Any]:
+        found = self.recipes.get(model, {})
+        return {
+            "model": dict(found.get("model", {})),
+            "train": dict(found.get("train", {})),
+            "pretrain": found.get("pretrain"),
+            "refit": bool(found.get("refit", False)),
+            "features": tuple(found.get("features", ())),
+        }
+
+
+_RATING_NEUMF = {
+    "pretrain": {},  # the branches' and the fine-tuning's own recipes (RECIPES)
+    "refit": True,
+    "features": ("user", "item", "history"),
+}
+#: (task, preset) -> Preset. Figures in docs/benchmarks.md ("Defaults").
+PRESET_TABLE: dict[tuple[str, str], Preset] = {
+    ("implicit", "fast"): Preset(
+        "mf",
+        "MF-64 by plain SGD, epochs by validation (patience 2), no refit",
+        {"mf": {"model": {**_SGD_MF, "factors": 64},
+                "train": {**_SGD_TRAIN, "epochs": 30, "patience": 2}}},
+    ),
+    ("implicit", "default"): Preset(
+        "mf",
+        "MF-128 by plain SGD (Rendle et al. 2020), epochs by validation (patience 3), then "
+        "refit on all training data",
+        {"mf": {"model": {**_SGD_MF, "factors": 128},
+                "train": {**_SGD_TRAIN, "epochs": 40, "patience": 3}, "refit": True}},
+    ),
+    ("implicit", "best"): Preset(
+        "neumf",
+        "NeuMF-64 (MLP 512-256-128-64) pre-trained from an SGD MF and an Adam MLP, the GMF "
+        "share picked on validation, refit on all training data",
+        {"neumf": {
+            "model": {"factors": 64, "layers": (512, 256, 128, 64)},
+            "train": {"negatives": 8, "batch_size": 4096, "lr": 0.003, "epochs": 10,
+                      "patience": 3},
+            "pretrain": {
+                "dot_model": "mf",
+                "alpha": "auto",
+                "branches": {
+                    "gmf": {**_SGD_MF, "optimizer": "sgd", "lr": 61.44, "schedule":
+                            "exponential", "gamma": 0.8, "batch_size": 1024, "epochs": 40},
+                    "mlp": {"batch_size": 1024, "lr": 0.001, "negatives": 16},
+                },
+                "finetune": {"lr": 0.0001, "epochs": 2},
+            },
+            "refit": True,
+        }},
+    ),
+    ("rating", "fast"): Preset("mf", "the rating MF recipe, no refit", {}),
+    ("rating", "default"): Preset(
+        "neumf",
+        "NeuMF fused from the rating MF and an MLP fed each user's rated items (and the "
+        "data's user and item metadata where there is some), refit on all training data",
+        {"neumf": _RATING_NEUMF},
+    ),
+    ("rating", "best"): Preset(
+        "neumf", "the default rating recipe", {"neumf": _RATING_NEUMF}
+    ),
+}  # fmt: skip
+
+
+def preset(task: str, name: str) -> Preset:
+    """The preset ``name`` of ``task``; a ConfigError lists the valid names."""
+    check_task(task)
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    return PRESET_TABLE[(task, name)]
+
+
 def check_task(task: Any, model: str | None = None) -> str:
     """``task`` if known (and ``model`` one of its models), else a ConfigError naming the valid."""
     if task not in TASKS:
@@ -95,4 +195,15 @@ def y_range(rating_scale: tuple[float, float]) -> tuple[float, float]:
     return (float(low) - 0.5, float(high) + 0.5)
 
 
-__all__ = ["RECIPES", "TASKS", "TASK_MODELS", "check_task", "recipe", "y_range"]
+__all__ = [
+    "PRESETS",
+    "PRESET_TABLE",
+    "RECIPES",
+    "TASKS",
+    "TASK_MODELS",
+    "Preset",
+    "check_task",
+    "preset",
+    "recipe",
+    "y_range",
+]
