@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "datasets": "ncf.datasets",
     "evaluate_full": "ncf.evaluation",
     "evaluate_sampled": "ncf.evaluation",
+    "export_recommendations": "ncf.export",
     "evaluation_candidates": "ncf.data",
     "GMF": "ncf.models",
     "IdMap": "ncf.data",
@@ -84,6 +85,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         TrainingError,
         UnknownIdError,
     )
+    from ncf.export import export_recommendations
     from ncf.models import GMF, MF, MLP, ItemPop, NeuMF, RecModel, build_model, model_names
     from ncf.recommender import Recommender
     from ncf.sources import load_source
@@ -139,6 +141,7 @@ __all__ = [
     "evaluate_full",
     "evaluate_sampled",
     "evaluation_candidates",
+    "export_recommendations",
     "k_core",
     "leave_one_out",
     "load_source",

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ncf.cli import output
+from ncf.cli import serve as serve_cli
 from ncf.cli.train import train as train_command
 from ncf.data.audit import audit
 from ncf.data.datasets import Dataset, info, names
@@ -74,6 +75,11 @@ def _other_data(rec: Recommender, ds: Dataset) -> Lines:
 
 
 def recommend(args: argparse.Namespace) -> Lines:
+    if serve_cli.wants_export(args):
+        yield from serve_cli.export(args)
+        return
+    if args.user is None:
+        raise ConfigError("give --user ID, or --all / --users-file FILE with --output FILE")
     rec = Recommender.load(args.model_dir)
     user = rec.user_map_.parse(args.user)
     top = rec.recommend(user, k=args.k, exclude_seen=not args.include_seen, with_metadata=True)
@@ -122,4 +128,5 @@ HANDLERS = {
     "recommend": recommend,
     "similar": similar,
     "datasets": datasets,
+    "serve": serve_cli.serve,
 }

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from ncf._version import __version__
 from ncf.cli.options import OPTIONS, positive_int
+from ncf.cli.serve import add_export_arguments, add_serve_parser
 
 #: Exit status of usage/configuration errors (argparse's own) and of other failures.
 EXIT_USAGE, EXIT_FAILURE = 2, 1
@@ -68,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("recommend", parents=[common], help="top items for a user")
     r.add_argument("model_dir", type=Path, metavar="DIR", help="saved model directory")
-    r.add_argument("--user", required=True, help="raw user id")
+    r.add_argument("--user", help="raw user id (or --all / --users-file with --output)")
     r.add_argument("-k", "--k", type=positive_int, default=10, help="items (default: 10)")
     r.add_argument("--include-seen", action="store_true", help="keep the user's training items")
     r.add_argument("--json", action="store_true", help="print JSON records")
+    add_export_arguments(r)
 
     s = sub.add_parser("similar", parents=[common], help="items with similar embeddings")
     s.add_argument("model_dir", type=Path, metavar="DIR", help="saved model directory")
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     da = dsub.add_parser("audit", parents=[common], help="check a dataset's split for leaks")
     da.add_argument("name", help="registered name or path")
     da.add_argument("--data-dir", help="folder of the registered datasets")
+    add_serve_parser(sub, common)
     return parser
 
 

@@ -1,0 +1,181 @@
+"""Serving speed: single-user top-10 latency under 16 concurrent clients, and batch export.
+
+A NeuMF model (8 factors, MLP 64-32-16-8) trained on ml-1m-ncf (``--epochs``, default 2, no
+validation carve; or the model in ``--model-dir`` when it already holds one) is served by a
+real ``ncf serve`` process on 127.0.0.1. ``--clients`` threads (default 16), each with one
+keep-alive ``http.client`` connection, send ``--requests`` (default 4000) ``GET
+/v1/users/{id}/recommendations?k=10`` for random users, after a warm-up; the figures are
+throughput, p50/p90/p99 latency as the clients see it, and the error count (any status but
+200, or a broken connection). Then every user's top-100 is exported to Parquet in-process
+(:func:`ncf.export.export_recommendations`) and timed.
+
+    NCF_DATA_DIR=../shared/data nice -n 5 .venv/bin/python bench/bench_serve.py \\
+        --model-dir /tmp/ncf-bench-neumf
+
+Targets on the 2-core machine: p99 under 20 ms at 16 clients; export under 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _common import data_dir_arg, require_data_dir
+from ncf import datasets
+from ncf.export import export_recommendations
+from ncf.recommender import Recommender
+
+LAUNCH = """
+import argparse, sys
+from ncf.cli.serve import add_serve_parser, serve
+p = argparse.ArgumentParser()
+add_serve_parser(p.add_subparsers(dest="command"), argparse.ArgumentParser(add_help=False))
+for line in serve(p.parse_args(sys.argv[1:])):
+    print(line, flush=True)
+"""
+
+
+def model(args: argparse.Namespace, folder: Path) -> Path:
+    """The model directory to serve: reused when it holds a model, else trained and saved."""
+    if (folder / "config.json").is_file():
+        print(f"reusing the model in {folder}")
+        return folder
+    ds = datasets.load("ml-1m-ncf", require_data_dir(args.data_dir))
+    t0 = time.perf_counter()
+    rec = Recommender("neumf", factors=8, layers=(64, 32, 16, 8), epochs=args.epochs,
+                      validate=False, refit=False, seed=0)  # fmt: skip
+    rec.fit(ds.interactions, item_metadata=ds.items)
+    print(f"trained NeuMF on ml-1m-ncf ({args.epochs} epochs) in {time.perf_counter() - t0:.1f} s")
+    return rec.save(folder)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-c", LAUNCH, "serve", str(model_dir), "--port", str(port),
+           "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return proc
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("the server did not start within 120 s")
+        time.sleep(0.2)
+
+
+def load(port: int, users: np.ndarray, n_clients: int, k: int) -> tuple[np.ndarray, int, float]:
+    """Send one request per entry of ``users`` from ``n_clients`` keep-alive clients.
+
+    Returns the latencies in seconds, the error count and the wall time.
+    """
+    latencies = np.zeros(len(users))
+    errors = [0] * n_clients
+    counter = iter(range(len(users)))
+    lock = threading.Lock()
+    start = threading.Barrier(n_clients + 1)
+
+    def client(c: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        start.wait()
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                break
+            t0 = time.perf_counter()
+            try:
+                conn.request("GET", f"/v1/users/{users[n]}/recommendations?k={k}")
+                r = conn.getresponse()
+                body = r.read()
+                ok = r.status == 200 and len(json.loads(body)["items"]) == k
+            except (OSError, http.client.HTTPException, ValueError):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            latencies[n] = time.perf_counter() - t0
+            errors[c] += not ok
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(n_clients)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return latencies, sum(errors), time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    data_dir_arg(parser)
+    parser.add_argument("--model-dir", type=Path, help="model to reuse, or where to save it")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--export-k", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="ncf-bench-serve-") as tmp:
+        model_dir = model(args, args.model_dir or Path(tmp) / "neumf")
+        rec = Recommender.load(model_dir)
+        rng = np.random.default_rng(args.seed)
+        ids = rec.user_map_.ids
+        port = free_port()
+        proc = start_server(model_dir, port, args.workers)
+        try:
+            load(port, rng.choice(ids, args.warmup), args.clients, args.k)
+            lat, errors, wall = load(port, rng.choice(ids, args.requests), args.clients, args.k)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        ms = np.percentile(lat, [50, 90, 99]) * 1e3
+        print(f"serve: {args.requests} requests (top-{args.k}, random users) from {args.clients} "
+              f"clients, {args.workers} worker(s): {args.requests / wall:.0f} req/s, "
+              f"p50 {ms[0]:.1f} ms, p90 {ms[1]:.1f} ms, p99 {ms[2]:.1f} ms, "
+              f"max {lat.max() * 1e3:.1f} ms, errors {errors}")  # fmt: skip
+        threads = torch.get_num_threads()
+        torch.set_num_threads(2)
+        t0 = time.perf_counter()
+        result = export_recommendations(rec, Path(tmp) / "recs.parquet", k=args.export_k)
+        took = time.perf_counter() - t0
+        torch.set_num_threads(threads)
+        print(f"export: top-{args.export_k} of {result.users:,} users ({result.rows:,} rows) to "
+              f"Parquet in {took:.1f} s (2 torch threads)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""``ncf serve`` (the HTTP service) and ``ncf recommend --all / --users-file`` (batch export).
+
+Two parser hooks (:func:`add_serve_parser`, :func:`add_export_arguments`) and two commands
+(:func:`serve`, :func:`export`) that yield their output lines like the others in
+:mod:`ncf.cli.commands`. FastAPI and uvicorn are imported only inside :func:`serve`, so
+``ncf --help`` stays fast and the rest of the CLI works without the ``serve`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ncf.cli.options import positive_int
+from ncf.exceptions import ConfigError
+
+Lines = Iterator[str]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {text!r}")
+    return value
+
+
+def add_serve_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``serve`` to the subcommands ``sub`` (argparse's ``add_subparsers`` object)."""
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve a saved model over HTTP",
+        description="Serve a saved model (implicit or rating) over HTTP: "
+        "recommendations, similar items, scores, fold-in, health and Prometheus "
+        "metrics, with an OpenAPI document at /docs. SIGHUP re-loads the model "
+        "directory. See docs/serving.md.",
+    )
+    p.add_argument("model_dir", type=Path, metavar="DIR", help="saved model directory")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, this machine only)",
+    )
+    p.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default: 1)")
+    p.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="TOKEN",
+        help="enables POST /admin/reload for 'Authorization: Bearer TOKEN' "
+        "(default: $NCF_ADMIN_TOKEN; without a token the admin routes are "
+        "off)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="uvicorn's log level (default: info)",
+    )
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (off by default: /metrics counts them)",
+    )
+    return p
+
+
+def add_export_arguments(r: argparse.ArgumentParser) -> None:
+    """Add the batch-export flags to the ``recommend`` subcommand's parser."""
+    r.add_argument("--all", action="store_true", help="every user of the model (with --output)")
+    r.add_argument(
+        "--users-file",
+        type=Path,
+        metavar="FILE",
+        help="the users in FILE, one raw id per line (with --output)",
+    )
+    r.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE",
+        help="write the recommendations to FILE (.parquet or .csv)",
+    )
+    r.add_argument(
+        "--chunk-size",
+        type=positive_int,
+        default=1024,
+        help="users ranked and written at a time (default: 1024)",
+    )
+    r.add_argument(
+        "--with-metadata",
+        action="store_true",
+        help="add the item metadata columns (title...) to the file",
+    )
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def wants_export(args: argparse.Namespace) -> bool:
+    """True when ``ncf recommend`` was asked for a batch export rather than one user."""
+    return bool(
+        getattr(args, "all", False)
+        or getattr(args, "users_file", None)
+        or getattr(args, "output", None)
+    )
+
+
+def export(args: argparse.Namespace) -> Lines:
+    """``ncf recommend DIR --all|--users-file FILE -k K --output FILE``."""
+    from ncf.export import export_recommendations, read_user_ids
+    from ncf.recommender import Recommender
+
+    chosen = [
+        f
+        for f, v in (
+            ("--user", getattr(args, "user", None)),
+            ("--all", args.all),
+            ("--users-file", args.users_file),
+        )
+        if v
+    ]
+    if len(chosen) != 1:
+        raise ConfigError(
+            "give exactly one of --user, --all, --users-file"
+            + (f" (got {', '.join(chosen)})" if chosen else "")
+        )
+    if chosen[0] == "--user":
+        raise ConfigError("--output is for --all or --users-file; one --user is printed")
+    if args.output is None:
+        raise ConfigError("--all and --users-file write a file: add --output FILE.parquet|.csv")
+    if getattr(args, "json", False):
+        raise ConfigError("--json prints one user's items; an export writes --output instead")
+    rec = Recommender.load(args.model_dir)
+    users = read_user_ids(args.users_file, rec) if args.users_file else None
+    t0 = time.perf_counter()
+    result = export_recommendations(
+        rec,
+        args.output,
+        k=args.k,
+        users=users,
+        chunk_size=args.chunk_size,
+        exclude_seen=not args.include_seen,
+        with_metadata=args.with_metadata,
+        progress=not args.no_progress,
+    )
+    yield (
+        f"wrote {result.rows:,} rows (top {args.k} for {result.users:,} users) to "
+        f"{result.path} in {time.perf_counter() - t0:.1f} s"
+    )
+    if result.fallback_users:
+        yield (
+            f"{result.fallback_users:,} user(s) unknown to the model got the most popular "
+            "items (fallback = true)"
+        )
+
+
+def serve(args: argparse.Namespace) -> Lines:
+    """``ncf serve DIR``: run the service until interrupted (Ctrl-C or SIGTERM)."""
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise ConfigError(
+            f"ncf serve needs the 'serve' extra ({exc.name} is not installed): "
+            "pip install 'ncf[serve]'"
+        ) from None
+    import torch
+
+    from ncf.service import app as service
+    from ncf.service.state import install_sighup, load_state
+
+    torch.set_num_threads(1)  # one request per core beats threads fighting over two cores
+    token = args.admin_token or os.environ.get(service.ENV_TOKEN) or None
+    url = f"http://{args.host}:{args.port}"
+    run: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "access_log": args.access_log,
+    }
+    if args.workers == 1:
+        app = service.create_app(args.model_dir, token)
+        state = app.state.holder.current()
+    else:
+        state = load_state(args.model_dir)  # fail here, once, rather than in every worker
+    info = state.describe()
+    yield (
+        f"serving model {info['model_id']} ({info['model']}, {info['task']}, "
+        f"{info['n_users']:,} users, {info['n_items']:,} items) from {state.model_dir}"
+    )
+    admin = "on" if token else "off (no --admin-token)"
+    yield (
+        f"listening on {url} with {args.workers} worker(s); OpenAPI at {url}/docs; admin "
+        f"routes {admin}; SIGHUP re-loads the model"
+    )
+    if args.host not in LOOPBACK:
+        yield f"warning: {args.host} is not a loopback address: other machines can reach it"
+    if args.workers == 1:
+        previous = install_sighup(app.state.holder)
+        try:
+            uvicorn.run(app, **run)
+        finally:
+            signal.signal(signal.SIGHUP, previous)
+    else:
+        yield from _serve_workers(uvicorn, service, args, token, state.model_dir, run)
+    yield "stopped"
+
+
+def _serve_workers(
+    uvicorn: Any,
+    service: Any,
+    args: argparse.Namespace,
+    token: str | None,
+    model_dir: Path,
+    run: dict[str, Any],
+) -> Lines:
+    """Several worker processes sharing a pointer file that names the served directory (an
+    admin reload in one worker reaches the others within a second; uvicorn restarts the
+    workers on SIGHUP, and each loads the directory the pointer names)."""
+    folder = Path(tempfile.mkdtemp(prefix="ncf-serve-"))
+    env = {service.ENV_MODEL_DIR: str(model_dir), service.ENV_POINTER: str(folder / "model.json")}
+    if token:
+        env[service.ENV_TOKEN] = token
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+            run["timeout_worker_healthcheck"] = 120  # a worker loads torch and the model first
+        uvicorn.run("ncf.service.app:app_from_env", factory=True, workers=args.workers, **run)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(folder, ignore_errors=True)
+    yield from ()
+
+
+__all__ = ["add_export_arguments", "add_serve_parser", "export", "serve", "wants_export"]

@@ -1,0 +1,297 @@
+"""The HTTP app: :func:`create_app` builds a FastAPI application over a saved model directory.
+
+Routes (all JSON; the OpenAPI document is at ``/openapi.json``, the docs at ``/docs``):
+``GET /v1/users/{user_id}/recommendations``, ``POST /v1/recommendations``,
+``GET /v1/items/{item_id}/similar``, ``POST /v1/score``, ``POST /v1/fold-in``, ``GET /healthz``,
+``GET /readyz``, ``GET /metrics`` and, only when an admin token is configured,
+``POST /admin/reload``. Errors: 422 naming the field for malformed input (an id that is not of
+the model's id type included), 404 for an unknown item (or user with ``strict``), 400 for a
+request the model cannot answer, 413 for a body over the limit; never a 500 for bad input.
+See ``docs/serving.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+
+from ncf._version import __version__
+from ncf.exceptions import NCFError, UnknownIdError
+from ncf.service import schemas as s
+from ncf.service import scoring
+from ncf.service.batching import Batcher
+from ncf.service.metrics import BodyLimitMiddleware, Metrics, MetricsMiddleware
+from ncf.service.state import ModelHolder, ReloadError
+
+#: Environment variables read by :func:`app_from_env` (the factory of worker processes).
+ENV_MODEL_DIR = "NCF_SERVE_MODEL_DIR"
+ENV_POINTER = "NCF_SERVE_POINTER"
+ENV_TOKEN = "NCF_ADMIN_TOKEN"
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": s.Error, "description": "unknown id"}}
+TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"description": "request body too large"}}
+K_QUERY = Query(ge=1, le=s.MAX_K, description=f"items to return, 1 to {s.MAX_K}")
+UserId = Annotated[str, PathParam(max_length=s.MAX_ID_LENGTH, description="raw user id")]
+ItemId = Annotated[str, PathParam(max_length=s.MAX_ID_LENGTH, description="raw item id")]
+
+
+class FastJSON(Response):
+    """Compact JSON of plain data, without a second validation pass of the answer."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def create_app(
+    model_dir: str | Path,
+    admin_token: str | None = None,
+    *,
+    pointer: Path | None = None,
+    poll_seconds: float = 1.0,
+    max_body_bytes: int = s.MAX_BODY_BYTES,
+) -> FastAPI:
+    """A FastAPI app serving the model in ``model_dir`` (loaded now; a failure raises).
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A directory written by :meth:`ncf.Recommender.save` (implicit or rating model).
+    admin_token : str, optional
+        Enables ``POST /admin/reload`` for requests carrying ``Authorization: Bearer <token>``;
+        without it the admin routes do not exist (404).
+    pointer : Path, optional
+        The file naming the served directory, shared by worker processes (see
+        :class:`~ncf.service.state.ModelHolder`).
+    poll_seconds : float
+        How often a worker looks at ``pointer``.
+    max_body_bytes : int
+        Larger request bodies get 413.
+
+    Returns
+    -------
+    fastapi.FastAPI
+        ``app.state.holder`` is the :class:`~ncf.service.state.ModelHolder` (for SIGHUP).
+    """
+    metrics = Metrics()
+    holder = ModelHolder(model_dir, metrics, pointer=pointer, poll_seconds=poll_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        holder.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="ncf",
+        version=__version__,
+        description="Recommendations, similar items, scores and fold-in from a saved ncf model.",
+    )
+    app.state.holder = holder
+    app.state.metrics = metrics
+    _handlers(app)
+    _routes(app, holder, metrics)
+    if admin_token:
+        _admin_routes(app, holder, admin_token)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every answer
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of ``ncf serve --workers N`` (settings from the
+    environment: ``NCF_SERVE_MODEL_DIR``, ``NCF_SERVE_POINTER``, ``NCF_ADMIN_TOKEN``)."""
+    import torch
+
+    torch.set_num_threads(1)
+    pointer = os.environ.get(ENV_POINTER)
+    return create_app(
+        os.environ[ENV_MODEL_DIR],
+        os.environ.get(ENV_TOKEN) or None,
+        pointer=Path(pointer) if pointer else None,
+    )
+
+
+def _handlers(app: FastAPI) -> None:
+    async def field_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, scoring.FieldError)
+        detail = [{"loc": list(exc.loc), "msg": exc.msg, "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"detail": " ".join(str(exc).split())}, status_code=404)
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"detail": " ".join(str(exc).split())}, status_code=400)
+
+    async def ncf_error(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"detail": " ".join(str(exc).split())}, status_code=422)
+
+    app.add_exception_handler(scoring.FieldError, field_error)
+    app.add_exception_handler(scoring.NotFound, not_found)
+    app.add_exception_handler(UnknownIdError, not_found)
+    app.add_exception_handler(scoring.Unsupported, bad_request)
+    app.add_exception_handler(NCFError, ncf_error)
+
+
+def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
+    batcher = Batcher()
+
+    @app.get("/healthz", response_model=s.Health, tags=["ops"], summary="the process is alive")
+    async def healthz() -> Response:
+        return FastJSON({"status": "ok"})
+
+    @app.get("/readyz", response_model=s.Ready, tags=["ops"], summary="a model is loaded")
+    async def readyz() -> Response:
+        info = holder.current().describe()
+        return FastJSON({"status": "ready", **info, "last_reload_error": holder.last_error})
+
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics (text format)",
+        response_class=Response,
+    )
+    async def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(
+        "/v1/users/{user_id}/recommendations",
+        response_model=s.UserRecommendationsResponse,
+        responses={**NOT_FOUND},
+        tags=["recommend"],
+        summary="top-k items for one user",
+    )
+    async def user_recommendations(
+        user_id: UserId,
+        k: Annotated[int, K_QUERY] = 10,
+        exclude_seen: Annotated[bool, Query(description="leave out training items")] = True,
+        strict: Annotated[bool, Query(description="404 for an unknown user")] = False,
+    ) -> Response:
+        state = holder.current()
+        user = scoring.parse_id(user_id, state, "user", ("path", "user_id"))
+        if strict and user not in state.user_index:
+            raise scoring.NotFound(f"unknown user id(s): {user!r}")
+        answer = await batcher.recommend(state, user, k, exclude_seen)  # scored with others
+        metrics.fallbacks.inc(answer["fallback"])
+        return FastJSON({"model_id": state.model_id, **answer})
+
+    @app.post(
+        "/v1/recommendations",
+        response_model=s.RecommendationsResponse,
+        responses={**NOT_FOUND, **TOO_LARGE},
+        tags=["recommend"],
+        summary="top-k items for many users, scored together",
+    )
+    def recommendations(body: s.RecommendationsRequest) -> Response:
+        state = holder.current()
+        users = scoring.parse_ids(body.users, state, "user", ("body", "users"))
+        results = scoring.recommend(
+            state, users, body.k, exclude_seen=body.exclude_seen, strict=body.strict
+        )
+        metrics.fallbacks.inc(sum(r["fallback"] for r in results))
+        return FastJSON({"model_id": state.model_id, "results": results})
+
+    @app.get(
+        "/v1/items/{item_id}/similar",
+        response_model=s.SimilarResponse,
+        responses={**NOT_FOUND, 400: {"model": s.Error}},
+        tags=["items"],
+        summary="items with the most similar embeddings",
+    )
+    def similar(item_id: ItemId, k: Annotated[int, K_QUERY] = 10) -> Response:
+        state = holder.current()
+        item = scoring.parse_id(item_id, state, "item", ("path", "item_id"))
+        items = scoring.similar(state, item, k)
+        return FastJSON({"model_id": state.model_id, "item": item, "items": items})
+
+    @app.post(
+        "/v1/score",
+        response_model=s.ScoreResponse,
+        responses={**NOT_FOUND, **TOO_LARGE},
+        tags=["score"],
+        summary="scores (or ratings) of user-item pairs",
+    )
+    def score(body: s.ScoreRequest) -> Response:
+        state = holder.current()
+        users = [
+            scoring.parse_id(p.user, state, "user", ("body", "pairs", n, "user"))
+            for n, p in enumerate(body.pairs)
+        ]
+        items = [
+            scoring.parse_id(p.item, state, "item", ("body", "pairs", n, "item"))
+            for n, p in enumerate(body.pairs)
+        ]
+        values = scoring.score(state, users, items)
+        pairs = [
+            {"user": u, "item": i, "score": v} for u, i, v in zip(users, items, values, strict=True)
+        ]
+        kind = "rating" if state.is_rating else "logit"
+        return FastJSON({"model_id": state.model_id, "kind": kind, "scores": pairs})
+
+    @app.post(
+        "/v1/fold-in",
+        response_model=s.FoldInResponse,
+        responses={**NOT_FOUND, **TOO_LARGE},
+        tags=["recommend"],
+        summary="top-k for a new user's items",
+    )
+    def fold_in(body: s.FoldInRequest) -> Response:
+        state = holder.current()
+        items = scoring.parse_ids(body.items, state, "item", ("body", "items"))
+        answer = scoring.fold_in(
+            state, items, body.k, exclude_seen=body.exclude_seen, strict=body.strict
+        )
+        return FastJSON({"model_id": state.model_id, **answer})
+
+
+def _admin_routes(app: FastAPI, holder: ModelHolder, token: str) -> None:
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise HTTPException(
+                401,
+                "admin routes need 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not hmac.compare_digest(authorization[7:].encode(), token.encode()):
+            raise HTTPException(403, "wrong admin token")
+
+    @app.post(
+        "/admin/reload",
+        response_model=s.ReloadResponse,
+        tags=["admin"],
+        dependencies=[Depends(authorized)],
+        responses={
+            401: {"model": s.Error},
+            403: {"model": s.Error},
+            422: {
+                "model": s.Error,
+                "description": "the model did not load; the old one keeps serving",
+            },
+        },
+        summary="swap in a model directory (default: re-read the one served)",
+    )
+    def reload(body: s.ReloadRequest | None = None) -> Response:
+        before = holder.current()
+        try:
+            state = holder.reload(body.model_dir if body else None)
+        except ReloadError as exc:
+            detail = f"model not reloaded; {before.model_id} keeps serving: {exc}"
+            return JSONResponse({"detail": detail}, status_code=422)
+        info = {"status": "reloaded", **state.describe(), "model_dir": str(state.model_dir)}
+        return FastJSON({**info, "previous_model_id": before.model_id})
+
+
+__all__ = ["ENV_MODEL_DIR", "ENV_POINTER", "ENV_TOKEN", "app_from_env", "create_app"]

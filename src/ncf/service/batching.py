@@ -1,0 +1,83 @@
+"""Dynamic batching of single-user top-k requests.
+
+Requests that arrive while a scoring pass runs wait for the next pass, which answers all of
+them at once: one ``score_all`` over their users instead of one per request. Under load this
+amortises the model's fixed per-call work (the item half of the MLP tower, the dispatch of every
+layer) over the batch; with one request at a time it adds no wait, since a pass starts as soon
+as a request comes and nothing is pending. One pass runs at a time, in a worker thread, so the
+event loop keeps reading requests meanwhile. Each request is answered from the model state it
+took, so a model swap never mixes two models in one answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from ncf.service import scoring
+from ncf.service.state import ModelState
+
+#: Users scored in one pass at most (the rest wait for the next one).
+MAX_BATCH = 64
+
+Pending = tuple[ModelState, Any, int, bool, "asyncio.Future[dict[str, Any]]"]
+
+
+class Batcher:
+    """Coalesces concurrent :func:`~ncf.service.scoring.recommend` calls for one user each."""
+
+    def __init__(self, max_batch: int = MAX_BATCH) -> None:
+        self.max_batch = max_batch
+        self._pending: list[Pending] = []
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def recommend(
+        self, state: ModelState, user: Any, k: int, exclude_seen: bool
+    ) -> dict[str, Any]:
+        """One user's answer, as :func:`scoring.recommend` gives it (never strict: a strict
+        request checks the user is known before it comes here)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._pending.append((state, user, k, exclude_seen, future))
+        if not self._running:
+            self._running = True
+            self._task = loop.create_task(self._drain())  # kept: the loop holds tasks weakly
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                await asyncio.sleep(0)  # requests already read join this pass
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._answer(batch)
+        finally:
+            self._running = False
+
+    async def _answer(self, batch: list[Pending]) -> None:
+        groups: dict[tuple[int, int, bool], list[Pending]] = defaultdict(list)
+        for entry in batch:
+            groups[(id(entry[0]), entry[2], entry[3])].append(entry)
+        for entries in groups.values():
+            state, _, k, exclude_seen, _ = entries[0]
+            users = [e[1] for e in entries]
+            try:
+                results = await run_in_threadpool(
+                    scoring.recommend, state, users, k, exclude_seen=exclude_seen, strict=False
+                )
+            except Exception as exc:  # answered by each request's own error handling
+                for *_, future in entries:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            by_user = {r["user"]: r for r in results}
+            for _, user, _, _, future in entries:
+                if not future.done():  # a client that went away cancels its future
+                    future.set_result(by_user[user])
+
+
+__all__ = ["MAX_BATCH", "Batcher"]

@@ -1,0 +1,211 @@
+"""The request path: raw ids in, JSON-ready answers out, over one :class:`ModelState`.
+
+Top-k for a request's users is one vectorized pass (``score_all`` over the known users, the
+seen items masked with one scatter, :func:`torch.topk`), the same ranking as
+:meth:`ncf.Recommender.recommend` without building a DataFrame per request; unknown users get
+the popularity fallback, flagged. Similar items, pair scores and fold-in call the
+:class:`~ncf.Recommender` methods. Errors are :class:`FieldError` (422, naming the field) and
+:class:`NotFound` (404); nothing here knows HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ncf.exceptions import ConfigError
+from ncf.service.state import ModelState
+
+#: Users scored together (bounds the (users, n_items) score matrix of one pass).
+USER_BLOCK = 256
+
+
+class FieldError(Exception):
+    """A value of the request does not fit the model (422, naming the field)."""
+
+    def __init__(self, loc: Sequence[str | int], msg: str) -> None:
+        super().__init__(msg)
+        self.loc = tuple(loc)
+        self.msg = msg
+
+
+class NotFound(Exception):
+    """An id unknown to the model (404)."""
+
+
+def parse_id(value: Any, state: ModelState, side: str, loc: Sequence[str | int]) -> Any:
+    """A raw id (a JSON int or string, or path text) as the model's id type.
+
+    An integer-id model takes ``5`` and ``"5"``; a string-id model takes ``"a"`` and ``5``
+    (as ``"5"``). A string that is no integer for an integer-id model is a :class:`FieldError`
+    at ``loc``.
+    """
+    ints = state.int_user_ids if side == "user" else state.int_item_ids
+    if isinstance(value, int) and ints:
+        return value
+    idmap = state.rec.user_map_ if side == "user" else state.rec.item_map_
+    try:
+        return idmap.parse(str(value))
+    except ConfigError as exc:
+        raise FieldError(loc, str(exc)) from None
+
+
+def parse_ids(
+    values: Sequence[Any], state: ModelState, side: str, loc: Sequence[str | int]
+) -> list[Any]:
+    """:func:`parse_id` of each value; an error names ``(*loc, position)``."""
+    return [parse_id(v, state, side, (*loc, pos)) for pos, v in enumerate(values)]
+
+
+class Unsupported(Exception):
+    """The model cannot answer this kind of request (400), e.g. similar items of a popularity
+    model, which has no item embeddings."""
+
+
+def _unknown(ids: Sequence[Any], what: str) -> NotFound:
+    shown = ", ".join(repr(v) for v in list(dict.fromkeys(ids))[:5])
+    more = f" and {len(set(ids)) - 5} more" if len(set(ids)) > 5 else ""
+    return NotFound(f"unknown {what} id(s): {shown}{more}")
+
+
+def _items(state: ModelState, cols: list[int], scores: list[float]) -> list[dict[str, Any]]:
+    ids, titles = state.item_ids, state.titles
+    if titles is None:
+        return [
+            {"item": ids[c], "score": s, "rank": r}
+            for r, (c, s) in enumerate(zip(cols, scores, strict=True), 1)
+        ]
+    return [
+        {"item": ids[c], "score": s, "rank": r, "title": titles[c]}
+        for r, (c, s) in enumerate(zip(cols, scores, strict=True), 1)
+    ]
+
+
+def _ranked(scores: torch.Tensor, k: int) -> tuple[list[list[int]], list[list[float]]]:
+    """Best ``k`` finite columns of each row: (item indices, scores), best first."""
+    values, index = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    ok = torch.isfinite(values)
+    cols, vals = [], []
+    for row_ok, row_idx, row_val in zip(ok.tolist(), index.tolist(), values.tolist(), strict=True):
+        n = sum(row_ok)
+        cols.append(row_idx[:n])
+        vals.append(row_val[:n])
+    return cols, vals
+
+
+def recommend(
+    state: ModelState, users: Sequence[Any], k: int, *, exclude_seen: bool, strict: bool
+) -> list[dict[str, Any]]:
+    """Top-``k`` items for each distinct user, in input order.
+
+    Returns
+    -------
+    list of dict
+        ``{"user", "fallback", "items": [{"item", "score", "rank"[, "title"]}]}`` per user.
+    """
+    distinct = list(dict.fromkeys(users))
+    rows = [state.user_index.get(u, -1) for u in distinct]
+    missing = [u for u, r in zip(distinct, rows, strict=True) if r < 0]
+    if missing and strict:
+        raise _unknown(missing, "user")
+    known = [r for r in rows if r >= 0]
+    answers: list[tuple[list[int], list[float]]] = []
+    model = state.rec.model_
+    with torch.inference_mode():
+        for start in range(0, len(known), USER_BLOCK):
+            block = np.asarray(known[start : start + USER_BLOCK], dtype=np.int64)
+            scores = model.score_all(torch.from_numpy(block)).float()  # (b, n_items)
+            if exclude_seen:
+                _mask_seen(state, block, scores)
+            block_cols, block_vals = _ranked(scores, k)
+            answers.extend(zip(block_cols, block_vals, strict=True))
+        fallback = _ranked(state.popularity.unsqueeze(0), k) if missing else None
+    out, it = [], iter(answers)
+    for user, row in zip(distinct, rows, strict=True):
+        if row >= 0:
+            cols, vals = next(it)
+        else:
+            assert fallback is not None
+            cols, vals = fallback[0][0], fallback[1][0]
+        out.append({"user": user, "fallback": row < 0, "items": _items(state, cols, vals)})
+    return out
+
+
+def _mask_seen(state: ModelState, block: np.ndarray, scores: torch.Tensor) -> None:
+    """Set each user's training items to -inf, in place (one scatter)."""
+    starts, ends = state.seen_indptr[block], state.seen_indptr[block + 1]
+    counts = ends - starts
+    if not counts.sum():
+        return
+    rows = np.repeat(np.arange(len(block)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    cols = state.seen_indices[np.repeat(starts, counts) + offsets]
+    scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")
+
+
+def similar(state: ModelState, item: Any, k: int) -> list[dict[str, Any]]:
+    """The ``k`` items with the most similar embeddings (:meth:`Recommender.similar_items`)."""
+    if item not in state.item_index:
+        raise _unknown([item], "item")
+    try:
+        with torch.inference_mode():
+            frame = state.rec.similar_items(item, k)
+    except ConfigError as exc:
+        raise Unsupported(str(exc)) from None
+    cols = [state.item_index[v] for v in frame["similar_item"].tolist()]
+    return _items(state, cols, frame["score"].astype(float).tolist())
+
+
+def score(state: ModelState, users: list[Any], items: list[Any]) -> list[float]:
+    """Logits (implicit model) or predicted ratings (rating model) of (user, item) pairs."""
+    bad_users = [u for u in users if u not in state.user_index]
+    if bad_users:
+        raise _unknown(bad_users, "user")
+    bad_items = [i for i in items if i not in state.item_index]
+    if bad_items:
+        raise _unknown(bad_items, "item")
+    u = np.asarray([state.user_index[v] for v in users], dtype=np.int64)
+    i = np.asarray([state.item_index[v] for v in items], dtype=np.int64)
+    rec = state.rec
+    with torch.inference_mode():
+        raw_u, raw_i = rec.user_map_.ids[u], rec.item_map_.ids[i]
+        out = rec.predict(raw_u, raw_i) if state.is_rating else rec.score(raw_u, raw_i)
+    return [float(v) for v in out]
+
+
+def fold_in(
+    state: ModelState, items: list[Any], k: int, *, exclude_seen: bool, strict: bool
+) -> dict[str, Any]:
+    """Recommendations for a new user from their items (:meth:`recommend_for_items`); the
+    model is not changed. Unknown items are skipped (listed), or a :class:`NotFound` when
+    ``strict``; with no known item the popularity fallback answers."""
+    distinct = list(dict.fromkeys(items))
+    unknown = [v for v in distinct if v not in state.item_index]
+    if unknown and strict:
+        raise _unknown(unknown, "item")
+    known = [v for v in distinct if v in state.item_index]
+    if not known:
+        pop_cols, pop_vals = _ranked(state.popularity.unsqueeze(0), k)
+        ranked = _items(state, pop_cols[0], pop_vals[0])
+        return {"fallback": True, "unknown_items": unknown, "items": ranked}
+    frame = state.rec.recommend_for_items(known, k, exclude_seen=exclude_seen)
+    cols = [state.item_index[v] for v in frame["item"].tolist()]
+    ranked = _items(state, cols, frame["score"].astype(float).tolist())
+    return {"fallback": False, "unknown_items": unknown, "items": ranked}
+
+
+__all__ = [
+    "USER_BLOCK",
+    "FieldError",
+    "NotFound",
+    "Unsupported",
+    "fold_in",
+    "parse_id",
+    "parse_ids",
+    "recommend",
+    "score",
+    "similar",
+]
