@@ -212,3 +212,19 @@ def test_pipes_and_bare_datasets_command(capsys) -> None:
         f'{sys.executable} -c "{code}" | head -1', shell=True, capture_output=True, text=True
     )
     assert proc.returncode == 0 and proc.stderr == "" and proc.stdout.count("\n") == 1
+
+
+def test_the_library_trains_on_one_thread_and_restores_the_callers() -> None:
+    """A busy machine crawled with torch's default threads: fit uses one unless told."""
+    from ncf.training import Callback
+
+    seen: list[int] = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):  # type: ignore[no-untyped-def]
+            seen.append(torch.get_num_threads())
+
+    rows = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": [1, 2, 1, 3, 2, 3]})
+    torch.set_num_threads(2)
+    Recommender("gmf", factors=2, epochs=1, refit=False).fit(rows, callbacks=[Spy()])
+    assert seen == [1] and torch.get_num_threads() == 2
