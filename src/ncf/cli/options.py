@@ -47,55 +47,26 @@ def integer(text: Any) -> int:
         raise _fail("an integer", str(text)) from None
 
 
-def positive_float(text: Any) -> float:
-    try:
-        value = float(str(text))
-    except ValueError:
-        raise _fail("a positive number", str(text)) from None
-    if not (value > 0 and math.isfinite(value)):
-        raise _fail("a positive number", str(text))
-    return value
+def _number(what: str, ok: Callable[[float], bool]) -> Callable[[Any], float]:
+    """A parser of numbers that ``ok`` accepts (NaN never is), naming ``what`` it expects."""
+
+    def parse(text: Any) -> float:
+        try:
+            value = float(str(text))
+        except ValueError:
+            raise _fail(what, str(text)) from None
+        if not (math.isfinite(value) and ok(value)):
+            raise _fail(what, str(text))
+        return value
+
+    return parse
 
 
-def non_negative_float(text: Any) -> float:
-    try:
-        value = float(str(text))
-    except ValueError:
-        raise _fail("a number >= 0", str(text)) from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise _fail("a number >= 0", str(text))
-    return value
-
-
-def unit_float(text: Any) -> float:
-    """A number in [0, 1)."""
-    try:
-        value = float(str(text))
-    except ValueError:
-        raise _fail("a number in [0, 1)", str(text)) from None
-    if not 0 <= value < 1:
-        raise _fail("a number in [0, 1)", str(text))
-    return value
-
-
-def decay(text: Any) -> float:
-    try:
-        value = float(str(text))
-    except ValueError:
-        raise _fail("a number in (0, 1]", str(text)) from None
-    if not 0 < value <= 1:
-        raise _fail("a number in (0, 1]", str(text))
-    return value
-
-
-def real(text: Any) -> float:
-    try:
-        value = float(str(text))
-    except ValueError:
-        raise _fail("a number", str(text)) from None
-    if not math.isfinite(value):
-        raise _fail("a finite number", str(text))
-    return value
+positive_float = _number("a positive number", lambda v: v > 0)
+non_negative_float = _number("a number >= 0", lambda v: v >= 0)
+unit_float = _number("a number in [0, 1)", lambda v: 0 <= v < 1)
+decay = _number("a number in (0, 1]", lambda v: 0 < v <= 1)
+real = _number("a finite number", lambda v: True)
 
 
 def layers(text: Any) -> tuple[int, ...]:

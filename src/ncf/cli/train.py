@@ -11,6 +11,7 @@ import argparse
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +80,14 @@ def train(args: argparse.Namespace) -> Lines:
     if not given:  # the preset's features: those this data has
         sides = available_features(ds, sides)
     yield _recipe_line(estimator, plan, sides)
-    callbacks = [output.EpochLines()]
+    job = _Job(req, ds, sides, [output.EpochLines()], out, timings, checkpoints)
     if run["task"] == "rating":
         timings["data"] = time.perf_counter() - t0
-        yield from _train_rating(req, ds, sides, callbacks, out, timings, checkpoints)
+        yield from _train_rating(job)
     else:
         holdout = implicit_holdout(ds, threshold=run["threshold"], seed=run["seed"])
         timings["data"] = time.perf_counter() - t0
-        yield from _train_implicit(req, ds, holdout, sides, callbacks, out, timings, checkpoints)
+        yield from _train_implicit(job, holdout)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: no run to resume
     spent = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     yield f"done in {time.perf_counter() - t0:.1f} s ({spent})"
@@ -126,16 +127,24 @@ def _check_out(out: Path, run: dict[str, Any]) -> None:
         )
 
 
-def _train_implicit(
-    req: TrainRequest,
-    ds: Dataset,
-    holdout: Holdout,
-    sides: list[str],
-    callbacks: list[Any],
-    out: Path,
-    timings: dict[str, float],
-    checkpoints: Path,
-) -> Lines:
+@dataclass(frozen=True)
+class _Job:
+    """One ``ncf train`` run once its data is loaded: what both tasks' steps need."""
+
+    req: TrainRequest
+    ds: Dataset
+    sides: list[str]
+    callbacks: list[Any]
+    out: Path
+    timings: dict[str, float]
+    checkpoints: Path
+
+
+def _train_implicit(job: _Job, holdout: Holdout) -> Lines:
+    req, ds, sides, callbacks, out, timings = (
+        job.req, job.ds, job.sides, job.callbacks, job.out, job.timings
+    )  # fmt: skip
+    checkpoints = job.checkpoints
     run, part = req.run, holdout.train
     yield (
         f"dataset {ds.name}: {part.n_users:,} users, {part.n_items:,} items, "
@@ -171,15 +180,11 @@ def _train_implicit(
     yield from output.format_table(top, ["rank", "item", "title", "score"])
 
 
-def _train_rating(
-    req: TrainRequest,
-    ds: Dataset,
-    sides: list[str],
-    callbacks: list[Any],
-    out: Path,
-    timings: dict[str, float],
-    checkpoints: Path,
-) -> Lines:
+def _train_rating(job: _Job) -> Lines:
+    req, ds, sides, callbacks, out, timings = (
+        job.req, job.ds, job.sides, job.callbacks, job.out, job.timings
+    )  # fmt: skip
+    checkpoints = job.checkpoints
     scale = rating_scale(ds.interactions, ds.rating_scale)
     how = "given" if ds.rating_scale is not None else "inferred from the data"
     protocol = req.run["protocol"] or "folds"
