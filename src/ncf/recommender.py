@@ -35,7 +35,7 @@ from ncf.models import get_model_class
 from ncf.training import Callback
 from ncf.training.orchestrate import fit_model
 from ncf.training.plan import Plan, PretrainConfig, make_plan
-from ncf.training.presets import Preset, check_task, preset
+from ncf.training.presets import Preset, adapt, check_task, preset
 
 logger = logging.getLogger("ncf")
 
@@ -224,20 +224,37 @@ class Recommender(Estimator, Inference):
         params.update(self.model_options or {})
         return params
 
-    def train_params(self) -> dict[str, Any]:
-        """The :class:`~ncf.training.TrainConfig` fields given, with the seed and progress."""
+    def train_params(self, data: Interactions | None = None) -> dict[str, Any]:
+        """The :class:`~ncf.training.TrainConfig` fields: the preset's (adapted to ``data``'s
+        shape when given, see :func:`ncf.training.presets.adapt`), then those given, with the
+        seed and progress."""
         params: dict[str, Any] = {**self.recipe()["train"], "seed": self.seed}
+        if data is not None:
+            params.update(self.adaptation(data)[0])
         params["progress"] = self.progress
         params.update({n: getattr(self, n) for n in TRAIN_KEYWORDS if getattr(self, n) is not None})
         params.update(self.train_options or {})
         return params
 
+    def adaptation(self, data: Interactions) -> tuple[dict[str, Any], str]:
+        """What the preset changes for ``data``'s shape; nothing the user gave is changed."""
+        given = {n for n in TRAIN_KEYWORDS if getattr(self, n) is not None}
+        given |= set(self.train_options or {})
+        changed, why = adapt(self.task, self.preset, self.model_name, len(data), data.n_items)
+        if set(changed) & given:
+            return {}, ""
+        return changed, why
+
     def plan(
-        self, rating_scale: tuple[float, float] | None = None, checkpoint_dir: Any = None
+        self,
+        rating_scale: tuple[float, float] | None = None,
+        checkpoint_dir: Any = None,
+        data: Interactions | None = None,
     ) -> Plan:
-        """What ``fit`` trains: every stage's model, hyper-parameters and training config."""
+        """What ``fit`` trains (on ``data``, when given): every stage's model,
+        hyper-parameters and training config."""
         check_task(self.task, self.model_name)
-        train = self.train_params()
+        train = self.train_params(data)
         if checkpoint_dir is not None:
             train.update(checkpoint_dir=str(checkpoint_dir), resume=True)
         return make_plan(
@@ -297,7 +314,7 @@ class Recommender(Estimator, Inference):
         check_task(self.task, self.model_name)
         inter = as_interactions(interactions, "interactions")
         scale = rating_scale(inter, self.rating_scale) if self.task == "rating" else None
-        plan = self.plan(scale, checkpoint_dir)
+        plan = self.plan(scale, checkpoint_dir, inter)
         if self.refit_ and (validation is not None or not self.validate):
             raise ConfigError(
                 "refit retrains on the data the validation split was carved from: use it with "

@@ -61,7 +61,7 @@ def train(args: argparse.Namespace) -> Lines:
     run = req.run
     torch.set_num_threads(run["threads"])
     estimator = recommender(req)
-    plan = estimator.plan()  # every setting checked here, before the data loads
+    estimator.plan()  # every setting checked here, before the data loads
     name = estimator.model_name
     given = run["features"] is not None
     sides = check_features(run["features"] if given else estimator.recipe()["features"])
@@ -79,7 +79,7 @@ def train(args: argparse.Namespace) -> Lines:
     ds = load_source(run["dataset"], run["data_dir"], columns=columns)
     if not given:  # the preset's features: those this data has
         sides = available_features(ds, sides)
-    yield _recipe_line(estimator, plan, sides)
+    yield _recipe_line(estimator, estimator.plan(data=ds.interactions), sides, ds)
     job = _Job(req, ds, sides, [output.EpochLines()], out, timings, checkpoints)
     if run["task"] == "rating":
         timings["data"] = time.perf_counter() - t0
@@ -93,11 +93,14 @@ def train(args: argparse.Namespace) -> Lines:
     yield f"done in {time.perf_counter() - t0:.1f} s ({spent})"
 
 
-def _recipe_line(rec: Recommender, plan: Plan, sides: list[str]) -> str:
+def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) -> str:
     """What was chosen and why, in one line."""
     chosen = rec._preset()
     if rec.model_name in chosen.recipes or rec.model_name == chosen.model:
         why = f"preset {rec.preset}, {chosen.summary}"
+        changed, reason = rec.adaptation(ds.interactions)
+        if changed:
+            why += f"; {reason}"
     else:
         why = f"the {rec.task} task's defaults (preset {rec.preset} has no recipe for it)"
     c, p = plan.final.config, plan.final.params
