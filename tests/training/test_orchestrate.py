@@ -311,3 +311,17 @@ def test_the_default_preset_adapts_the_sgd_rate_to_sparse_data() -> None:
     assert "interactions per item" in rec.adaptation(sparse)[1]
     assert Recommender(lr=1.0).plan(data=sparse).final.config.lr == 1.0
     assert Recommender(model="neumf").adaptation(sparse) == ({}, "")
+
+
+@pytest.mark.parametrize("task", ["implicit", "rating"])
+@pytest.mark.parametrize("name", ["fast", "default", "best"])
+def test_every_preset_plans_its_model(task: str, name: str) -> None:
+    rec = Recommender(task=task, preset=name)
+    plan = rec.plan(rating_scale=(1.0, 5.0))
+    assert plan.final.model == "neumf" if plan.pretrain else rec.model_name
+    if task == "implicit" and name == "best":  # the NeuMF-64 recipe, without a TOML file
+        assert plan.branches["gmf"].model == "mf" and plan.alpha is None and rec.refit_
+        assert plan.branches["gmf"].config.optimizer == "sgd"
+        assert plan.branches["mlp"].config.negatives == 16
+    with pytest.raises(ConfigError, match="unknown preset 'quick'"):
+        Recommender(task=task, preset="quick").plan()
