@@ -236,10 +236,34 @@ class Recommender(Estimator, Inference):
         params.update(self.train_options or {})
         return params
 
+    def _given_train(self) -> set[str]:
+        """The training settings the user gave (keywords and ``train_options``)."""
+        return {n for n in TRAIN_KEYWORDS if getattr(self, n) is not None} | set(
+            self.train_options or {}
+        )
+
+    def pretraining(self) -> PretrainConfig | None:
+        """The pre-training: the preset's, with what the user gave laid over it (a dict is
+        merged into the preset's, branch by branch; the user's general training settings also
+        replace the preset's per-stage ones), or exactly what the user gave."""
+        mine, theirs = self.pretrain, self.recipe()["pretrain"]
+        if not isinstance(theirs, dict) or not (mine is None or isinstance(mine, dict)):
+            return PretrainConfig.coerce(theirs if mine is None else mine)
+        given, mine = self._given_train(), dict(mine or {})
+
+        def kept(opts: Any) -> dict[str, Any]:  # the preset's, less what the user gave
+            return {k: v for k, v in dict(opts or {}).items() if k not in given}
+
+        branches = {b: kept(opts) for b, opts in dict(theirs.get("branches") or {}).items()}
+        for name, opts in dict(mine.get("branches") or {}).items():
+            branches[name] = {**branches.get(name, {}), **dict(opts)}
+        finetune = {**kept(theirs.get("finetune")), **dict(mine.get("finetune") or {})}
+        merged = {**theirs, **mine, "branches": branches, "finetune": finetune}
+        return PretrainConfig.coerce(merged)
+
     def adaptation(self, data: Interactions) -> tuple[dict[str, Any], str]:
         """What the preset changes for ``data``'s shape; nothing the user gave is changed."""
-        given = {n for n in TRAIN_KEYWORDS if getattr(self, n) is not None}
-        given |= set(self.train_options or {})
+        given = self._given_train()
         changed, why = adapt(self.task, self.preset, self.model_name, len(data), data.n_items)
         if set(changed) & given:
             return {}, ""
@@ -262,9 +286,7 @@ class Recommender(Estimator, Inference):
             self.model_name,
             model_params=self.model_params(),
             train=train,
-            pretrain=PretrainConfig.coerce(
-                self.recipe()["pretrain"] if self.pretrain is None else self.pretrain
-            ),
+            pretrain=self.pretraining(),
             rating_scale=rating_scale or self.rating_scale,
         )
 

@@ -325,3 +325,15 @@ def test_every_preset_plans_its_model(task: str, name: str) -> None:
         assert plan.branches["mlp"].config.negatives == 16
     with pytest.raises(ConfigError, match="unknown preset 'quick'"):
         Recommender(task=task, preset="quick").plan()
+
+
+def test_what_the_user_gives_wins_over_the_best_presets_stages() -> None:
+    """--preset best --epochs 1 trains every stage one epoch; a branch option merges in."""
+    plan = Recommender(preset="best", epochs=1).plan()
+    assert {s.config.epochs for s in (plan.final, *plan.branches.values())} == {1}
+    assert plan.branches["gmf"].config.lr == 61.44  # what the user did not give stays
+    rec = Recommender(preset="best", pretrain={"branches": {"mlp": {"lr": 0.01}}})
+    plan = rec.plan()
+    assert plan.branches["mlp"].config.lr == 0.01 and plan.branches["mlp"].config.negatives == 16
+    assert plan.branches["gmf"].model == "mf" and plan.alpha is None  # the preset's remain
+    assert Recommender(preset="best", pretrain=False).plan().pretrain is False

@@ -103,8 +103,13 @@ def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) ->
             why += f"; {reason}"
     else:
         why = f"the {rec.task} task's defaults (preset {rec.preset} has no recipe for it)"
-    c, p = plan.final.config, plan.final.params
-    sizes = ", ".join(f"{k} {v}" for k, v in p.items() if k in ("factors", "layers"))
+    c = plan.final.config
+    params = [plan.final.params, *(s.params for s in plan.branches.values())]
+    sizes = ", ".join(
+        f"{k} {v}" for p in params for k, v in p.items() if k in ("factors", "layers")
+    )
+    if plan.pretrain:
+        sizes += f", pre-trained {' + '.join(s.model for s in plan.branches.values())}"
     stop = f"patience {c.patience}" if c.patience else "no early stop"
     feats = f"; features {','.join(sides)}" if sides else ""
     return (
