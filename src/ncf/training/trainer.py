@@ -254,7 +254,8 @@ class Trainer:
                     schedule.step()
             result.history.append(logs)
             epochs_bar.update(1)
-            epochs_bar.set_postfix({k: f"{logs[k]:.4f}" for k in ("loss", c.monitor) if k in logs})
+            shown = {"loss": logs["loss"], f"val_{c.monitor}": logs.get(c.monitor)}
+            epochs_bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items() if v is not None})
             for cb in self.callbacks:
                 stop = bool(cb.on_epoch_end(self, epoch, logs)) or stop
             if c.checkpoint_dir:
