@@ -38,24 +38,20 @@ def evaluate(args: argparse.Namespace) -> Lines:
             raise ConfigError("this model records neither its test split nor its dataset; pass "
                               "--dataset")  # fmt: skip
         ds = load_source(source, args.data_dir)
-        yield from _other_data(rec, ds)
+        _warn_if_other_data(rec, ds)
         if rec.rating_scale_ is not None:
             test, negatives = rating_holdouts(ds, seed=rec.seed)[0].test, None
         else:
             held = implicit_holdout(ds, threshold=rec.provenance_.get("threshold"), seed=rec.seed)
             test, negatives = held.test, held.negatives
-    protocol = args.protocol
-    if protocol in (None, "sampled"):
-        metrics = rec.evaluate(test, protocol, negatives=negatives, k=args.k)
-    else:
-        metrics = rec.evaluate(test, protocol, k=args.k)
+    metrics = rec.evaluate(test, args.protocol, negatives=negatives, k=args.k)
     if args.json:
         yield json.dumps(metrics)
     else:
         yield from output.format_metrics(metrics)
 
 
-def _other_data(rec: Recommender, ds: Dataset) -> Lines:
+def _warn_if_other_data(rec: Recommender, ds: Dataset) -> None:
     """A warning when the data evaluated on is not the data the model was trained on."""
     inter = ds.interactions
     users = rec.user_map_.lookup(inter.user_map.to_raw(inter.users))
@@ -71,7 +67,6 @@ def _other_data(rec: Recommender, ds: Dataset) -> Lines:
             NCFWarning,
             stacklevel=2,
         )
-    return iter(())
 
 
 def recommend(args: argparse.Namespace) -> Lines:

@@ -363,24 +363,20 @@ class Trainer:
             a, b, t = tensors
             for start in range(0, n, bs):
                 ub, ib, tb = a[start : start + bs], b[start : start + bs], t[start : start + bs]
-                if closed_form:
+                if closed_form:  # the model steps itself (never with nonneg: no clamp)
                     lr = optimizer.param_groups[0]["lr"]
                     loss = model.sgd_step(ub, ib, tb, lr)  # type: ignore[operator]
-                    if schedule is not None:
-                        schedule.step()
-                    total += loss.detach() * len(ub)
-                    bar.update(1)
-                    continue
-                if pairwise:
-                    loss = losses.bpr(model(ub, ib), model(ub, tb))
                 else:
-                    assert loss_fn is not None
-                    loss = loss_fn(model(ub, ib), tb)
-                if regularize:
-                    loss = loss + model.regularization(ub, ib)  # type: ignore[operator]
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                    if pairwise:
+                        loss = losses.bpr(model(ub, ib), model(ub, tb))
+                    else:
+                        assert loss_fn is not None
+                        loss = loss_fn(model(ub, ib), tb)
+                    if regularize:
+                        loss = loss + model.regularization(ub, ib)  # type: ignore[operator]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
                 if schedule is not None:
                     schedule.step()
                 if clamp:
