@@ -283,3 +283,30 @@ def test_closed_form_sgd_equals_autograd_sgd(
     for key in fast:
         torch.testing.assert_close(fast[key], slow[key], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(*fit.losses, rtol=1e-5)  # type: ignore[attr-defined]
+
+
+def test_compiled_sgd_epoch_equals_torch_steps() -> None:
+    """MF's compiled epoch moves the weights the torch closed-form step does, batch by batch
+    (a partial last batch included), reports the same loss sum, and declines float64."""
+    from ncf.models import MF
+
+    rng = np.random.default_rng(0)
+    n, bs = 1000, 64  # 15 full batches and one of 40
+    users = torch.from_numpy(rng.integers(0, 30, n))
+    items = torch.from_numpy(rng.integers(0, 40, n))
+    targets = torch.from_numpy((rng.random(n) < 0.3).astype(np.float32))
+    stepped = MF(30, 40, factors=8, init_std=0.1, l2_embedding=0.01, seed=3)
+    compiled = MF(30, 40, factors=8, init_std=0.1, l2_embedding=0.01, seed=3)
+    total = 0.0
+    for s in range(0, n, bs):
+        loss = stepped.sgd_step(users[s : s + bs], items[s : s + bs], targets[s : s + bs], 2.0)
+        total += float(loss) * len(users[s : s + bs])
+    whole = compiled.sgd_epoch(users, items, targets, 2.0, bs)
+    assert whole is not None
+    assert whole == pytest.approx(total, rel=1e-5)
+    for key, value in _state(stepped).items():
+        torch.testing.assert_close(_state(compiled)[key], value, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(_state(compiled)["item_embedding.weight"],
+                           _state(MF(30, 40, factors=8, init_std=0.1, seed=3))[
+                               "item_embedding.weight"])  # fmt: skip
+    assert compiled.double().sgd_epoch(users, items, targets, 2.0, bs) is None

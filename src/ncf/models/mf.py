@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ncf.models import mf_kernel
 from ncf.models.base import ModelConfig, RecModel, check_factors, check_y_range, embedding
 
 
@@ -124,6 +125,37 @@ class MF(RecModel):
         bi.index_add_(0, items, g + c * bi_i, alpha=-lr)
         self.global_bias.sub_(lr * g.sum())
         return loss
+
+    @torch.no_grad()
+    def sgd_epoch(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        targets: torch.Tensor,
+        lr: float,
+        batch_size: int,
+    ) -> float | None:
+        """A whole epoch of :meth:`sgd_step` in batches of ``batch_size``, compiled
+        (:mod:`ncf.models.mf_kernel`): the same updates, about 10x faster on CPU. Returns the
+        sum of batch size x batch loss, or None where it does not apply (weights off the CPU
+        or not float32: the caller steps batch by batch)."""
+        tables = (
+            self.user_embedding.weight,
+            self.item_embedding.weight,
+            self.user_bias.weight,
+            self.item_bias.weight,
+            self.global_bias,
+        )
+        if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tables):
+            return None
+        if users.device.type != "cpu" or not mf_kernel.available():
+            return None
+        p, q, bu, bi, gb = (t.detach() for t in tables)
+        return mf_kernel.sgd_epoch(
+            p.numpy(), q.numpy(), bu.view(-1).numpy(), bi.view(-1).numpy(), gb.view(1).numpy(),
+            users.numpy(), items.numpy(), targets.to(torch.float32).numpy(),
+            lr=lr, l2=self.config.l2_embedding, batch_size=batch_size,
+        )  # fmt: skip
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dot = (self.user_embedding(users) * self.item_embedding(items)).sum(-1)  # (B,)

@@ -17,6 +17,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,9 +220,19 @@ class Trainer:
         t_train = 0.0
         epochs_bar = tqdm(total=c.epochs, initial=start_epoch - 1, desc="training", unit="epoch",
                           disable=not c.progress, leave=False)  # fmt: skip
+        # The next epoch's samples are drawn in a thread while this one trains (numpy and the
+        # compiled or torch steps release the GIL), each from its own (seed, epoch) stream.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ncf-samples")
+        pending = None
+        if start_epoch <= c.epochs:
+            pending = pool.submit(self._epoch_tensors, train, sampler, start_epoch)
         for epoch in range(start_epoch, c.epochs + 1):
             t0 = time.perf_counter()
-            tensors = self._epoch_tensors(train, sampler, epoch)
+            assert pending is not None
+            tensors = pending.result()
+            pending = None
+            if epoch < c.epochs:
+                pending = pool.submit(self._epoch_tensors, train, sampler, epoch + 1)
             per_batch = schedule if c.schedule == "onecycle" else None
             loss_value = self._run_epoch(model, optimizer, tensors, epoch, per_batch)
             elapsed = time.perf_counter() - t0
@@ -277,6 +288,7 @@ class Trainer:
             if stop:
                 break
 
+        pool.shutdown(wait=False, cancel_futures=True)  # a stop leaves one epoch undrawn
         epochs_bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
@@ -358,10 +370,18 @@ class Trainer:
         model.train()
         # Dropout draws from torch's global generator: fork it so the library never changes
         # the caller's random state, and seed the fork per epoch for reproducibility.
+        a, b, t = tensors
+        whole = None
+        if closed_form and schedule is None and callable(getattr(model, "sgd_epoch", None)):
+            # the same batches stepped by one compiled loop (MF on CPU), or None: step here
+            lr = optimizer.param_groups[0]["lr"]
+            whole = model.sgd_epoch(a, b, t, lr, bs)  # type: ignore[operator]
+        if whole is not None:
+            total += whole
+            bar.update(n_batches)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_mix(c.seed, epoch, 1))
-            a, b, t = tensors
-            for start in range(0, n, bs):
+            for start in range(0, n if whole is None else 0, bs):
                 ub, ib, tb = a[start : start + bs], b[start : start + bs], t[start : start + bs]
                 if closed_form:  # the model steps itself (never with nonneg: no clamp)
                     lr = optimizer.param_groups[0]["lr"]
