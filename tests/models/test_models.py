@@ -340,3 +340,17 @@ def test_itempop_scores_log_counts_for_every_user() -> None:
     assert torch.equal(again(torch.tensor([1]), torch.tensor([1])), model.item_scores[1:2])
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         model.fit_counts(np.ones(5))
+
+
+@pytest.mark.parametrize("n_items", [40, 400])  # scored whole, and by a batched product
+def test_mf_score_candidates_equals_forward(n_items: int) -> None:
+    from ncf.models import MF
+
+    model = MF(20, n_items, factors=6, init_std=0.3, seed=2).eval()
+    with torch.no_grad():
+        model.user_bias.weight.normal_()
+        model.item_bias.weight.normal_()
+        users = torch.arange(20)
+        items = torch.randint(0, n_items, (20, 5), generator=torch.Generator().manual_seed(0))
+        expected = model(users.repeat_interleave(5), items.reshape(-1)).view(20, 5)
+        torch.testing.assert_close(model.score_candidates(users, items), expected)
