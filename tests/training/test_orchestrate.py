@@ -298,17 +298,24 @@ def test_recommender_pretraining_options_are_checked_before_training(log: Intera
         Recommender("neumf", pretrain="yes").fit(log)  # type: ignore[arg-type]
 
 
-def test_the_default_preset_adapts_the_sgd_rate_to_sparse_data() -> None:
-    """Fewer than 16 interactions per item: 4x the SGD rate, unless the user gave a rate."""
+def test_the_default_preset_keeps_the_sgd_rate_constant_on_sparse_data() -> None:
+    """Fewer than 16 interactions per item: no decay of the SGD rate, unless the user chose a
+    schedule; dense data decays it."""
     from ncf.training.presets import SPARSE_PER_ITEM
 
     sparse = Interactions.from_arrays(np.arange(100) % 20, np.arange(100) % 50)  # 2 per item
     dense = Interactions.from_arrays(np.repeat(np.arange(40), 20), np.tile(np.arange(20), 40))
     assert len(sparse) / sparse.n_items < SPARSE_PER_ITEM <= len(dense) / dense.n_items
     rec = Recommender()
-    assert rec.plan(data=sparse).final.config.lr == 4 * rec.plan().final.config.lr
-    assert rec.plan(data=dense).final.config.lr == rec.plan().final.config.lr
+    assert rec.plan().final.config.schedule == "exponential"
+    assert rec.plan(data=dense).final.config.schedule == "exponential"
+    assert rec.plan(data=sparse).final.config.schedule is None
+    assert rec.plan(data=sparse).final.config.lr == rec.plan().final.config.lr
     assert "interactions per item" in rec.adaptation(sparse)[1]
+    assert (
+        Recommender(train_options={"schedule": "step"}).plan(data=sparse).final.config.schedule
+        == "step"
+    )
     assert Recommender(lr=1.0).plan(data=sparse).final.config.lr == 1.0
     assert Recommender(model="neumf").adaptation(sparse) == ({}, "")
 
