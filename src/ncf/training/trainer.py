@@ -32,7 +32,7 @@ from ncf.training.callbacks import Callback
 from ncf.training.checkpoint import load_checkpoint, save_checkpoint
 from ncf.training.config import TrainConfig, resolve_device
 from ncf.training.epoch import epoch_tensors
-from ncf.training.optim import build_optimizer, build_schedule, sparse_updates
+from ncf.training.optim import build_optimizer, build_schedule, sparse_rows, sparse_updates
 
 logger = logging.getLogger("ncf.training")
 
@@ -155,10 +155,12 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         model.to(self.device)
-        # Plain SGD moves only the rows a batch used: a model that can, takes sparse updates.
+        # Plain SGD moves only the rows a batch used, row-wise Adam those of big tables: a
+        # model that can, takes sparse updates there.
         set_sparse = getattr(model, "set_sparse_updates", None)
         if callable(set_sparse):
-            set_sparse(sparse_updates(c))
+            rows = sparse_rows(c)
+            set_sparse(rows is not None, min_rows=rows or 0)
         if self.dist is not None:  # each rank's share of the total batch; rank 0 reports
             per_rank = distributed.rank_batch(c.batch_size, self.dist)
             self.config = replace(c, batch_size=per_rank, progress=c.progress and self.dist.is_main)
