@@ -85,8 +85,10 @@ class NegativeSampler:
         self.rng = np.random.default_rng(seed)
         cells = self.n_users * self.n_items
         if membership == "auto":
-            fits = "dense" if cells <= DENSE_LIMIT else "bits"
-            membership = fits if cells <= DENSE_LIMIT or cells // 8 <= BITS_LIMIT else "sorted"
+            if cells <= DENSE_LIMIT:
+                membership = "dense"
+            else:
+                membership = "bits" if cells // 8 <= BITS_LIMIT else "sorted"
         self.membership = membership
         keys = _seen_keys(self.seen)  # sorted, (nnz,)
         if membership == "dense":
