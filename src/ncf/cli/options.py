@@ -213,6 +213,8 @@ OPTIONS: tuple[Option, ...] = (
     opt("gamma", "train", decay, "--schedule's decay factor in (0, 1] (default: 0.5)"),
     opt("step_size", "train", positive_int, "--schedule step: epochs between decays (default: 10)"),
     opt("device", "train", one_of(DEVICES), "cpu, cuda or auto (default: auto, a GPU if any)"),
+    opt("sparse_rows", "train", positive_int, "embedding tables of at least this many rows "
+      "take row-wise (lazy) Adam/AdamW/Adagrad updates (default: 100000)"),
     opt("precision", "train", one_of(PRECISIONS), "auto (bf16 autocast on a GPU, float32 on the "
       "CPU), bf16 or fp32 (default: auto)"),
     # NeuMF pre-training (PretrainConfig fields)
