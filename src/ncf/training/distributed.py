@@ -175,6 +175,8 @@ class _DDP(DistributedDataParallel):
         try:
             return super().__getattr__(name)
         except AttributeError:
+            if name == "module":  # not set yet: no fallback (and no recursion)
+                raise
             return getattr(self.module, name)
 
 
