@@ -159,8 +159,11 @@ class Trainer:
         # model that can, takes sparse updates there.
         set_sparse = getattr(model, "set_sparse_updates", None)
         if callable(set_sparse):
-            rows = sparse_rows(c)
-            set_sparse(rows is not None, min_rows=rows or 0)
+            rows = sparse_rows(c)  # None: no table, 0: every table, else the big ones
+            if rows:
+                set_sparse(True, min_rows=rows)
+            else:
+                set_sparse(rows is not None)
         if self.dist is not None:  # each rank's share of the total batch; rank 0 reports
             per_rank = distributed.rank_batch(c.batch_size, self.dist)
             self.config = replace(c, batch_size=per_rank, progress=c.progress and self.dist.is_main)
