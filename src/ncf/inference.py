@@ -142,7 +142,8 @@ class Inference:
 
     def _score_all(self, users: np.ndarray) -> torch.Tensor:
         with eval_mode(self.model_):
-            return self.model_.score_all(torch.from_numpy(np.ascontiguousarray(users))).float()
+            index = torch.from_numpy(np.ascontiguousarray(users)).to(self.model_._device())
+            return self.model_.score_all(index).float().cpu()
 
     def _with_metadata(self, frame: pd.DataFrame, column: str = "item") -> pd.DataFrame:
         meta = self.item_metadata_
@@ -167,10 +168,11 @@ class Inference:
         u, i = self._pair_index(users, items)
         out = np.empty(len(u), dtype=np.float64)
         step = 1 << 16
+        device = self.model_._device()
         with eval_mode(self.model_):
             for s in range(0, len(u), step):
                 ub, ib = torch.from_numpy(u[s : s + step]), torch.from_numpy(i[s : s + step])
-                out[s : s + len(ub)] = self.model_(ub, ib).double().numpy()
+                out[s : s + len(ub)] = self.model_(ub.to(device), ib.to(device)).double().cpu()
         return out
 
     def similar_items(
@@ -191,7 +193,7 @@ class Inference:
         self._check_fitted()
         raw = as_ids(items, "items")
         idx = self.item_map_.to_index(raw)
-        tables = [t.weight.detach() for t, side in self.model_.embeddings() if side == "item"]
+        tables = [t.weight.detach().cpu() for t, side in self.model_.embeddings() if side == "item"]
         if not tables:
             raise ConfigError(
                 f"model {self.model_.name!r} has no item embeddings; similar_items needs gmf, "

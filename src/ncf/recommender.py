@@ -17,7 +17,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from ncf.exceptions import ConfigError, DataError, NCFWarning
 from ncf.inference import Inference
 from ncf.models import get_model_class
 from ncf.training import Callback
+from ncf.training.devices import inference_device
 from ncf.training.orchestrate import fit_model
 from ncf.training.plan import Plan, PretrainConfig, make_plan
 from ncf.training.presets import Preset, adapt, check_task, preset
@@ -381,6 +382,14 @@ class Recommender(Estimator, Inference):
         )
         self.provenance_: dict[str, Any] = {}
         self.test_split_: tuple[Interactions, np.ndarray | None] | None = None
+        return self
+
+    def to(self, device: str = "auto") -> Self:
+        """Score on ``device`` (``cpu``, ``cuda`` or ``auto``: a GPU when torch sees one):
+        recommend, score, predict and evaluate (full ranking too) run there and return numpy
+        results; fold-in trains on the CPU. Returns self."""
+        self._check_fitted()
+        self.model_ = self.model_.to(inference_device(device))
         return self
 
     # ------------------------------------------------------------------ persistence

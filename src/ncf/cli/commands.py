@@ -29,7 +29,7 @@ Lines = Iterator[str]
 
 # ---------------------------------------------------------------------- other commands
 def evaluate(args: argparse.Namespace) -> Lines:
-    rec = Recommender.load(args.model_dir)
+    rec = Recommender.load(args.model_dir).to(args.device)
     if args.dataset is None and rec.test_split_ is not None:
         test, negatives = rec.test_split_
     else:
@@ -75,7 +75,7 @@ def recommend(args: argparse.Namespace) -> Lines:
         return
     if args.user is None:
         raise ConfigError("give --user ID, or --all / --users-file FILE with --output FILE")
-    rec = Recommender.load(args.model_dir)
+    rec = Recommender.load(args.model_dir).to(args.device)
     user = rec.user_map_.parse(args.user)
     top = rec.recommend(user, k=args.k, exclude_seen=not args.include_seen, with_metadata=True)
     if args.json:

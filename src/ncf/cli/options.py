@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ncf.exceptions import ConfigError
-from ncf.training.config import DEVICES, LOSSES, SAMPLING, SCHEDULES
+from ncf.training.config import DEVICES, LOSSES, PRECISIONS, SAMPLING, SCHEDULES
 
 DEFAULT_DATASET = "ml-latest-small"
 MODEL_CHOICES = ("neumf", "gmf", "mlp", "mf", "pop", "itempop")
@@ -183,6 +183,8 @@ OPTIONS: tuple[Option, ...] = (
     opt("k", "run", positive_int, "cut-off of the metrics (default: 10)"),
     opt("user", "run", text, "user whose top items are shown (default: the first test user)"),
     opt("threads", "run", positive_int, "CPU threads (default: 1; more rarely pays on small data)"),
+    opt("nproc", "run", positive_int, "training processes on this machine, each on its share of "
+      "the data (torch.distributed: gloo on CPU, NCCL on GPU; default: 1)"),
     opt("progress", "run", boolean, "hide the progress bars and per-epoch lines", False),
     opt("out", "run", path, "model directory (default: ./models/<model>-<dataset>)"),
     opt("force", "run", boolean, "replace a model of other data in --out", True),
@@ -211,6 +213,10 @@ OPTIONS: tuple[Option, ...] = (
     opt("gamma", "train", decay, "--schedule's decay factor in (0, 1] (default: 0.5)"),
     opt("step_size", "train", positive_int, "--schedule step: epochs between decays (default: 10)"),
     opt("device", "train", one_of(DEVICES), "cpu, cuda or auto (default: auto, a GPU if any)"),
+    opt("sparse_rows", "train", positive_int, "embedding tables of at least this many rows "
+      "take row-wise (lazy) Adam/AdamW/Adagrad updates (default: 100000)"),
+    opt("precision", "train", one_of(PRECISIONS), "auto (bf16 autocast on a GPU, float32 on the "
+      "CPU), bf16 or fp32 (default: auto)"),
     # NeuMF pre-training (PretrainConfig fields)
     opt("pretrain", "pretrain", boolean,
       "NeuMF: initialise from pre-trained branches (GMF or MF, and MLP)", True),
@@ -247,6 +253,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "k": 10,
     "user": None,
     "threads": 1,
+    "nproc": 1,
     "progress": True,
     "out": None,
     "force": False,

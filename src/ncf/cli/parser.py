@@ -9,7 +9,7 @@ from typing import NoReturn
 
 from ncf._version import __version__
 from ncf.cli.options import OPTIONS, positive_int
-from ncf.cli.serve import add_export_arguments, add_serve_parser
+from ncf.cli.serve import add_device_argument, add_export_arguments, add_serve_parser
 
 #: Exit status of usage/configuration errors (argparse's own) and of other failures.
 EXIT_USAGE, EXIT_FAILURE = 2, 1
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "rating (a rating model's RMSE and MAE)")  # fmt: skip
     e.add_argument("--k", type=positive_int, default=10, help="cut-off (default: 10)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_device_argument(e)
 
     r = sub.add_parser("recommend", parents=[common], help="top items for a user")
     r.add_argument("model_dir", type=Path, metavar="DIR", help="saved model directory")
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-k", "--k", type=positive_int, default=10, help="items (default: 10)")
     r.add_argument("--include-seen", action="store_true", help="keep the user's training items")
     r.add_argument("--json", action="store_true", help="print JSON records")
+    add_device_argument(r)
     add_export_arguments(r)
 
     s = sub.add_parser("similar", parents=[common], help="items with similar embeddings")

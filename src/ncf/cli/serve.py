@@ -54,6 +54,7 @@ def add_serve_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Argu
         help="address to bind (default: 127.0.0.1, this machine only)",
     )
     p.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+    add_device_argument(p)
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default: 1)")
     p.add_argument(
         "--admin-token",
@@ -75,6 +76,13 @@ def add_serve_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Argu
         help="log every request (off by default: /metrics counts them)",
     )
     return p
+
+
+def add_device_argument(p: argparse.ArgumentParser) -> None:
+    """``--device``: where the model scores."""
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the model scores: auto (default: a GPU if torch sees one, "
+                        "else the CPU), cpu or cuda")  # fmt: skip
 
 
 def add_export_arguments(r: argparse.ArgumentParser) -> None:
@@ -141,7 +149,7 @@ def export(args: argparse.Namespace) -> Lines:
         raise ConfigError("--all and --users-file write a file: add --output FILE.parquet|.csv")
     if getattr(args, "json", False):
         raise ConfigError("--json prints one user's items; an export writes --output instead")
-    rec = Recommender.load(args.model_dir)
+    rec = Recommender.load(args.model_dir).to(getattr(args, "device", "cpu"))
     users = read_user_ids(args.users_file, rec) if args.users_file else None
     t0 = time.perf_counter()
     result = export_recommendations(
@@ -179,10 +187,11 @@ def serve(args: argparse.Namespace) -> Lines:
     import torch
 
     from ncf.service import app as service
-    from ncf.service.state import install_sighup, load_state
+    from ncf.service.state import ENV_DEVICE, install_sighup, load_state
 
     torch.set_num_threads(1)  # one request per core beats threads fighting over two cores
     token = args.admin_token or os.environ.get(service.ENV_TOKEN) or None
+    os.environ[ENV_DEVICE] = args.device  # every worker's load_state reads it
     url = f"http://{args.host}:{args.port}"
     run: dict[str, Any] = {
         "host": args.host,

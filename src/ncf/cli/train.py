@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from ncf.experiments.rating_cv import (
 )
 from ncf.recommender import Recommender
 from ncf.sources import load_source
-from ncf.training import Plan
+from ncf.training import Plan, distributed
 
 Lines = Iterator[str]
 
@@ -58,6 +59,27 @@ def recommender(req: TrainRequest, scale: tuple[float, float] | None = None) -> 
 
 def train(args: argparse.Namespace) -> Lines:
     req = train_request(given_options(args))
+    device = req.train.get("device", "auto")
+    if req.run["nproc"] > 1 and not distributed.launched():
+        backend = distributed.backend_for(device)
+        yield f"starting {req.run['nproc']} training processes (torch.distributed, {backend})"
+        distributed.launch(getattr(args, "argv", []), req.run["nproc"])
+        return
+    ctx = distributed.init_from_env(device)  # inside torchrun's workers: join the group
+    try:
+        lines = _train(req, main=ctx is None or ctx.is_main)
+        if ctx is None or ctx.is_main:
+            yield from lines
+        else:  # rank 0 reports; the others train quietly
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for _ in lines:
+                    pass
+    finally:
+        distributed.shutdown()
+
+
+def _train(req: TrainRequest, main: bool) -> Lines:
     run = req.run
     torch.set_num_threads(run["threads"])
     estimator = recommender(req)
@@ -69,7 +91,7 @@ def train(args: argparse.Namespace) -> Lines:
     out = Path(run["out"] or Path("models") / f"{name}-{Path(str(run['dataset'])).stem}{suffix}")
     _check_out(out, run)
     checkpoints = out.parent / f".{out.name}.checkpoints"
-    if checkpoints.exists() and not run["resume"]:
+    if checkpoints.exists() and not run["resume"] and main:
         shutil.rmtree(checkpoints)  # a fresh run: an earlier run's checkpoints do not apply
     elif run["resume"] and checkpoints.exists():
         yield f"resuming from the checkpoints in {checkpoints}"
@@ -80,7 +102,7 @@ def train(args: argparse.Namespace) -> Lines:
     if not given:  # the preset's features: those this data has
         sides = available_features(ds, sides)
     yield _recipe_line(estimator, estimator.plan(data=ds.interactions), sides, ds)
-    job = _Job(req, ds, sides, [output.EpochLines()], out, timings, checkpoints)
+    job = _Job(req, ds, sides, [output.EpochLines()], out, timings, checkpoints, main)
     if run["task"] == "rating":
         timings["data"] = time.perf_counter() - t0
         yield from _train_rating(job)
@@ -88,7 +110,8 @@ def train(args: argparse.Namespace) -> Lines:
         holdout = implicit_holdout(ds, threshold=run["threshold"], seed=run["seed"])
         timings["data"] = time.perf_counter() - t0
         yield from _train_implicit(job, holdout)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: no run to resume
+    if main:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: no run to resume
     spent = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     yield f"done in {time.perf_counter() - t0:.1f} s ({spent})"
 
@@ -146,6 +169,7 @@ class _Job:
     out: Path
     timings: dict[str, float]
     checkpoints: Path
+    main: bool = True  # rank 0 of a distributed run (or the only process) evaluates and saves
 
 
 def _train_implicit(job: _Job, holdout: Holdout) -> Lines:
@@ -164,6 +188,8 @@ def _train_implicit(job: _Job, holdout: Holdout) -> Lines:
     rec.fit(part, item_metadata=ds.items, user_features=user, item_features=item,
             callbacks=callbacks, checkpoint_dir=checkpoints)  # fmt: skip
     timings["training"] = time.perf_counter() - t
+    if not job.main:
+        return
     yield f"trained {rec.model_name} ({_epochs(rec)})"
     t, k = time.perf_counter(), run["k"]
     metrics = rec.evaluate(holdout.test, "sampled", negatives=holdout.negatives, k=k)
@@ -222,6 +248,8 @@ def _train_rating(job: _Job) -> Lines:
     metrics.update({f"val_{name}": v for name, v in rec.metrics_.items() if name != "loss"})
     yield "the first split's model (test) and its selection (validation):"
     yield from output.format_metrics(metrics)
+    if not job.main:
+        return
     yield from _save(rec, req, ds, holdout, metrics, out, cross_validation=summary)
 
 

@@ -297,7 +297,7 @@ class RecModel(nn.Module):
                 emb.weight.clamp_(min=0.0)
         return self
 
-    def set_sparse_updates(self, enabled: bool) -> None:
+    def set_sparse_updates(self, enabled: bool, min_rows: int = 0) -> None:
         """Switch the embedding tables between sparse and dense weight gradients.
 
         Parameters
@@ -307,11 +307,21 @@ class RecModel(nn.Module):
             a sparse gradient holding only the batch's rows, so a plain SGD step touches only
             those rows (see :func:`ncf.training.optim.sparse_updates`). False (the state of a
             new model): dense gradients.
+        min_rows : int
+            With ``enabled``, only tables of at least this many rows turn sparse (the others
+            dense): the big tables whose row-wise updates pay (:mod:`ncf.training.rowwise`).
         """
         check_bool("enabled", enabled)
         for module in self.modules():
             if isinstance(module, FastEmbedding):
-                module.sparse_grad = enabled
+                module.sparse_grad = enabled and module.num_embeddings >= min_rows
+
+    @property
+    def sparse_tables(self) -> bool:
+        """True while some table is declared sparse (``nn.Embedding.sparse``, as
+        :func:`ncf.training.distributed.wrap` does for DDP): its gradient must then be sparse,
+        so the whole-table paths (:mod:`ncf.models.fused`) are off."""
+        return any(isinstance(m, nn.Embedding) and m.sparse for m in self.modules())
 
     def to_spec(self) -> dict[str, Any]:
         """Everything needed to rebuild the architecture (see ``ncf.models.model_from_spec``)."""

@@ -114,7 +114,7 @@ class MLP(FeatureModelMixin, RecModel):
     def latent(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's output, shape ``(B, layers[-1])``."""
         tables = (self.user_embedding.weight, self.item_embedding.weight)
-        if self.side is None and self.tower.fuses(len(users), *tables):
+        if self.side is None and not self.sparse_tables and self.tower.fuses(len(users), *tables):
             return self.tower.forward_tables(*tables, users, items)[1]
         extra = None if self.side is None else self.side.pair_term(users, items)
         return self.tower.forward_pair(

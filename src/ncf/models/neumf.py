@@ -128,7 +128,7 @@ class NeuMF(FeatureModelMixin, RecModel):
         f = self.config.factors
         w = self.output.weight  # (1, f + layers[-1])
         tables = (self.mlp_user_embedding.weight, self.mlp_item_embedding.weight)
-        if self.side is None and self.tower.fuses(len(users), *tables):
+        if self.side is None and not self.sparse_tables and self.tower.fuses(len(users), *tables):
             # Large batch: project whole tables, one fused gather per side (ncf.models.fused).
             gmf_tables = (self.gmf_user_embedding.weight, self.gmf_item_embedding.weight)
             gmf, mlp = self.tower.forward_tables(*tables, users, items, gmf_tables)

@@ -117,7 +117,8 @@ def recommend(
     with torch.inference_mode():
         for start in range(0, len(known), USER_BLOCK):
             block = np.asarray(known[start : start + USER_BLOCK], dtype=np.int64)
-            scores = model.score_all(torch.from_numpy(block)).float()  # (b, n_items)
+            index = torch.from_numpy(block).to(state.device)
+            scores = model.score_all(index).float().cpu()  # (b, n_items)
             if exclude_seen:
                 _mask_seen(state, block, scores)
             block_cols, block_vals = _ranked(scores, k)

@@ -69,6 +69,11 @@ class ModelState:
     popularity: torch.Tensor = field(repr=False)
 
     @property
+    def device(self) -> torch.device:
+        """Where the model scores (``ncf serve --device``)."""
+        return next((t.device for t in self.rec.model_.parameters()), torch.device("cpu"))
+
+    @property
     def is_rating(self) -> bool:
         """True for a model of the rating task (``predict`` gives ratings on its scale)."""
         return self.rec.rating_scale_ is not None
@@ -95,6 +100,10 @@ class ModelState:
         }
 
 
+#: The device the service scores on (``ncf serve --device``): cpu, cuda or auto.
+ENV_DEVICE = "NCF_SERVE_DEVICE"
+
+
 def load_state(model_dir: str | Path) -> ModelState:
     """Load a model directory (verified by :meth:`ncf.Recommender.load`) into a state.
 
@@ -108,6 +117,7 @@ def load_state(model_dir: str | Path) -> ModelState:
     config = path / "config.json"
     digest = hashlib.sha256(config.read_bytes()).hexdigest()[:16] if config.is_file() else ""
     rec = Recommender.load(path)
+    rec.to(os.environ.get(ENV_DEVICE) or "cpu")
     rec.model_.eval()
     users, items = rec.user_map_.ids.tolist(), rec.item_map_.ids.tolist()
     meta = rec.item_metadata_

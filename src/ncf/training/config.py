@@ -16,6 +16,7 @@ LOSSES = ("bce", "bpr", "mse", "huber")
 SAMPLING = ("uniform", "popularity")
 SCHEDULES = ("step", "exponential", "plateau", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "bf16", "fp32")
 #: The shape of a metric name: ``mrr``, ``rmse``, ``hr@10``...
 _METRIC = re.compile(r"[a-z_]+(@[1-9][0-9]*)?")
 
@@ -74,6 +75,14 @@ class TrainConfig:
     device : {"auto", "cpu", "cuda"}
         Where the model and every training tensor live; ``auto`` takes a CUDA GPU when torch
         sees one, else the CPU (see :func:`resolve_device`).
+    sparse_rows : int or None
+        Embedding tables of at least this many rows take row-wise updates under ``adam``,
+        ``adamw`` and ``adagrad``: sparse gradients holding only the batch's rows, and only
+        those rows updated (lazy Adam; :mod:`ncf.training.rowwise`). The default, 100,000,
+        leaves every MovieLens-1M table dense; None keeps all dense.
+    precision : {"auto", "bf16", "fp32"}
+        ``auto``: bf16 autocast on a GPU, float32 on the CPU; ``bf16`` or ``fp32`` force
+        either (:mod:`ncf.training.devices`).
 
     The defaults are the implicit task's (NeuMF on the built-in MovieLens data converges in a
     few epochs); the rating task lays its recipe over them (:mod:`ncf.training.presets`).
@@ -101,6 +110,8 @@ class TrainConfig:
     resume: bool = False
     progress: bool = False
     device: str = "auto"
+    precision: str = "auto"
+    sparse_rows: int | None = 100_000
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs)
@@ -137,6 +148,10 @@ class TrainConfig:
             _positive("threads", self.threads)
         if self.device not in DEVICES:
             raise ConfigError(f"unknown device {self.device!r}; valid: {list(DEVICES)}")
+        if self.sparse_rows is not None:
+            _positive("sparse_rows", self.sparse_rows)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; valid: {list(PRECISIONS)}")
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("resume=True needs checkpoint_dir")
 

@@ -9,17 +9,25 @@ import torch
 
 from ncf.exceptions import ConfigError
 from ncf.training.config import SCHEDULES, TrainConfig
+from ncf.training.rowwise import RowAdam, rowwise_tables
 
 Params = Iterable[torch.nn.Parameter]
 
 
 # fused=True runs each update as one kernel per parameter: on this project's 2-core CPU it
 # trains NeuMF 1.2-1.5x faster than foreach=True (bench/bench_training.py).
+# With big tables (TrainConfig.sparse_rows) the row-wise Adam takes their sparse gradients.
 def _adam(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
+    if rowwise_tables(c.optimizer, c.sparse_rows) is not None:
+        return RowAdam(params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay)
     return torch.optim.Adam(params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay, fused=True)
 
 
 def _adamw(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
+    if rowwise_tables(c.optimizer, c.sparse_rows) is not None:
+        return RowAdam(
+            params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay, decoupled_weight_decay=True
+        )
     return torch.optim.AdamW(
         params, lr=c.lr, betas=c.betas, weight_decay=c.weight_decay, fused=True
     )
@@ -27,6 +35,13 @@ def _adamw(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
 
 def _adagrad(params: Params, c: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adagrad(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+def sparse_rows(c: TrainConfig) -> int | None:
+    """The row count from which a table takes sparse gradients (None: no table): every table
+    under plain SGD (:func:`sparse_updates`), big ones under Adam, AdamW and Adagrad
+    (``TrainConfig.sparse_rows``, :mod:`ncf.training.rowwise`)."""
+    return 0 if sparse_updates(c) else rowwise_tables(c.optimizer, c.sparse_rows)
 
 
 def sparse_updates(c: TrainConfig) -> bool:

@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,13 @@ from tqdm.auto import tqdm
 
 from ncf.data.interactions import Interactions
 from ncf.data.sampling import NegativeSampler
-from ncf.exceptions import ConfigError, DataError, NCFWarning, TrainingError
-from ncf.training import losses
+from ncf.exceptions import ConfigError, DataError, NCFError, NCFWarning, TrainingError
+from ncf.training import devices, distributed, losses
 from ncf.training.callbacks import Callback
 from ncf.training.checkpoint import load_checkpoint, save_checkpoint
 from ncf.training.config import TrainConfig, resolve_device
-from ncf.training.optim import build_optimizer, build_schedule, sparse_updates
+from ncf.training.epoch import epoch_tensors
+from ncf.training.optim import build_optimizer, build_schedule, sparse_rows, sparse_updates
 
 logger = logging.getLogger("ncf.training")
 
@@ -112,6 +113,8 @@ class Trainer:
         self.model: torch.nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.device = torch.device("cpu")
+        #: The distributed run this trainer is part of (None: one process).
+        self.dist: distributed.DistContext | None = None
 
     # ------------------------------------------------------------------ public
     def fit(
@@ -139,7 +142,8 @@ class Trainer:
         if c.loss in ("mse", "huber") and train.ratings is None:
             raise DataError(f"loss {c.loss!r} needs ratings, and these interactions have none")
         self.model = model
-        self.device = resolve_device(c.device)
+        self.dist = distributed.context()
+        self.device = resolve_device(c.device) if self.dist is None else self.dist.device(c.device)
         result = TrainResult()
         fit_counts = getattr(model, "fit_counts", None)
         if not getattr(model, "trainable", True) and callable(fit_counts):
@@ -152,13 +156,27 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         model.to(self.device)
-        # Plain SGD moves only the rows a batch used: a model that can, takes sparse updates.
+        # Plain SGD moves only the rows a batch used, row-wise Adam those of big tables: a
+        # model that can, takes sparse updates there.
         set_sparse = getattr(model, "set_sparse_updates", None)
         if callable(set_sparse):
-            set_sparse(sparse_updates(c))
+            rows = sparse_rows(c)  # None: no table, 0: every table, else the big ones
+            if rows:
+                set_sparse(True, min_rows=rows)
+            else:
+                set_sparse(rows is not None)
+        if self.dist is not None:  # each rank's share of the total batch; rank 0 reports
+            per_rank = distributed.rank_batch(c.batch_size, self.dist)
+            self.config = replace(c, batch_size=per_rank, progress=c.progress and self.dist.is_main)
         try:
             return self._fit(model, train, validate, result)
+        except RuntimeError as exc:  # a collective failed: a peer died or stopped answering
+            if self.dist is None or isinstance(exc, NCFError):
+                raise
+            raise distributed.peer_failure(exc, self.dist) from exc
         finally:
+            self.config = c
+            distributed.unwrap(model)
             torch.set_num_threads(old_threads)
             if callable(set_sparse):
                 set_sparse(False)
@@ -174,7 +192,8 @@ class Trainer:
         c = self.config
         optimizer = build_optimizer(model.parameters(), c)
         per_positive = {"bce": c.negatives + 1, "bpr": c.negatives}.get(c.loss, 1)
-        steps_per_epoch = math.ceil(len(train) * per_positive / c.batch_size)
+        n_pos = len(train) // (1 if self.dist is None else self.dist.world_size)
+        steps_per_epoch = math.ceil(n_pos * per_positive / c.batch_size)
         schedule = build_schedule(optimizer, c, steps_per_epoch)
         self.optimizer = optimizer
         sampler = None
@@ -199,8 +218,10 @@ class Trainer:
         best_value: float | None = None
         bad_epochs = 0
         start_epoch = 1
+        main = self.dist is None or self.dist.is_main
         if c.resume and c.checkpoint_dir:
-            state = load_checkpoint(c.checkpoint_dir)
+            state = load_checkpoint(c.checkpoint_dir) if main else None
+            state = distributed.broadcast(state, self.dist)  # rank 0's, on every rank
             if state is not None:
                 self._restore(model, optimizer, schedule, state)
                 start_epoch = int(state["epoch"]) + 1
@@ -213,7 +234,9 @@ class Trainer:
                     result.stopped_early = True
                 logger.info("resumed from %s after epoch %d", c.checkpoint_dir, start_epoch - 1)
 
-        for cb in self.callbacks:
+        callbacks = self.callbacks if main else []  # rank 0 reports for all
+        net = model if self.dist is None else distributed.wrap(model, self.dist, self.device)
+        for cb in callbacks:
             cb.on_train_begin(self)
         sign = 1.0 if c.monitor_mode == "max" else -1.0
         n_samples = 0
@@ -234,7 +257,8 @@ class Trainer:
             if epoch < c.epochs:
                 pending = pool.submit(self._epoch_tensors, train, sampler, epoch + 1)
             per_batch = schedule if c.schedule == "onecycle" else None
-            loss_value = self._run_epoch(model, optimizer, tensors, epoch, per_batch)
+            with devices.autocast(self.device, c.precision):
+                loss_value = self._run_epoch(net, optimizer, tensors, epoch, per_batch)
             elapsed = time.perf_counter() - t0
             t_train += elapsed
             n_samples += len(tensors[0])
@@ -267,9 +291,10 @@ class Trainer:
             epochs_bar.update(1)
             shown = {"loss": logs["loss"], f"val_{c.monitor}": logs.get(c.monitor)}
             epochs_bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items() if v is not None})
-            for cb in self.callbacks:
+            for cb in callbacks:
                 stop = bool(cb.on_epoch_end(self, epoch, logs)) or stop
-            if c.checkpoint_dir:
+            stop = distributed.broadcast(stop, self.dist)  # rank 0 decides for all
+            if c.checkpoint_dir and main:
                 save_checkpoint(
                     c.checkpoint_dir,
                     {
@@ -301,40 +326,15 @@ class Trainer:
             result.best_metrics = {"loss": float(result.history[-1]["loss"])}
         result.train_seconds = t_train
         result.samples_per_second = n_samples / t_train if t_train > 0 else 0.0
-        for cb in self.callbacks:
+        for cb in callbacks:
             cb.on_train_end(self, result)
         return result
 
     def _epoch_tensors(
         self, train: Interactions, sampler: NegativeSampler | None, epoch: int
     ) -> tuple[torch.Tensor, ...]:
-        """This epoch's sample tensors: (users, items, targets) or BPR triples.
-
-        The positives are shuffled once; each is followed by its freshly drawn negatives, so
-        every batch holds a random set of positives with their own negatives. Shuffling only
-        the positives (not the 5x larger sample) saves a third of an epoch's preparation.
-        """
-        c = self.config
-        rng = np.random.default_rng([c.seed, epoch])
-        order = rng.permutation(len(train))
-        users, items = train.users[order], train.items[order]  # (n_pos,)
-        arrays: tuple[np.ndarray, ...]
-        if c.loss in ("bce", "bpr"):
-            assert sampler is not None
-            k = c.negatives
-            neg = sampler.sample(users, k, rng=rng)  # (n_pos, k)
-            if c.loss == "bce":
-                block = np.empty((len(users), k + 1), dtype=np.int64)
-                block[:, 0], block[:, 1:] = items, neg
-                labels = np.zeros((len(users), k + 1), dtype=np.float32)
-                labels[:, 0] = 1.0
-                arrays = (np.repeat(users, k + 1), block.ravel(), labels.ravel())
-            else:
-                arrays = (np.repeat(users, k), np.repeat(items, k), neg.ravel())
-        else:
-            assert train.ratings is not None
-            arrays = (users, items, train.ratings[order])
-        return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays)
+        """This epoch's sample tensors (:func:`ncf.training.epoch.epoch_tensors`)."""
+        return epoch_tensors(train, sampler, self.config, epoch, self.device, self.dist)
 
     def _run_epoch(
         self,
@@ -414,7 +414,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def _validate(self, model: torch.nn.Module, validate: Validator) -> dict[str, float]:
-        metrics = validate(model)
+        # Every rank validates its (identical) replica; rank 0's figures decide for all.
+        metrics = distributed.broadcast(validate(model), self.dist)
         if self.config.monitor not in metrics:
             raise ConfigError(
                 f"monitor {self.config.monitor!r} is not among the validation metrics "

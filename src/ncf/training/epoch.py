@@ -1,0 +1,178 @@
+"""One epoch's training samples as index tensors: on the CPU with numpy, on a GPU with torch.
+
+The positives are shuffled once; each is followed by its freshly drawn negatives, so every
+batch holds a random set of positives with their own negatives. Shuffling only the positives
+(not the 5x larger sample) saves a third of an epoch's preparation.
+
+On the CPU (:func:`epoch_tensors`'s numpy path, unchanged from the one-process trainer) one
+generator seeded by ``(seed, epoch)`` shuffles and draws. In a distributed run the
+permutation is shared and sliced per rank (:func:`ncf.training.distributed.shard`) and each
+rank draws its negatives from ``(seed, epoch, rank)``. On a GPU (:func:`torch_epoch_tensors`)
+the permutation, the negatives and their exactness check (a sorted-key search of the seen
+pairs) run on the device, from torch generators seeded the same way; the rare leftovers of
+the rejection rounds are drawn exactly on the CPU.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ncf.data.interactions import Interactions
+from ncf.data.sampling import NegativeSampler
+from ncf.training import distributed
+from ncf.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from ncf.training.distributed import DistContext
+
+_REJECTION_ROUNDS = 16
+#: Per sampler and device: the seen keys (sorted) and, for popularity sampling, the CDF.
+_DEVICE_CACHE: weakref.WeakKeyDictionary[NegativeSampler, dict[str, torch.Tensor]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def epoch_tensors(
+    train: Interactions,
+    sampler: NegativeSampler | None,
+    c: TrainConfig,
+    epoch: int,
+    device: torch.device,
+    ctx: DistContext | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """This epoch's sample tensors on ``device``: (users, items, targets) or BPR triples.
+
+    ``targets`` are labels (BCE), ratings (MSE/Huber) or the negative items (BPR).
+    """
+    if device.type == "cuda":
+        return torch_epoch_tensors(train, sampler, c, epoch, device, ctx)
+    rng = np.random.default_rng([c.seed, epoch])
+    if ctx is None:
+        order = rng.permutation(len(train))
+    else:  # this rank's slice of the epoch's permutation, its own negatives
+        order = distributed.shard(len(train), c.seed, epoch, ctx)
+        rng = distributed.negative_rng(c.seed, epoch, ctx)
+    users, items = train.users[order], train.items[order]  # (n_pos,)
+    arrays: tuple[np.ndarray, ...]
+    if c.loss in ("bce", "bpr"):
+        assert sampler is not None
+        k = c.negatives
+        neg = sampler.sample(users, k, rng=rng)  # (n_pos, k)
+        if c.loss == "bce":
+            block = np.empty((len(users), k + 1), dtype=np.int64)
+            block[:, 0], block[:, 1:] = items, neg
+            labels = np.zeros((len(users), k + 1), dtype=np.float32)
+            labels[:, 0] = 1.0
+            arrays = (np.repeat(users, k + 1), block.ravel(), labels.ravel())
+        else:
+            arrays = (np.repeat(users, k), np.repeat(items, k), neg.ravel())
+    else:
+        assert train.ratings is not None
+        arrays = (users, items, train.ratings[order])
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)
+
+
+def torch_epoch_tensors(
+    train: Interactions,
+    sampler: NegativeSampler | None,
+    c: TrainConfig,
+    epoch: int,
+    device: torch.device,
+    ctx: DistContext | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """:func:`epoch_tensors` made with torch on ``device`` (the GPU path; it runs on the CPU
+    too, which is how it is tested): same layout and exactness, other random streams."""
+    rank, world = (0, 1) if ctx is None else (ctx.rank, ctx.world_size)
+    n = len(train)
+    per_rank = n // world
+    gen = torch.Generator(device=device)
+    gen.manual_seed(_seed(c.seed, epoch, 2))  # the same permutation on every rank
+    order = torch.randperm(n, generator=gen, device=device)[rank * per_rank : (rank + 1) * per_rank]
+    users = torch.tensor(train.users, device=device)[order]  # (n_pos,)
+    items = torch.tensor(train.items, device=device)[order]
+    if c.loss not in ("bce", "bpr"):
+        assert train.ratings is not None
+        return users, items, torch.tensor(train.ratings, device=device)[order]
+    assert sampler is not None
+    k = c.negatives
+    gen.manual_seed(_seed(c.seed, epoch, 3, rank))  # this rank's negatives
+    fallback = np.random.default_rng([c.seed, epoch, rank])
+    neg = sample_on_device(sampler, users, k, gen, fallback)  # (n_pos, k)
+    if c.loss == "bpr":
+        return users.repeat_interleave(k), items.repeat_interleave(k), neg.reshape(-1)
+    block = torch.cat([items.unsqueeze(1), neg], dim=1)  # (n_pos, k + 1), positive first
+    labels = torch.zeros(len(users), k + 1, device=device)
+    labels[:, 0] = 1.0
+    return users.repeat_interleave(k + 1), block.reshape(-1), labels.reshape(-1)
+
+
+def sample_on_device(
+    sampler: NegativeSampler,
+    users: torch.Tensor,
+    k: int,
+    gen: torch.Generator,
+    fallback: np.random.Generator,
+) -> torch.Tensor:
+    """``k`` exact negatives per entry of ``users`` (a device tensor), drawn on its device
+    from ``sampler``'s distribution; shape ``(len(users), k)``."""
+    device = users.device
+    sampler._check_eligible(np.unique(users.cpu().numpy()), need=1 if k else 0)
+    cache = _tables(sampler, device)
+    flat = users.repeat_interleave(k)  # (n * k,), row-major like the output
+    out = _draw(sampler, cache, flat.numel(), gen)
+    todo = torch.nonzero(_is_seen(cache["keys"], flat, out, sampler.n_items)).squeeze(1)
+    for _ in range(_REJECTION_ROUNDS):
+        if todo.numel() == 0:
+            break
+        out[todo] = _draw(sampler, cache, todo.numel(), gen)
+        todo = todo[_is_seen(cache["keys"], flat[todo], out[todo], sampler.n_items)]
+    if todo.numel():  # users who have seen nearly everything: exact draws on the CPU
+        left = sampler._draw_unseen(flat[todo].cpu().numpy(), fallback)
+        out[todo] = torch.from_numpy(left).to(device)
+    return out.reshape(len(users), k)
+
+
+def _tables(sampler: NegativeSampler, device: torch.device) -> dict[str, torch.Tensor]:
+    per_sampler = _DEVICE_CACHE.setdefault(sampler, {})
+    key = str(device)
+    if key + ":keys" not in per_sampler:
+        csr = sampler.seen
+        rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+        keys = rows * csr.shape[1] + csr.indices.astype(np.int64)  # sorted (canonical CSR)
+        per_sampler[key + ":keys"] = torch.from_numpy(keys).to(device)
+        if sampler._cdf is not None:
+            cdf = np.cumsum(sampler._weights)
+            per_sampler[key + ":cdf"] = torch.from_numpy(cdf / cdf[-1]).to(device)
+    return {name.split(":")[-1]: t for name, t in per_sampler.items() if name.startswith(key + ":")}
+
+
+def _draw(
+    sampler: NegativeSampler, cache: dict[str, torch.Tensor], size: int, gen: torch.Generator
+) -> torch.Tensor:
+    device = cache["keys"].device
+    if "cdf" not in cache:
+        return torch.randint(0, sampler.n_items, (size,), generator=gen, device=device)
+    cdf = cache["cdf"]
+    v = torch.rand(size, generator=gen, device=device, dtype=cdf.dtype)
+    # the first item whose cumulative weight exceeds v (zero-weight items are never chosen)
+    return torch.searchsorted(cdf, v, right=True).clamp_(max=sampler._last_positive)
+
+
+def _is_seen(keys: torch.Tensor, users: torch.Tensor, items: torch.Tensor, n: int) -> torch.Tensor:
+    if keys.numel() == 0:
+        return torch.zeros_like(users, dtype=torch.bool)
+    query = users * n + items
+    pos = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
+    return keys[pos] == query
+
+
+def _seed(*parts: int) -> int:
+    """A deterministic 63-bit seed from a few integers."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+__all__ = ["epoch_tensors", "sample_on_device", "torch_epoch_tensors"]
