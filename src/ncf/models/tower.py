@@ -253,7 +253,7 @@ class Tower(nn.Module):
             return self.net[1:](h)
         # Scoring: every intermediate is fresh, so the ReLUs run in place and the layers write
         # straight into new outputs (about 2x faster over a (users x items) grid on the CPU).
-        for module in self.net[1:]:
+        for module in self._rest:
             if isinstance(module, nn.ReLU):
                 h = h.relu_()
             elif isinstance(module, nn.Linear) and module.bias is not None:
