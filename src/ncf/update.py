@@ -49,12 +49,11 @@ from ncf.evaluation.validators import (
     predict_ratings,
     validation_negatives,
 )
-from ncf.exceptions import ConfigError, NCFWarning, TrainingError
+from ncf.exceptions import NCFWarning, TrainingError
 from ncf.models import RecModel
 from ncf.models.growth import grow
-from ncf.models.side_features import SideFeatures
 from ncf.training import Callback, TrainConfig, Trainer
-from ncf.update_input import NewData, feature_rows, new_data
+from ncf.update_input import NewData, check_options, new_data, new_features, summary
 
 if TYPE_CHECKING:
     from ncf.recommender import Recommender
@@ -175,13 +174,13 @@ class Updating:
 def run_update(rec: Recommender, data: Any, **options: Any) -> UpdateReport:
     """Update ``rec`` in place (see :meth:`Updating.update` for the options)."""
     rec._check_fitted()
-    _check_options(options)
+    check_options(options)
     t0 = time.perf_counter()
     seed = rec.seed if options["seed"] is None else options["seed"]
     threshold = None if rec.rating_scale_ is not None else rec.provenance_.get("threshold")
     new = new_data(data, rec.user_map_, rec.item_map_, rating_scale=rec.rating_scale_,
                    threshold=threshold, source=options["source"])  # fmt: skip
-    feats = [_features(rec.model_, side, options[f"{side}_features"], ids)
+    feats = [new_features(rec.model_, side, options[f"{side}_features"], ids)
              for side, ids in (("user", new.new_users), ("item", new.new_items))]  # fmt: skip
     shape = new.rows.shape
     old_seen = _pad(rec.seen_, shape)
@@ -198,7 +197,7 @@ def run_update(rec: Recommender, data: Any, **options: Any) -> UpdateReport:
         checkpoint_dir=None, resume=False, progress=rec.progress, seed=seed,
     )  # fmt: skip
     settings = {k: options[k] for k in ("epochs", "replay", "refit", "tolerance")}
-    report = UpdateReport(_summary(new, fresh), {**settings, "lr": config.lr, "seed": seed})
+    report = UpdateReport(summary(new, fresh), {**settings, "lr": config.lr, "seed": seed})
     if not base.trainable:  # a counting model: recount, nothing to train
         base.fit_counts(popularity)  # type: ignore[operator]
         model = base
@@ -328,67 +327,12 @@ def _validator(
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_options(o: dict[str, Any]) -> None:
-    """Every setting, before any work: a ConfigError naming what to fix."""
-    for name in ("validate", "force", "refit"):
-        if not isinstance(o[name], bool):
-            raise ConfigError(f"{name} must be True or False, got {o[name]!r}")
-    epochs = o["epochs"]
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ConfigError(f"epochs must be an integer >= 0, got {epochs!r}")
-    for name, low in (("replay", 0.0), ("tolerance", 0.0)):
-        v = o[name]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not (low <= v < np.inf):
-            raise ConfigError(f"{name} must be a finite number >= {low:g}, got {v!r}")
-    lr = o["lr"]
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0):
-        raise ConfigError(f"lr must be a number > 0, got {lr!r}")
-    if o["seed"] is not None and (isinstance(o["seed"], bool) or not isinstance(o["seed"], int)):
-        raise ConfigError(f"seed must be an integer, got {o['seed']!r}")
-
-
-def _features(model: RecModel, side: str, given: Any, new_ids: np.ndarray) -> np.ndarray | None:
-    """Feature rows of the new ids of a side (None: zeros, with a warning when the model
-    takes features there)."""
-    takes = any(
-        isinstance(m, SideFeatures) and getattr(m, f"{side}_features") is not None
-        for m in model.modules()
-    )
-    if given is not None and not takes:
-        raise ConfigError(f"this model takes no {side} features; pass no {side}_features")
-    if given is None:
-        if takes and len(new_ids):
-            warnings.warn(
-                f"{len(new_ids)} new {side}(s) get zero {side} features (no known value); "
-                f"pass {side}_features to give theirs",
-                NCFWarning,
-                stacklevel=5,
-            )
-        return None
-    return feature_rows(given, new_ids, side)
-
-
 def _pad(seen: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
     """The seen matrix with empty rows and columns for the new ids, shape ``shape``."""
     coo = sp.coo_matrix(seen)
     out = sp.csr_matrix((np.ones(coo.nnz, np.float32), (coo.row, coo.col)), shape=shape)
     out.sort_indices()
     return out
-
-
-def _summary(new: NewData, fresh: np.ndarray) -> dict[str, Any]:
-    rows = new.rows
-    stamps = rows.timestamps
-    return {
-        "source": new.source,
-        "rows": len(rows),
-        "new_pairs": int(fresh.sum()),
-        "users": len(np.unique(rows.users)),
-        "new_users": len(new.new_users),
-        "items": len(np.unique(rows.items)),
-        "new_items": len(new.new_items),
-        "time_range": None if stamps is None else [int(stamps.min()), int(stamps.max())],
-    }
 
 
 def _apply(

@@ -1,4 +1,4 @@
-"""The new data of an incremental update (:mod:`ncf.update`), checked before any training.
+"""The new data and settings of an incremental update (:mod:`ncf.update`), checked first.
 
 New rows come as a DataFrame, an :class:`~ncf.data.Interactions` (raw ids) or a file (what
 ``ncf train --dataset FILE`` reads): columns ``user`` and ``item``, optionally ``rating`` and
@@ -11,6 +11,7 @@ id maps in order of first appearance, so every known id keeps its index.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,9 @@ import pandas as pd
 
 from ncf.data.idmap import IdMap
 from ncf.data.interactions import Interactions
-from ncf.exceptions import ConfigError, DataError, UnknownIdError
+from ncf.exceptions import ConfigError, DataError, NCFWarning, UnknownIdError
+from ncf.models import RecModel
+from ncf.models.side_features import SideFeatures
 
 #: The columns update data may have.
 COLUMNS = ("user", "item", "rating", "timestamp")
@@ -126,6 +129,62 @@ def feature_rows(features: Any, new_ids: np.ndarray, side: str) -> np.ndarray | 
     )
 
 
+def check_options(o: dict[str, Any]) -> None:
+    """Every setting, before any work: a ConfigError naming what to fix."""
+    for name in ("validate", "force", "refit"):
+        if not isinstance(o[name], bool):
+            raise ConfigError(f"{name} must be True or False, got {o[name]!r}")
+    epochs = o["epochs"]
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ConfigError(f"epochs must be an integer >= 0, got {epochs!r}")
+    for name, low in (("replay", 0.0), ("tolerance", 0.0)):
+        v = o[name]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not (low <= v < np.inf):
+            raise ConfigError(f"{name} must be a finite number >= {low:g}, got {v!r}")
+    lr = o["lr"]
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or lr <= 0):
+        raise ConfigError(f"lr must be a number > 0, got {lr!r}")
+    if o["seed"] is not None and (isinstance(o["seed"], bool) or not isinstance(o["seed"], int)):
+        raise ConfigError(f"seed must be an integer, got {o['seed']!r}")
+
+
+def new_features(model: RecModel, side: str, given: Any, new_ids: np.ndarray) -> np.ndarray | None:
+    """Feature rows of the new ids of a side (None: zeros, with a warning when the model
+    takes features there)."""
+    takes = any(
+        isinstance(m, SideFeatures) and getattr(m, f"{side}_features") is not None
+        for m in model.modules()
+    )
+    if given is not None and not takes:
+        raise ConfigError(f"this model takes no {side} features; pass no {side}_features")
+    if given is None:
+        if takes and len(new_ids):
+            warnings.warn(
+                f"{len(new_ids)} new {side}(s) get zero {side} features (no known value); "
+                f"pass {side}_features to give theirs",
+                NCFWarning,
+                stacklevel=5,
+            )
+        return None
+    return feature_rows(given, new_ids, side)
+
+
+def summary(new: NewData, fresh: np.ndarray) -> dict[str, Any]:
+    """What the lineage records of the data (``fresh``: the rows of pairs not seen before)."""
+    rows = new.rows
+    stamps = rows.timestamps
+    return {
+        "source": new.source,
+        "rows": len(rows),
+        "new_pairs": int(fresh.sum()),
+        "users": len(np.unique(rows.users)),
+        "new_users": len(new.new_users),
+        "items": len(np.unique(rows.items)),
+        "new_items": len(new.new_items),
+        "time_range": None if stamps is None else [int(stamps.min()), int(stamps.max())],
+    }
+
+
 def _frame(data: Any, source: str | None) -> tuple[pd.DataFrame, str]:
     if isinstance(data, str | Path):
         return _file(Path(data)), source or str(data)
@@ -198,4 +257,12 @@ def _ids(column: pd.Series, id_map: IdMap, source: str) -> np.ndarray:
     return numbers.to_numpy(dtype=np.int64)
 
 
-__all__ = ["COLUMNS", "NewData", "feature_rows", "new_data"]
+__all__ = [
+    "COLUMNS",
+    "NewData",
+    "check_options",
+    "feature_rows",
+    "new_data",
+    "new_features",
+    "summary",
+]
