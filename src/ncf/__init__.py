@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "TrainingError": "ncf.exceptions",
     "TrainResult": "ncf.training",
     "UnknownIdError": "ncf.exceptions",
+    "UpdateReport": "ncf.update",
     "validation_split": "ncf.data",
 }
 
@@ -90,6 +91,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from ncf.recommender import Recommender
     from ncf.sources import load_source
     from ncf.training import Callback, PretrainConfig, TrainConfig, Trainer, TrainResult
+    from ncf.update import UpdateReport
 
 
 def __getattr__(name: str) -> Any:
@@ -134,6 +136,7 @@ __all__ = [
     "Trainer",
     "TrainingError",
     "UnknownIdError",
+    "UpdateReport",
     "__version__",
     "audit",
     "build_model",

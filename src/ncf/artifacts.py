@@ -83,6 +83,8 @@ class SavedModel:
     test : dict of str to numpy.ndarray, optional
         The test split: ``users``, ``items`` (indices), optionally ``ratings`` and
         ``negatives`` (shape (n, N), item indices).
+    checksum : str, optional
+        After :func:`load`: :func:`model_checksum` of the directory read.
     """
 
     model: RecModel
@@ -94,6 +96,13 @@ class SavedModel:
     item_metadata: pd.DataFrame | None = None
     info: dict[str, Any] = field(default_factory=dict)
     test: dict[str, np.ndarray] | None = None
+    checksum: str | None = None
+
+
+def model_checksum(path: str | Path) -> str:
+    """A saved model's checksum: the sha256 of its ``config.json``, which holds the sha256 of
+    every other file (the parent named in an updated model's lineage)."""
+    return _sha256(Path(path).expanduser() / CONFIG)
 
 
 def save(path: str | Path, saved: SavedModel) -> Path:
@@ -210,7 +219,9 @@ def load(path: str | Path) -> SavedModel:
                 f"checksum mismatch in {name} ({root}): the file was modified or corrupted "
                 "after the model was saved; save the model again"
             )
-    return _read_files(root, config)
+    saved = _read_files(root, config)
+    saved.checksum = _sha256(root / CONFIG)
+    return saved
 
 
 # ---------------------------------------------------------------------- writing
@@ -430,6 +441,7 @@ __all__ = [
     "SavedModel",
     "check_target",
     "load",
+    "model_checksum",
     "recover",
     "save",
 ]

@@ -53,6 +53,7 @@ def save(
         "fit": {"best_epoch": rec.best_epoch_, "validation": rec.metrics_},
         "history": rec.history_,
         "provenance": dict(rec.provenance_ if provenance is None else provenance),
+        "lineage": list(getattr(rec, "lineage_", [])),
     }
     saved = artifacts.SavedModel(
         model=rec.model_,
@@ -65,7 +66,9 @@ def save(
         info=info,
         test=split,
     )
-    return artifacts.save(path, saved)
+    target = artifacts.save(path, saved)
+    rec.checksum_ = artifacts.model_checksum(target)
+    return target
 
 
 def restore(rec: Recommender, saved: artifacts.SavedModel) -> None:
@@ -94,6 +97,8 @@ def restore(rec: Recommender, saved: artifacts.SavedModel) -> None:
     rec.rating_scale_ = None if scale is None else (float(scale[0]), float(scale[1]))
     rec.item_metadata_ = saved.item_metadata
     rec.provenance_ = dict(saved.info.get("provenance") or {})
+    rec.lineage_ = list(saved.info.get("lineage") or [])
+    rec.checksum_ = saved.checksum
     rec.test_split_ = None
     if saved.test is not None:
         t = saved.test

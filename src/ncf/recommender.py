@@ -37,6 +37,7 @@ from ncf.training.devices import inference_device
 from ncf.training.orchestrate import fit_model
 from ncf.training.plan import Plan, PretrainConfig, make_plan
 from ncf.training.presets import Preset, adapt, check_task, preset
+from ncf.update import Updating
 
 logger = logging.getLogger("ncf")
 
@@ -47,7 +48,7 @@ MODEL_KEYWORDS = ("factors", "layers", "dropout", "l2_embedding")
 TRAIN_KEYWORDS = ("epochs", "batch_size", "lr", "optimizer", "negatives", "patience")
 
 
-class Recommender(Estimator, Inference):
+class Recommender(Estimator, Inference, Updating):
     """A neural collaborative-filtering recommender over raw user and item ids.
 
     Every hyper-parameter left as None takes its default from the ``preset``
@@ -131,6 +132,11 @@ class Recommender(Estimator, Inference):
     test_split_ : (Interactions, numpy.ndarray or None) or None
         After ``load``: the test pairs saved with the model (over its maps) and their sampled
         candidates, which :meth:`evaluate` uses when given no test set.
+    lineage_ : list of dict
+        One entry per :meth:`update` since ``fit``: the parent's checksum, the data, the
+        validation (:mod:`ncf.update`).
+    checksum_ : str or None
+        The sha256 of the ``config.json`` last saved or loaded (None: not saved since).
     """
 
     def __init__(
@@ -382,6 +388,8 @@ class Recommender(Estimator, Inference):
         )
         self.provenance_: dict[str, Any] = {}
         self.test_split_: tuple[Interactions, np.ndarray | None] | None = None
+        self.lineage_: list[dict[str, Any]] = []
+        self.checksum_: str | None = None
         return self
 
     def to(self, device: str = "auto") -> Self:

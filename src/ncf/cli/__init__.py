@@ -1,4 +1,4 @@
-"""The ``ncf`` command line: train, evaluate, recommend, similar, datasets.
+"""The ``ncf`` command line: train, evaluate, recommend, similar, datasets, serve, update.
 
 The only package that prints. Errors end the command with one line on stderr,
 ``ncf: error: ...``, and a non-zero exit status (2 for usage and configuration mistakes, 1 for

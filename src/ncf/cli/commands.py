@@ -16,6 +16,7 @@ import numpy as np
 from ncf.cli import output
 from ncf.cli import serve as serve_cli
 from ncf.cli.train import train as train_command
+from ncf.cli.update import update as update_command
 from ncf.data.audit import audit
 from ncf.data.datasets import Dataset, info, names
 from ncf.data.split import leave_one_out, resolve_order
@@ -124,4 +125,5 @@ HANDLERS = {
     "similar": similar,
     "datasets": datasets,
     "serve": serve_cli.serve,
+    "update": update_command,
 }

@@ -10,6 +10,7 @@ from typing import NoReturn
 from ncf._version import __version__
 from ncf.cli.options import OPTIONS, positive_int
 from ncf.cli.serve import add_device_argument, add_export_arguments, add_serve_parser
+from ncf.cli.update import add_update_parser
 
 #: Exit status of usage/configuration errors (argparse's own) and of other failures.
 EXIT_USAGE, EXIT_FAILURE = 2, 1
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("name", help="registered name or path")
     da.add_argument("--data-dir", help="folder of the registered datasets")
     add_serve_parser(sub, common)
+    add_update_parser(sub, common)
     return parser
 
 

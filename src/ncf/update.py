@@ -1,0 +1,377 @@
+"""Incremental updates: keep a fitted model current with new users, items and interactions.
+
+:meth:`Recommender.update <Updating.update>` (and ``ncf update``) takes new rows over raw ids
+and, without retraining from scratch:
+
+1. checks them (:mod:`ncf.update_input`) and extends the id maps by the new ids;
+2. grows every user and item table of a *copy* of the model (:func:`ncf.models.growth.grow`:
+   new rows drawn as the model's own init; side-feature rows given or zero);
+3. adds the new pairs to the seen matrix and the popularity counts (ItemPop is recounted and
+   stops here);
+4. holds out each updated user's newest new row (by timestamp, else the last row) for
+   validation (HR@10 / NDCG@10 of the row among 99 sampled unseen items; RMSE for a rating
+   model), scored before training, on the grown model;
+5. trains ``epochs`` epochs with the model's saved training config (its optimizer, rate, loss
+   and negatives) on the new rows mixed with ``replay`` x as many old positives drawn from the
+   seen matrix (a rating model's old ratings are not stored: the replayed pairs take the
+   parent model's predictions as targets), negatives drawn exactly against the whole history;
+6. refuses the result when validation got worse than before by more than ``tolerance``
+   (unless ``force``), then, with ``refit``, trains the same epochs again from the grown model
+   on all the new rows (the validation rows too), so the saved model has learned each user's
+   newest interaction; the check is the one made on the validated copy.
+
+Nothing of the recommender changes unless every step succeeds. The update is recorded in
+``lineage_`` (saved in ``config.json``): the parent's checksum (the sha256 of the
+``config.json`` it was loaded from or saved to), a summary of the data and the validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ncf.data.interactions import Interactions
+from ncf.data.sampling import evaluation_candidates, has_seen
+from ncf.evaluation.validators import (
+    RatingValidator,
+    SampledValidator,
+    Validator,
+    predict_ratings,
+    validation_negatives,
+)
+from ncf.exceptions import NCFWarning, TrainingError
+from ncf.models import RecModel
+from ncf.models.growth import grow
+from ncf.training import Callback, TrainConfig, Trainer
+from ncf.update_input import NewData, check_options, new_data, new_features, summary
+
+if TYPE_CHECKING:
+    from ncf.recommender import Recommender
+
+logger = logging.getLogger("ncf")
+
+#: Defaults of an update (measured in bench/bench_update.py on ml-1m-ncf).
+DEFAULT_EPOCHS = 5
+DEFAULT_REPLAY = 1.0
+DEFAULT_TOLERANCE = 0.01
+VALIDATION_NEGATIVES = 99
+
+
+@dataclass
+class UpdateReport:
+    """What an update did: the data's summary, the validation before and after, the epochs.
+
+    ``monitor`` is the metric the refusal compares (``hr@10``, or ``rmse`` for ratings; None
+    when nothing was validated).
+    """
+
+    summary: dict[str, Any]
+    settings: dict[str, Any]
+    monitor: str | None = None
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+    forced: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def lineage(self, parent: str | None) -> dict[str, Any]:
+        """The entry saved in ``config.json``'s ``lineage``."""
+        return {
+            "parent": parent,
+            "data": dict(self.summary),
+            "settings": dict(self.settings),
+            "validation": {"monitor": self.monitor, "before": self.before,
+                           "after": self.after, "forced": self.forced},
+        }  # fmt: skip
+
+
+class Updating:
+    """``update``: the incremental update of a fitted recommender (see :mod:`ncf.update`)."""
+
+    update_report_: UpdateReport
+
+    def update(
+        self,
+        new_interactions: Any,
+        *,
+        epochs: int = DEFAULT_EPOCHS,
+        replay: float = DEFAULT_REPLAY,
+        lr: float | None = None,
+        validate: bool = True,
+        tolerance: float = DEFAULT_TOLERANCE,
+        force: bool = False,
+        refit: bool = True,
+        user_features: Any = None,
+        item_features: Any = None,
+        seed: int | None = None,
+        callbacks: Sequence[Callback] = (),
+        source: str | None = None,
+    ) -> Any:
+        """Learn from new interactions, new users and items included, without a full retrain.
+
+        Parameters
+        ----------
+        new_interactions : pandas.DataFrame, Interactions, str or Path
+            New rows over raw ids: columns ``user``, ``item``, optionally ``rating`` (needed
+            by a rating model) and ``timestamp``; a path reads a CSV/TSV/Parquet file.
+        epochs : int
+            Epochs on the new rows and the replayed ones (0: only grow the maps, tables, seen
+            matrix and popularity).
+        replay : float
+            Old positives replayed per new row (drawn from the seen matrix), >= 0.
+        lr : float, optional
+            The learning rate (default: the model's saved training config's).
+        validate : bool
+            Score each updated user's newest row before and after, and refuse a worse model.
+        tolerance : float
+            How much worse (HR@10, or RMSE for ratings) the update may validate.
+        force : bool
+            Keep the update even when it validates worse than ``tolerance``.
+        refit : bool
+            After the check, train again from the grown model on all new rows, the
+            validation rows included.
+        user_features, item_features : Features or mapping, optional
+            Side-feature rows of the new ids (a model with side features; zeros otherwise).
+        seed : int, optional
+            Seeds the new rows, the replay, the validation negatives and the training
+            (default: the recommender's ``seed``); the same seed repeats the update exactly.
+        callbacks : sequence of Callback
+            Training hooks.
+        source : str, optional
+            Names the data in messages and in the lineage.
+
+        Returns
+        -------
+        self
+            Updated: the grown maps, model, seen matrix and popularity; ``metrics_`` the
+            validation after; ``update_report_``; one more ``lineage_`` entry.
+
+        Raises
+        ------
+        DataError, ConfigError
+            Bad data or settings (nothing trained, nothing changed).
+        TrainingError
+            The update validated worse than ``tolerance`` (nothing changed; pass force=True).
+        """
+        rec: Recommender = self  # type: ignore[assignment]
+        run_update(rec, new_interactions, epochs=epochs, replay=replay, lr=lr, validate=validate,
+                   tolerance=tolerance, force=force, refit=refit, user_features=user_features,
+                   item_features=item_features, seed=seed, callbacks=callbacks,
+                   source=source)  # fmt: skip
+        return self
+
+
+def run_update(rec: Recommender, data: Any, **options: Any) -> UpdateReport:
+    """Update ``rec`` in place (see :meth:`Updating.update` for the options)."""
+    rec._check_fitted()
+    check_options(options)
+    t0 = time.perf_counter()
+    seed = rec.seed if options["seed"] is None else options["seed"]
+    threshold = None if rec.rating_scale_ is not None else rec.provenance_.get("threshold")
+    new = new_data(data, rec.user_map_, rec.item_map_, rating_scale=rec.rating_scale_,
+                   threshold=threshold, source=options["source"])  # fmt: skip
+    feats = [new_features(rec.model_, side, options[f"{side}_features"], ids)
+             for side, ids in (("user", new.new_users), ("item", new.new_items))]  # fmt: skip
+    shape = new.rows.shape
+    old_seen = _pad(rec.seen_, shape)
+    fresh = ~has_seen(old_seen, new.rows.users, new.rows.items)  # pairs not seen before
+    history = sp.csr_matrix(((old_seen + new.rows.csr) > 0).astype(np.float32))
+    popularity = np.zeros(shape[1], dtype=np.int64)
+    popularity[: len(rec.item_popularity_)] = rec.item_popularity_
+    popularity += np.bincount(new.rows.items[fresh], minlength=shape[1])
+    base = grow(copy.deepcopy(rec.model_).cpu(), len(new.new_users), len(new.new_items),
+                seed=seed, user_features=feats[0], item_features=feats[1])  # fmt: skip
+    lr = rec.train_config_.lr if options["lr"] is None else float(options["lr"])
+    config = replace(
+        rec.train_config_, epochs=max(options["epochs"], 1), lr=lr, patience=None,
+        checkpoint_dir=None, resume=False, progress=rec.progress, seed=seed,
+    )  # fmt: skip
+    settings = {k: options[k] for k in ("epochs", "replay", "refit", "tolerance")}
+    report = UpdateReport(summary(new, fresh), {**settings, "lr": config.lr, "seed": seed})
+    if not base.trainable:  # a counting model: recount, nothing to train
+        base.fit_counts(popularity)  # type: ignore[operator]
+        model = base
+    else:
+        model = _train(rec, new, base, old_seen, history, config, report, options)
+    report.seconds = time.perf_counter() - t0
+    _apply(rec, new, model.cpu().eval(), history, popularity, report)
+    return report
+
+
+def _train(
+    rec: Recommender,
+    new: NewData,
+    base: RecModel,
+    old_seen: sp.csr_matrix,
+    history: sp.csr_matrix,
+    config: TrainConfig,
+    report: UpdateReport,
+    options: dict[str, Any],
+) -> RecModel:
+    """The update's training: validation carve, replay, epochs, the check, the refit."""
+    epochs, rows = options["epochs"], new.rows
+    held = np.zeros(len(rows), dtype=bool)
+    if options["validate"] and epochs > 0:
+        held = _newest(rows, np.diff(old_seen.indptr))
+    validator = _validator(rec, rows, held, history, config.seed) if held.any() else None
+    report.summary["validation_rows"] = int(held.sum())
+    replayed = _replay(rec, new, old_seen, round(options["replay"] * len(rows)), config.seed)
+    report.summary["replayed"] = len(replayed)
+    if epochs == 0:
+        return base
+    if validator is not None:
+        report.monitor = "rmse" if rec.rating_scale_ is not None else "hr@10"
+        report.before = validator(base)
+    trainer = Trainer(replace(config, epochs=epochs), options["callbacks"])
+    model = copy.deepcopy(base)
+    result = trainer.fit(model, _log(rows.subset(~held), replayed, history))
+    report.history = list(result.history)
+    if validator is None:
+        return model
+    report.after = validator(model)
+    m, before, after = report.monitor or "", report.before, report.after
+    worse = after[m] - before[m] if m == "rmse" else before[m] - after[m]
+    if worse > options["tolerance"]:
+        if not options["force"]:
+            raise TrainingError(
+                f"the update validates worse on the newest interactions: {m} "
+                f"{before[m]:.4f} -> {after[m]:.4f} (tolerance {options['tolerance']:g}); the "
+                "model is unchanged: try fewer epochs or a lower lr, or force it"
+            )
+        report.forced = True
+        warnings.warn(f"update kept although {m} validates worse", NCFWarning, stacklevel=4)
+    if options["refit"]:
+        model = copy.deepcopy(base)
+        trainer.fit(model, _log(rows, replayed, history))
+    return model
+
+
+class _Log(Interactions):
+    """Rows to train on whose ``csr`` (what the trainer's negatives avoid) is the whole
+    history, so no negative is an item the user has, old or new."""
+
+    def __init__(self, rows: Interactions, history: sp.csr_matrix) -> None:
+        super().__init__(rows.users, rows.items, user_map=rows.user_map,
+                         item_map=rows.item_map, ratings=rows.ratings)  # fmt: skip
+        self._history = history
+
+    @cached_property
+    def csr(self) -> sp.csr_matrix:
+        return self._history
+
+
+def _log(rows: Interactions, replayed: Interactions, history: sp.csr_matrix) -> _Log:
+    ratings = None
+    if rows.ratings is not None and replayed.ratings is not None:
+        ratings = np.concatenate([rows.ratings, replayed.ratings])
+    both = Interactions(
+        np.concatenate([rows.users, replayed.users]), np.concatenate([rows.items, replayed.items]),
+        user_map=rows.user_map, item_map=rows.item_map, ratings=ratings,
+    )  # fmt: skip
+    return _Log(both, history)
+
+
+def _replay(
+    rec: Recommender, new: NewData, old_seen: sp.csr_matrix, n: int, seed: int
+) -> Interactions:
+    """``n`` old positives drawn without replacement, over the grown maps (a rating model's
+    with the parent's predictions as ratings: the old ratings are not stored)."""
+    coo = old_seen.tocoo()
+    n = min(n, coo.nnz)
+    pick = np.sort(np.random.default_rng([seed, 1]).choice(coo.nnz, size=n, replace=False))
+    users, items = coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64)
+    ratings = None
+    if rec.rating_scale_ is not None:
+        ratings = predict_ratings(rec.model_, users, items, clip=rec.rating_scale_)
+    return Interactions(users, items, user_map=new.user_map, item_map=new.item_map,
+                        ratings=ratings)  # fmt: skip
+
+
+def _newest(rows: Interactions, old_counts: np.ndarray) -> np.ndarray:
+    """Mask of each user's newest row (latest timestamp, then the last row), for users who
+    keep another interaction (old or new) to learn from."""
+    n = len(rows)
+    when = rows.timestamps if rows.timestamps is not None else np.arange(n)
+    order = np.lexsort((np.arange(n), when, rows.users))  # by user, time, row
+    users = rows.users[order]
+    last = order[np.append(users[1:] != users[:-1], True)]
+    counts = rows.user_counts()
+    counts[: len(old_counts)] += old_counts
+    mask = np.zeros(n, dtype=bool)
+    mask[last[counts[rows.users[last]] >= 2]] = True
+    return mask
+
+
+def _validator(
+    rec: Recommender, rows: Interactions, held: np.ndarray, history: sp.csr_matrix, seed: int
+) -> Validator:
+    part = rows.subset(held)
+    if rec.rating_scale_ is not None:
+        return RatingValidator.from_interactions(part, clip=rec.rating_scale_)
+    coo = history.tocoo()
+    everything = Interactions(coo.row, coo.col, user_map=rows.user_map, item_map=rows.item_map)
+    n_neg = validation_negatives(everything, None, VALIDATION_NEGATIVES)
+    rng = np.random.default_rng([seed, 2])
+    negatives = evaluation_candidates(everything, part, n_negatives=n_neg, seed=rng)
+    return SampledValidator(part.users, part.items, negatives, ks=(10,))
+
+
+# ---------------------------------------------------------------------- helpers
+def _pad(seen: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The seen matrix with empty rows and columns for the new ids, shape ``shape``."""
+    coo = sp.coo_matrix(seen)
+    out = sp.csr_matrix((np.ones(coo.nnz, np.float32), (coo.row, coo.col)), shape=shape)
+    out.sort_indices()
+    return out
+
+
+def _apply(
+    rec: Recommender,
+    new: NewData,
+    model: RecModel,
+    history: sp.csr_matrix,
+    popularity: np.ndarray,
+    report: UpdateReport,
+) -> None:
+    """Set the updated state, all at once, at the end."""
+    meta = rec.item_metadata_
+    if meta is not None and len(new.new_items):  # new items: no known metadata
+        n = len(new.new_items)
+        extra = pd.DataFrame(
+            {c: pd.Series([None] * n, dtype=object) if meta[c].dtype == object
+             else pd.Series([np.nan] * n) for c in meta.columns}
+        )  # fmt: skip
+        extra["item"] = new.new_items
+        meta = pd.concat([meta, extra], ignore_index=True)
+    lineage = [*getattr(rec, "lineage_", []), report.lineage(getattr(rec, "checksum_", None))]
+    rec.model_ = model
+    rec.user_map_, rec.item_map_ = new.user_map, new.item_map
+    rec.seen_ = history
+    rec.item_popularity_ = popularity
+    rec.item_metadata_ = meta
+    rec.metrics_ = dict(report.after)
+    rec.history_ = list(report.history)
+    rec.best_epoch_ = report.settings["epochs"] or None
+    rec.lineage_ = lineage
+    rec.checksum_ = None
+    rec.update_report_ = report
+
+
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_REPLAY",
+    "DEFAULT_TOLERANCE",
+    "UpdateReport",
+    "Updating",
+    "run_update",
+]
