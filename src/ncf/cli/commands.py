@@ -15,6 +15,7 @@ import numpy as np
 
 from ncf.cli import output
 from ncf.cli import serve as serve_cli
+from ncf.cli import studies as studies_cli
 from ncf.cli.train import train as train_command
 from ncf.data.audit import audit
 from ncf.data.datasets import Dataset, info, names
@@ -124,4 +125,6 @@ HANDLERS = {
     "similar": similar,
     "datasets": datasets,
     "serve": serve_cli.serve,
+    "experiment": studies_cli.experiment,
+    "tune": studies_cli.tune,
 }
