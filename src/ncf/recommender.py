@@ -121,6 +121,8 @@ class Recommender(Estimator, Inference):
         saved with the model (the CLI saves test metrics).
     history_ : list of dict
         One entry per epoch (loss, time, validation metrics).
+    stage_history_ : dict of str to list of dict
+        The same of each pre-trained branch (``"gmf"``, ``"mlp"``), when pre-training.
     plan_ : Plan
         What was trained (stages, their models, hyper-parameters and training configs).
     item_metadata_ : pandas.DataFrame or None
@@ -372,6 +374,7 @@ class Recommender(Estimator, Inference):
         self.item_popularity_ = inter.item_counts().astype(np.int64)
         self.metrics_ = dict(result.best_metrics)
         self.history_ = list(result.history)
+        self.stage_history_ = dict(result.stage_history)
         self.best_epoch_ = result.best_epoch
         self.plan_ = plan
         self.train_config_ = plan.final.config

@@ -55,6 +55,8 @@ class TrainResult:
     refit_epochs: dict[str, int] | None = None
     train_seconds: float = 0.0
     samples_per_second: float = 0.0
+    #: The per-epoch history of each earlier stage (NeuMF's pre-trained branches).
+    stage_history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def keep_start(self, start: dict[str, float] | None, config: TrainConfig) -> bool:
         """Select the weights training started from when no epoch beat them on validation.
@@ -74,8 +76,9 @@ class TrainResult:
 
     def add_stages(self, stages: dict[str, TrainResult]) -> None:
         """Record earlier stages' selection metrics as ``pretrain_<stage>_<metric>``, and the
-        epoch each stage kept as ``pretrain_<stage>_epoch``."""
+        epoch each stage kept as ``pretrain_<stage>_epoch``, and their histories."""
         for stage, res in stages.items():
+            self.stage_history[stage] = list(res.history)
             self.best_metrics.update(
                 {f"pretrain_{stage}_{k}": v for k, v in res.best_metrics.items()}
             )
