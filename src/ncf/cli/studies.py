@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,7 @@ def experiment(args: argparse.Namespace) -> Lines:
                                   epochs=args.epochs)  # fmt: skip
     else:
         study = specs.compare_study(args.models, epochs=args.epochs)
+    study = replace(study, notes=_notes(study, args.epochs))
     out = args.out or Path("studies") / f"{study.name}-{_stem(args.dataset)}"
     store = CellStore(out)
     data = StudyData.load(args.dataset, args.data_dir, seed=args.seed)
@@ -186,6 +188,20 @@ def experiment(args: argparse.Namespace) -> Lines:
                f"{r['full_recall@10']:.4f} ({how})")  # fmt: skip
     written = report.write_study(study, events, data, settings, out, command=_given(args))
     yield f"wrote {written.csv}, {', '.join(map(str, written.figures))} and {written.report}"
+
+
+def _notes(study: Any, epochs: int | None) -> tuple[str, ...]:
+    models = {cell.model for cell in study.cells}
+    notes = []
+    if epochs is not None:
+        many = "epochs" if epochs > 1 else "epoch"
+        notes.append(f"Budget: every model trains at most {epochs} {many} (`--epochs {epochs}`), "
+                     "the best of them picked on validation; longer training may change the "
+                     "figures.")  # fmt: skip
+    if "neumf" in models:
+        notes.append("NeuMF is trained from scratch, without the paper's pre-training, unless "
+                     "the preset pre-trains it (`--preset best`).")  # fmt: skip
+    return tuple(notes)
 
 
 def _cutoffs(args: argparse.Namespace) -> Lines:
