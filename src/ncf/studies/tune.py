@@ -169,7 +169,8 @@ def tune(
         params = suggest(trial, name)
         if epochs is not None:
             params["epochs"] = epochs
-        rec = Recommender(name, preset=preset, seed=seed, **params)
+        # no refit: the objective is the selection pass's validation figure either way
+        rec = Recommender(name, preset=preset, seed=seed, refit=False, **params)
         rec.fit(data.holdout.train)
         trial.set_user_attr("best_epoch", rec.best_epoch_)
         value = float(rec.metrics_[MONITOR])
