@@ -52,6 +52,7 @@ def save(
         "training": rec.train_config_.to_dict(),
         "fit": {"best_epoch": rec.best_epoch_, "validation": rec.metrics_},
         "history": rec.history_,
+        "stage_history": getattr(rec, "stage_history_", {}),
         "provenance": dict(rec.provenance_ if provenance is None else provenance),
         "lineage": list(getattr(rec, "lineage_", [])),
     }
@@ -88,6 +89,7 @@ def restore(rec: Recommender, saved: artifacts.SavedModel) -> None:
     rec.item_popularity_ = saved.popularity
     rec.metrics_ = {k: float(v) for k, v in saved.metrics.items() if _is_number(v)}
     rec.history_ = list(saved.info.get("history") or [])
+    rec.stage_history_ = dict(saved.info.get("stage_history") or {})
     rec.best_epoch_ = (saved.info.get("fit") or {}).get("best_epoch")
     try:
         rec.train_config_ = TrainConfig.from_dict(dict(saved.info.get("training") or {}))

@@ -106,7 +106,7 @@ class Recommender(Estimator, Inference, Updating):
     seed : int
         Seeds weights, sampling, shuffling and (by default) the validation split.
     progress : bool
-        Show tqdm progress bars while training.
+        Show progress bars while training.
 
     Attributes
     ----------
@@ -121,8 +121,8 @@ class Recommender(Estimator, Inference, Updating):
     metrics_ : dict
         Validation metrics of the restored epoch after ``fit``; after ``load``, the metrics
         saved with the model (the CLI saves test metrics).
-    history_ : list of dict
-        One entry per epoch (loss, time, validation metrics).
+    history_, stage_history_ : list of dict; dict of str to list of dict
+        One entry per epoch (loss, time, validation metrics); the same per pre-trained branch.
     plan_ : Plan
         What was trained (stages, their models, hyper-parameters and training configs).
     item_metadata_ : pandas.DataFrame or None
@@ -133,8 +133,7 @@ class Recommender(Estimator, Inference, Updating):
         After ``load``: the test pairs saved with the model (over its maps) and their sampled
         candidates, which :meth:`evaluate` uses when given no test set.
     lineage_ : list of dict
-        One entry per :meth:`update` since ``fit``: the parent's checksum, the data, the
-        validation (:mod:`ncf.update`).
+        One entry per :meth:`update` since ``fit`` (parent checksum, data, validation).
     checksum_ : str or None
         The sha256 of the ``config.json`` last saved or loaded (None: not saved since).
     """
@@ -379,6 +378,7 @@ class Recommender(Estimator, Inference, Updating):
         self.item_popularity_ = inter.item_counts().astype(np.int64)
         self.metrics_ = dict(result.best_metrics)
         self.history_ = list(result.history)
+        self.stage_history_ = dict(result.stage_history)
         self.best_epoch_ = result.best_epoch
         self.plan_ = plan
         self.train_config_ = plan.final.config

@@ -15,6 +15,7 @@ import numpy as np
 
 from ncf.cli import output
 from ncf.cli import serve as serve_cli
+from ncf.cli import studies as studies_cli
 from ncf.cli.train import train as train_command
 from ncf.cli.update import update as update_command
 from ncf.data.audit import audit
@@ -126,4 +127,6 @@ HANDLERS = {
     "datasets": datasets,
     "serve": serve_cli.serve,
     "update": update_command,
+    "experiment": studies_cli.experiment,
+    "tune": studies_cli.tune,
 }

@@ -69,6 +69,26 @@ decay = _number("a number in (0, 1]", lambda v: 0 < v <= 1)
 real = _number("a finite number", lambda v: True)
 
 
+def duration(text: Any) -> float:
+    """A time span in seconds: ``90``, ``90s``, ``10m``, ``1h30m``, ``2.5h``."""
+    value = str(text).strip().lower()
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    total, number = 0.0, ""
+    try:
+        for ch in value:
+            if ch in units:
+                total += float(number) * units[ch]
+                number = ""
+            elif not ch.isspace():
+                number += ch
+        total += float(number) if number else 0.0
+    except ValueError:
+        raise _fail("a duration like 90s, 10m or 1h30m", text) from None
+    if not value or not math.isfinite(total) or total <= 0:
+        raise _fail("a duration like 90s, 10m or 1h30m", text)
+    return total
+
+
 def layers(text: Any) -> tuple[int, ...]:
     """``"64,32,16,8"`` (or a list of ints) to a tuple; a clear error otherwise."""
     parts = text if isinstance(text, list | tuple) else str(text).split(",")

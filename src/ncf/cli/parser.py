@@ -10,6 +10,7 @@ from typing import NoReturn
 from ncf._version import __version__
 from ncf.cli.options import OPTIONS, positive_int
 from ncf.cli.serve import add_device_argument, add_export_arguments, add_serve_parser
+from ncf.cli.studies import add_experiment_parser, add_tune_parser
 from ncf.cli.update import add_update_parser
 
 #: Exit status of usage/configuration errors (argparse's own) and of other failures.
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("--data-dir", help="folder of the registered datasets")
     add_serve_parser(sub, common)
     add_update_parser(sub, common)
+    add_experiment_parser(sub, common)
+    add_tune_parser(sub, common)
     return parser
 
 

@@ -274,6 +274,24 @@ def _save(
              test_negatives=holdout.negatives)  # fmt: skip
     first = " (the first split's; its test split is saved with it)" if extra else ""
     yield f"saved to {out}{first} (metrics in {out / 'metrics.json'})"
+    yield curves(rec, out, f"{rec.model_name} on {ds.name}")
+
+
+def curves(rec: Recommender, out: Path, about: str) -> str:
+    """Draw ``curves.png`` in the model directory: the training loss and the validation
+    metrics per epoch, per stage (the history is in its ``config.json``); one line saying so,
+    or why not."""
+    from ncf.studies import plots
+
+    if not plots.available():
+        return "curves.png skipped: figures need matplotlib (pip install 'ncf[plots]')"
+    stages = {**rec.stage_history_, "final" if rec.stage_history_ else rec.model_name:
+              rec.history_}  # fmt: skip
+    if not any(stages.values()):
+        return "curves.png skipped: nothing was trained epoch by epoch"
+    path = plots.training_curves(stages, out / "curves.png", best_epoch=rec.best_epoch_,
+                                 title=f"{about}: loss and validation per epoch")  # fmt: skip
+    return f"training curves in {path} (per-epoch history in {out / 'config.json'})"
 
 
 def _epochs(rec: Recommender) -> str:
@@ -292,4 +310,4 @@ def _first(holdout: Holdout) -> Any:
     return test.user_map.ids[test.users[0]] if len(test) else test.user_map.ids[0]
 
 
-__all__ = ["recommender", "train"]
+__all__ = ["curves", "recommender", "train"]
