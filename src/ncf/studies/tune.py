@@ -26,32 +26,30 @@ from ncf.studies.cells import write_text
 from ncf.studies.runner import MONITOR, StudyData
 from ncf.studies.specs import mlp_layers
 
+#: What the Adam-trained models (GMF, MLP, NeuMF) search besides their sizes.
+_ADAM: dict[str, tuple[Any, ...]] = {
+    "lr": ("float", 3e-4, 1e-2, True),
+    "batch_size": ("choice", (256, 512, 1024, 2048)),
+    "negatives": ("int", 1, 10),
+    "l2_embedding": ("float", 1e-7, 1e-3, True),
+}
 #: name -> ("int", low, high) | ("float", low, high, log) | ("choice", values). ``factors``
 #: with ``depth`` make the MLP tower (:func:`ncf.studies.specs.mlp_layers`).
 SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
     "gmf": {
         "factors": ("choice", (8, 16, 32, 64)),
-        "lr": ("float", 3e-4, 1e-2, True),
-        "batch_size": ("choice", (256, 512, 1024, 2048)),
-        "negatives": ("int", 1, 10),
-        "l2_embedding": ("float", 1e-7, 1e-3, True),
+        **_ADAM,
     },
     "mlp": {
         "factors": ("choice", (8, 16, 32, 64)),
         "depth": ("int", 1, 4),
         "dropout": ("float", 0.0, 0.5, False),
-        "lr": ("float", 3e-4, 1e-2, True),
-        "batch_size": ("choice", (256, 512, 1024, 2048)),
-        "negatives": ("int", 1, 10),
-        "l2_embedding": ("float", 1e-7, 1e-3, True),
+        **_ADAM,
     },
     "neumf": {
         "factors": ("choice", (8, 16, 32, 64)),
         "depth": ("int", 1, 4),
-        "lr": ("float", 3e-4, 1e-2, True),
-        "batch_size": ("choice", (256, 512, 1024, 2048)),
-        "negatives": ("int", 1, 10),
-        "l2_embedding": ("float", 1e-7, 1e-3, True),
+        **_ADAM,
     },
     # the default preset's plain-SGD MF (Rendle et al. 2020): its rate is per batch of 1024
     "mf": {

@@ -189,8 +189,8 @@ def adapt(
     found = PRESET_TABLE[(task, name)].recipes.get(model, {})
     train = found.get("train", {})
     per_item = n_interactions / max(n_items, 1)
-    sgd_mf = train.get("optimizer") == "sgd" and model == "mf" and train.get("schedule")
-    if sgd_mf and per_item < SPARSE_PER_ITEM:
+    decays = train.get("schedule") is not None
+    if train.get("optimizer") == "sgd" and model == "mf" and decays and per_item < SPARSE_PER_ITEM:
         why = (
             f"a constant SGD rate (lr {train['lr']:g}, no decay): {per_item:.1f} interactions "
             f"per item, fewer than {SPARSE_PER_ITEM:g}"

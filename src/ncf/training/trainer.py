@@ -315,20 +315,21 @@ class Trainer:
         )
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         model.train()
-        # Dropout draws from torch's global generator: fork it so the library never changes
-        # the caller's random state, and seed the fork per epoch for reproducibility.
         a, b, t = tensors
-        whole = None
+        starts = range(0, n, bs)
         if closed_form and schedule is None and callable(getattr(model, "sgd_epoch", None)):
             # the same batches stepped by one compiled loop (MF on CPU), or None: step here
             lr = optimizer.param_groups[0]["lr"]
             whole = model.sgd_epoch(a, b, t, lr, bs)  # type: ignore[operator]
-        if whole is not None:
-            total += whole
-            bar.update(n_batches)
+            if whole is not None:  # the epoch is done: no batch left to step
+                total += whole
+                bar.update(n_batches)
+                starts = range(0)
+        # Dropout draws from torch's global generator: fork it so the library never changes
+        # the caller's random state, and seed the fork per epoch for reproducibility.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_mix(c.seed, epoch, 1))
-            for start in range(0, n if whole is None else 0, bs):
+            for start in starts:
                 ub, ib, tb = a[start : start + bs], b[start : start + bs], t[start : start + bs]
                 if closed_form:  # the model steps itself (never with nonneg: no clamp)
                     lr = optimizer.param_groups[0]["lr"]
