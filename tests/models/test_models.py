@@ -92,9 +92,61 @@ def test_score_all_blocks_over_items(monkeypatch: pytest.MonkeyPatch) -> None:
     model = _build("neumf").eval()
     with torch.no_grad():
         expected = model.score_all(torch.arange(N_USERS))
-        monkeypatch.setattr(tower_module, "SCORE_BLOCK_ELEMENTS", 3)  # one item per block
+        monkeypatch.setattr(tower_module, "GRID_BLOCK_ELEMENTS", 3)  # one item per block
         blocked = model.score_all(torch.arange(N_USERS))
     torch.testing.assert_close(blocked, expected)
+
+
+@pytest.mark.parametrize("name", ["mlp", "neumf"])
+def test_score_all_matches_forward_with_and_without_the_fused_kernel(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ncf.models.layers as layers_module
+
+    model = _build(name).eval()
+    users = torch.arange(N_USERS).repeat_interleave(N_ITEMS)
+    items = torch.arange(N_ITEMS).repeat(N_USERS)
+    with torch.no_grad():
+        pairs = model(users, items).view(N_USERS, N_ITEMS)
+        fused = model.score_all(torch.arange(N_USERS))
+        monkeypatch.setattr(layers_module, "_ONEDNN_LINEAR", False)  # addmm and a ReLU
+        plain = model.score_all(torch.arange(N_USERS))
+    torch.testing.assert_close(fused, pairs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(plain, pairs, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_linear_relu_is_relu_of_the_layer_and_off_with_gradients() -> None:
+    from ncf.models.layers import fused_linear_relu
+
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(50, 6, generator=g), torch.randn(4, 6, generator=g), torch.randn(4)
+    assert fused_linear_relu(x, w, b) is None  # gradients on: the caller's autograd path
+    with torch.no_grad():
+        out = fused_linear_relu(x, w, b)
+    if out is not None:  # None only where this torch build has no oneDNN
+        torch.testing.assert_close(out, torch.relu(x @ w.t() + b))
+
+
+@pytest.mark.parametrize("name", ["mlp", "neumf"])
+def test_score_all_sees_weights_changed_in_place(name: str) -> None:
+    """The item half of the first layer is reused between calls, but never a stale one."""
+    model = _build(name).eval()
+    all_users = torch.arange(N_USERS)
+    with torch.no_grad():
+        before = model.score_all(all_users)
+        assert torch.equal(model.score_all(all_users), before)  # reused: the same numbers
+        item_table = model.item_embedding if name == "mlp" else model.mlp_item_embedding
+        item_table.weight.mul_(-2.0)  # a training step or a load_state_dict does the same
+        after = model.score_all(all_users)
+        first = model.tower.net[0]
+        first.weight.add_(0.5)
+        again = model.score_all(all_users)
+    for scores in (after, again):
+        assert not torch.allclose(scores, before)
+    users = torch.arange(N_USERS).repeat_interleave(N_ITEMS)
+    items = torch.arange(N_ITEMS).repeat(N_USERS)
+    with torch.no_grad():
+        torch.testing.assert_close(again, model(users, items).view(N_USERS, N_ITEMS))
 
 
 @pytest.mark.parametrize("init", ["normal", "he_normal", "glorot_uniform"])

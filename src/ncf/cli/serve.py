@@ -218,6 +218,7 @@ def serve(args: argparse.Namespace) -> Lines:
         yield f"warning: {args.host} is not a loopback address: other machines can reach it"
     if args.workers == 1:
         previous = install_sighup(app.state.holder)
+        service.freeze_heap()
         try:
             uvicorn.run(app, **run)
         finally:

@@ -39,10 +39,6 @@ from ncf.models.layers import linear as linear  # re-exported
 
 INITS: tuple[str, ...] = ("normal", "he_normal", "glorot_uniform")
 
-#: Upper bound on the elements of one intermediate (users x items x width) block in
-#: ``score_all`` of tower models; bounds memory at about 64 MB of float32.
-SCORE_BLOCK_ELEMENTS = 1 << 24
-
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:

@@ -114,3 +114,32 @@ def embedding(n: int, dim: int) -> nn.Embedding:
 def linear(n_in: int, n_out: int) -> nn.Linear:
     """A dense layer allocated without drawing from the global random generator."""
     return nn.utils.skip_init(nn.Linear, n_in, n_out)
+
+
+_ONEDNN_LINEAR: bool | None = None  # whether the fused oneDNN op exists here (found on first use)
+
+
+def fused_linear_relu(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor | None:
+    """``relu(x @ weight.T + bias)`` as one oneDNN kernel (float32 on the CPU, no autograd),
+    or None where that kernel is not available (then the caller runs addmm and a ReLU).
+
+    On the thin matrices of a scoring grid (widths of 8 to 64) oneDNN's fused kernel is about
+    1.5x faster than the BLAS call plus a separate ReLU pass.
+    """
+    global _ONEDNN_LINEAR
+    if (
+        _ONEDNN_LINEAR is False
+        or torch.is_grad_enabled()
+        or x.device.type != "cpu"
+        or not all(t.dtype == torch.float32 for t in (x, weight, bias))
+    ):
+        return None
+    try:
+        out = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu", [], "")
+    except (AttributeError, RuntimeError, NotImplementedError):
+        _ONEDNN_LINEAR = False
+        return None
+    _ONEDNN_LINEAR = True
+    return out

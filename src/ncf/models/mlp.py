@@ -131,11 +131,6 @@ class MLP(FeatureModelMixin, RecModel):
         )
         if self.side is not None:
             user_part, item_part = add_side_terms(self.side, users, user_part, item_part)
-        b = len(users)
-        step = self.tower.block_items(b)
-        blocks = []
-        for start in range(0, self.n_items, step):
-            chunk = item_part[start : start + step]  # (c, h1)
-            feats = self.tower.grid(user_part, chunk)  # (B*c, layers[-1])
-            blocks.append(self.output(feats).view(b, len(chunk)))
-        return self._to_range(torch.cat(blocks, dim=1))  # (B, n_items)
+        out = self.output.bias.expand(len(users), self.n_items).contiguous()  # (B, n_items)
+        out = self.tower.grid_scores(user_part, item_part, self.output.weight[0], out)
+        return self._to_range(out)

@@ -155,14 +155,8 @@ class NeuMF(FeatureModelMixin, RecModel):
         )
         if self.side is not None:
             user_part, item_part = add_side_terms(self.side, users, user_part, item_part)
-        w_mlp = w[:, f:].t()  # (layers[-1], 1)
-        b = len(users)
-        step = self.tower.block_items(b)
-        blocks = []
-        for start in range(0, self.n_items, step):
-            chunk = item_part[start : start + step]
-            blocks.append((self.tower.grid(user_part, chunk) @ w_mlp).view(b, len(chunk)))
-        return self._to_range(scores + torch.cat(blocks, dim=1))  # (B, n_items)
+        scores = self.tower.grid_scores(user_part, item_part, w[0, f:], scores.contiguous())
+        return self._to_range(scores)  # (B, n_items)
 
     @classmethod
     def from_pretrained(cls, gmf: GMF | MF, mlp: MLP, alpha: float = 0.5, **hparams: Any) -> NeuMF:

@@ -13,6 +13,7 @@ See ``docs/serving.md``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hmac
 import json
 import os
@@ -115,11 +116,21 @@ def app_from_env() -> FastAPI:
 
     torch.set_num_threads(1)
     pointer = os.environ.get(ENV_POINTER)
-    return create_app(
+    app = create_app(
         os.environ[ENV_MODEL_DIR],
         os.environ.get(ENV_TOKEN) or None,
         pointer=Path(pointer) if pointer else None,
     )
+    freeze_heap()
+    return app
+
+
+def freeze_heap() -> None:
+    """Move everything alive now (the libraries, the model) out of the garbage collector's
+    reach: a serving process keeps them to the end, and a full collection that walks them
+    is a pause of tens of milliseconds in some request's latency."""
+    gc.collect()
+    gc.freeze()
 
 
 def _handlers(app: FastAPI) -> None:
@@ -294,4 +305,4 @@ def _admin_routes(app: FastAPI, holder: ModelHolder, token: str) -> None:
         return FastJSON({**info, "previous_model_id": before.model_id})
 
 
-__all__ = ["ENV_MODEL_DIR", "ENV_POINTER", "ENV_TOKEN", "app_from_env", "create_app"]
+__all__ = ["ENV_MODEL_DIR", "ENV_POINTER", "ENV_TOKEN", "app_from_env", "create_app", "freeze_heap"]
