@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import subprocess
 import sys
 import tomllib
@@ -159,6 +160,27 @@ def test_tune_writes_a_config_ncf_train_takes(planted: Path, tmp_path: Path, cap
     assert f"factors {config['factors']}" in capsys.readouterr().out
     assert main([*args[:5], "--trials", "1", *args[7:]]) == 0  # continues the same study
     assert len(read_rows(out / "trials.csv")) == 3
+
+
+def test_tune_mf_searches_the_rate_and_its_decay(planted: Path, tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    out = tmp_path / "tune-mf"
+    assert main(["tune", "--dataset", str(planted), "--model", "mf", "--trials", "1",
+                 "--epochs", "1", "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    config = tomllib.loads((out / "best.toml").read_text())
+    assert 10.0 <= config["lr"] <= 320.0 and 0.5 <= config["gamma"] <= 1.0
+    model = tmp_path / "tuned-mf"
+    assert main(["train", "--config", str(out / "best.toml"), "--out", str(model),
+                 "--no-progress"]) == 0  # fmt: skip
+    saved = json.loads((model / "config.json").read_text())
+
+    def found(node: object) -> list[float]:  # every "gamma" in the saved settings
+        if isinstance(node, dict):
+            own = [float(node["gamma"])] if "gamma" in node else []
+            return own + [g for value in node.values() for g in found(value)]
+        return [g for value in node for g in found(value)] if isinstance(node, list) else []
+
+    assert config["gamma"] in found(saved)  # the model was trained with the tuned decay
 
 
 def test_tune_refuses_a_model_without_hyper_parameters(capsys) -> None:

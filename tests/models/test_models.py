@@ -129,11 +129,18 @@ def test_fused_linear_relu_is_relu_of_the_layer_and_off_with_gradients() -> None
 
 @pytest.mark.parametrize("name", ["mlp", "neumf"])
 def test_score_all_sees_weights_changed_in_place(name: str) -> None:
-    """The item half of the first layer is reused between calls, but never a stale one."""
+    """A frozen model reuses the item half of the first layer between calls, but never a
+    stale one; a model in training never reuses it (a fused Adam step keeps the versions)."""
+    from ncf.models.tower import freeze_item_half
+
     model = _build(name).eval()
     all_users = torch.arange(N_USERS)
     with torch.no_grad():
+        model.score_all(all_users)
+        assert model.tower._item_part is None  # not frozen: nothing kept
+        freeze_item_half(model)
         before = model.score_all(all_users)
+        assert model.tower._item_part is not None
         assert torch.equal(model.score_all(all_users), before)  # reused: the same numbers
         item_table = model.item_embedding if name == "mlp" else model.mlp_item_embedding
         item_table.weight.mul_(-2.0)  # a training step or a load_state_dict does the same

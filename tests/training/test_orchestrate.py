@@ -321,26 +321,91 @@ def test_the_default_preset_keeps_the_sgd_rate_constant_on_sparse_data() -> None
 
 
 @pytest.mark.parametrize("task", ["implicit", "rating"])
-@pytest.mark.parametrize("name", ["fast", "default", "best"])
+@pytest.mark.parametrize("name", ["fast", "default", "best", "paper"])
 def test_every_preset_plans_its_model(task: str, name: str) -> None:
     rec = Recommender(task=task, preset=name)
     plan = rec.plan(rating_scale=(1.0, 5.0))
     assert plan.final.model == "neumf" if plan.pretrain else rec.model_name
-    if task == "implicit" and name == "best":  # the NeuMF-64 recipe, without a TOML file
-        assert plan.branches["gmf"].model == "mf" and plan.alpha is None and rec.refit_
+    if task == "implicit" and name in ("best", "paper"):
+        # the NeuMF-64 recipe without a TOML file (best keeps it for --model neumf)
+        neumf = Recommender(preset=name, model="neumf")
+        plan = neumf.plan()
+        assert plan.branches["gmf"].model == "mf" and plan.alpha is None and neumf.refit_
         assert plan.branches["gmf"].config.optimizer == "sgd"
         assert plan.branches["mlp"].config.negatives == 16
+    if task == "implicit" and name == "best":  # 4 default MFs, averaged
+        plan = Recommender(preset="best").plan()
+        assert plan.final.model == "mf" and plan.final.config.ensemble == 4
+        assert plan.final.params["factors"] == 128 and Recommender(preset="best").refit_
     with pytest.raises(ConfigError, match="unknown preset 'quick'"):
         Recommender(task=task, preset="quick").plan()
 
 
-def test_what_the_user_gives_wins_over_the_best_presets_stages() -> None:
-    """--preset best --epochs 1 trains every stage one epoch; a branch option merges in."""
-    plan = Recommender(preset="best", epochs=1).plan()
+def test_what_the_user_gives_wins_over_the_paper_presets_stages() -> None:
+    """--preset paper --epochs 1 trains every stage one epoch; a branch option merges in."""
+    plan = Recommender(preset="paper", epochs=1).plan()
     assert {s.config.epochs for s in (plan.final, *plan.branches.values())} == {1}
     assert plan.branches["gmf"].config.lr == 61.44  # what the user did not give stays
-    rec = Recommender(preset="best", pretrain={"branches": {"mlp": {"lr": 0.01}}})
+    rec = Recommender(preset="paper", pretrain={"branches": {"mlp": {"lr": 0.01}}})
     plan = rec.plan()
     assert plan.branches["mlp"].config.lr == 0.01 and plan.branches["mlp"].config.negatives == 16
     assert plan.branches["gmf"].model == "mf" and plan.alpha is None  # the preset's remain
-    assert Recommender(preset="best", pretrain=False).plan().pretrain is False
+    assert Recommender(preset="paper", pretrain=False).plan().pretrain is False
+
+
+def test_mf_average_is_the_mean_of_the_members_logits() -> None:
+    from ncf.models import MF
+
+    members = [
+        build_model("mf", 6, 9, factors=f, seed=s, init_std=0.3) for s, f in enumerate((3, 5, 2))
+    ]
+    with torch.no_grad():
+        for s, m in enumerate(members):  # biases away from zero, so their mean is tested too
+            m.user_bias.weight.normal_(generator=torch.Generator().manual_seed(s))
+            m.item_bias.weight.normal_(generator=torch.Generator().manual_seed(s + 9))
+            m.global_bias.fill_(float(s))
+        merged = MF.average(members)
+        users, items = torch.arange(6).repeat_interleave(9), torch.arange(9).repeat(6)
+        mean = torch.stack([m(users, items) for m in members]).mean(0)
+        torch.testing.assert_close(merged(users, items), mean)
+        torch.testing.assert_close(merged.score_all(torch.arange(6)), mean.view(6, 9))
+    assert merged.config.factors == 10
+    with pytest.raises(ConfigError, match="same users and items"):
+        MF.average([members[0], build_model("mf", 7, 9, factors=3)])
+    with pytest.raises(ConfigError, match="logits only"):
+        MF.average([build_model("mf", 6, 9, factors=3, y_range=(1.0, 5.0))])
+
+
+def test_an_ensemble_trains_each_member_on_its_own_seed_and_averages(log: Interactions) -> None:
+    from ncf.models import MF
+
+    part, validator = carve_validation(log, n_negatives=10, seed=0)
+    config = replace(CONFIG, ensemble=3, patience=2, epochs=4)
+    plan = single("mf", config, {"factors": 4, "seed": 2})
+    model, result = fit_model(plan, part, validator=validator, refit_on=log)
+    assert isinstance(model, MF) and model.config.factors == 12
+    assert set(result.stage_history) == {"member1", "member2", "member3"}
+    members = []
+    for k in range(3):  # each member is the plain fit (selection, then refit) at seed + k
+        one = single("mf", replace(config, ensemble=1, seed=1 + k), {"factors": 4, "seed": 2 + k})
+        member, res = fit_model(one, part, validator=validator, refit_on=log)
+        assert result.best_metrics[f"member{k + 1}_epoch"] == res.selected_epoch
+        members.append(member)
+    with torch.no_grad():
+        for a, b in zip(
+            model.state_dict().values(), MF.average(members).state_dict().values(), strict=True
+        ):
+            assert torch.equal(a, b)
+    assert 0.0 <= result.best_metrics["hr@10"] <= 1.0  # the average's own validation figure
+    again, _ = fit_model(plan, part, validator=validator, refit_on=log)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
+    )
+
+
+def test_an_ensemble_of_other_models_is_refused_before_training(log: Interactions) -> None:
+    with pytest.raises(ConfigError, match="ensemble > 1 averages MF logits: use model mf"):
+        fit_model(single("gmf", replace(CONFIG, ensemble=2), GMF_PARAMS), log)
+    with pytest.raises(ConfigError, match="ensemble must be"):
+        TrainConfig(ensemble=0)

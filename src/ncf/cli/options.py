@@ -20,6 +20,7 @@ from typing import Any
 
 from ncf.exceptions import ConfigError
 from ncf.training.config import DEVICES, LOSSES, PRECISIONS, SAMPLING, SCHEDULES
+from ncf.training.presets import PRESETS
 
 DEFAULT_DATASET = "ml-latest-small"
 MODEL_CHOICES = ("neumf", "gmf", "mlp", "mf", "pop", "itempop")
@@ -190,8 +191,8 @@ OPTIONS: tuple[Option, ...] = (
       "implicit ranking (default) or rating prediction"),
     opt("model", "run", one_of(MODEL_CHOICES),
       "model (default: the preset's, mf for implicit feedback, neumf for ratings; pop = ItemPop)"),
-    opt("preset", "run", one_of(("fast", "default", "best")),
-      "named recipe under the other options: fast, default or best (docs/cli.md)"),
+    opt("preset", "run", one_of(PRESETS),
+      "named recipe under the other options: fast, default, best or paper (docs/cli.md)"),
     opt("protocol", "run", one_of(("folds", "random", "per-user")),
       "rating task: the test protocol, folds, random or per-user (default: folds)"),
     opt("features", "run", names, "side features for the MLP tower: user and item metadata "
@@ -237,6 +238,8 @@ OPTIONS: tuple[Option, ...] = (
       "take row-wise (lazy) Adam/AdamW/Adagrad updates (default: 100000)"),
     opt("precision", "train", one_of(PRECISIONS), "auto (bf16 autocast on a GPU, float32 on the "
       "CPU), bf16 or fp32 (default: auto)"),
+    opt("ensemble", "train", positive_int, "MF: average this many models seeded one after "
+      "another, each with its own epochs (default: 1; best preset: 4)"),
     # NeuMF pre-training (PretrainConfig fields)
     opt("pretrain", "pretrain", boolean,
       "NeuMF: initialise from pre-trained branches (GMF or MF, and MLP)", True),

@@ -17,6 +17,7 @@ from typing import Any
 
 from ncf.cli.options import DEFAULT_DATASET, duration, integer, names, positive_int
 from ncf.exceptions import ConfigError
+from ncf.training.presets import PRESETS
 
 Lines = Iterator[str]
 EXPERIMENTS = ("negatives", "factors", "depth", "compare", "k")
@@ -50,7 +51,7 @@ def _run_flags(p: argparse.ArgumentParser, what: str) -> None:
         help="epochs per model, to keep a study affordable (default: the model's)",
     )
     p.add_argument("--seed", type=integer, default=0, help="seed of everything (default: 0)")
-    p.add_argument("--preset", choices=("fast", "default", "best"), default="default",
+    p.add_argument("--preset", choices=PRESETS, default="default",
                    help="the recipe under each cell's settings (default: default)")  # fmt: skip
     p.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default: 1)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
@@ -200,7 +201,7 @@ def _notes(study: Any, epochs: int | None) -> tuple[str, ...]:
                      "figures.")  # fmt: skip
     if "neumf" in models:
         notes.append("NeuMF is trained from scratch, without the paper's pre-training, unless "
-                     "the preset pre-trains it (`--preset best`).")  # fmt: skip
+                     "the preset pre-trains it (`--preset paper`).")  # fmt: skip
     return tuple(notes)
 
 

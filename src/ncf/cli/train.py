@@ -287,9 +287,12 @@ def curves(rec: Recommender, out: Path, about: str) -> str:
         return "curves.png skipped: figures need matplotlib (pip install 'ncf[plots]')"
     stages = {**rec.stage_history_, "final" if rec.stage_history_ else rec.model_name:
               rec.history_}  # fmt: skip
+    best = rec.best_epoch_
+    if "member1" in rec.stage_history_:  # an ensemble: the members (the first is history_),
+        stages, best = dict(rec.stage_history_), None  # each with its own selected epoch
     if not any(stages.values()):
         return "curves.png skipped: nothing was trained epoch by epoch"
-    path = plots.training_curves(stages, out / "curves.png", best_epoch=rec.best_epoch_,
+    path = plots.training_curves(stages, out / "curves.png", best_epoch=best,
                                  title=f"{about}: loss and validation per epoch")  # fmt: skip
     return f"training curves in {path} (per-epoch history in {out / 'config.json'})"
 
@@ -300,7 +303,12 @@ def _epochs(rec: Recommender) -> str:
         for b in ("gmf", "mlp")
         if f"pretrain_{b}_epoch" in rec.metrics_
     )
+    members = [rec.metrics_[f"member{k}_epoch"] for k in range(1, len(rec.metrics_) + 1)
+               if f"member{k}_epoch" in rec.metrics_]  # fmt: skip
     text = f"best epoch {rec.best_epoch_}"
+    if members:
+        epochs = ", ".join(str(int(e)) for e in members)
+        text = f"{len(members)} members averaged, best epochs {epochs}"
     text += f"; branches' epochs {branches}" if branches else ""
     return text + (", then refit on all training data" if rec.refit_ else "")
 

@@ -6,12 +6,15 @@ feedback, BPR on pairs, or MSE on explicit ratings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from ncf.exceptions import ConfigError
 from ncf.models import mf_kernel
 from ncf.models.base import ModelConfig, RecModel, check_factors, check_y_range, embedding
 
@@ -88,6 +91,37 @@ class MF(RecModel):
                 else:
                     total = total + lam * table(index).pow(2).sum() / max(len(index), 1)
         return total
+
+    @classmethod
+    def average(cls, models: Sequence[MF]) -> MF:
+        """One MF whose logits are the mean of ``models``' logits (an ensemble, exactly).
+
+        ``mean_k(p_k·q_k + b_k) = [p_1 .. p_K]/√K · [q_1 .. q_K]/√K + mean_k(b_k)``: the
+        members' factor tables side by side, each scaled by ``1/√K``, and their biases
+        averaged; ``factors`` is the members' sum. Its other hyper-parameters are the first
+        member's. For logits only (no ``y_range``: the mean of squashed ratings is no MF).
+        """
+        if not models:
+            raise ConfigError("average needs at least one MF")
+        first = models[0]
+        for m in models:
+            if not isinstance(m, MF) or (m.n_users, m.n_items) != (first.n_users, first.n_items):
+                raise ConfigError("average takes MF models over the same users and items")
+            if m.predicts_ratings:
+                raise ConfigError("average is exact for logits only: these MFs predict ratings")
+        config = replace(first.config, factors=sum(m.config.factors for m in models))
+        out = cls(first.n_users, first.n_items, config)
+        scale = 1.0 / math.sqrt(len(models))
+        with torch.no_grad():
+            for name in ("user_embedding", "item_embedding"):
+                tables = [getattr(m, name).weight for m in models]
+                getattr(out, name).weight.copy_(torch.cat(tables, dim=1).mul_(scale))
+            for name in ("user_bias", "item_bias"):
+                getattr(out, name).weight.copy_(
+                    torch.stack([getattr(m, name).weight for m in models]).mean(0)
+                )
+            out.global_bias.copy_(torch.stack([m.global_bias for m in models]).mean())
+        return out.to(first._device())
 
     @property
     def closed_form_sgd(self) -> bool:

@@ -150,7 +150,9 @@ class Tower(nn.Module):
         # The modules after the first linear layer, kept as a plain tuple (not registered
         # twice) for :meth:`forward_pair`.
         self._rest: tuple[nn.Module, ...] = tuple(modules[1:])
-        # The item half of the first layer for scoring, kept while its inputs are unchanged.
+        # The item half of the first layer, reused between scoring calls once the weights are
+        # declared frozen (:func:`freeze_item_half`; a served model's never change).
+        self.reuse_item_half = False
         self._item_part_key: tuple[Any, ...] | None = None
         self._item_part: torch.Tensor | None = None
 
@@ -244,11 +246,18 @@ class Tower(nn.Module):
         return user_part, self._item_half(item_vec, first.weight, d)  # (n, h1)
 
     def _item_half(self, item_vec: torch.Tensor, weight: torch.Tensor, d: int) -> torch.Tensor:
-        """``item_vec @ weight[:, d:].T``; without gradients the last result is reused while
-        ``item_vec`` and ``weight`` are the same tensors at the same versions (scoring calls
-        this with the whole item table every time, a matmul as costly as a few users' towers).
+        """``item_vec @ weight[:, d:].T``. With :attr:`reuse_item_half` (a frozen model) and no
+        gradients, the last result is reused while ``item_vec`` and ``weight`` are the same
+        tensors at the same versions: scoring calls this with the whole item table every time,
+        a matmul as costly as a few users' towers. (Versions alone cannot tell: a fused Adam
+        step changes the weights without bumping them, hence the explicit switch.)
         """
-        if torch.is_grad_enabled() or item_vec.is_inference() or weight.is_inference():
+        if (
+            not self.reuse_item_half
+            or torch.is_grad_enabled()
+            or item_vec.is_inference()
+            or weight.is_inference()
+        ):
             return item_vec @ weight[:, d:].t()
         key = (item_vec, item_vec._version, weight, weight._version, d)
         cached = self._item_part_key
@@ -325,3 +334,12 @@ class Tower(nn.Module):
         """Items per block so one ``(users, items, width)`` intermediate stays bounded."""
         width = max(self.in_width, 1)
         return max(1, GRID_BLOCK_ELEMENTS // max(n_users * width, 1))
+
+
+def freeze_item_half(model: nn.Module, frozen: bool = True) -> None:
+    """Let every tower of ``model`` reuse its first layer's item half between scoring calls
+    (:meth:`Tower._item_half`): for a model whose weights no longer change, as a served one."""
+    for module in model.modules():
+        if isinstance(module, Tower):
+            module.reuse_item_half = frozen
+            module._item_part = module._item_part_key = None

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ncf.exceptions import NCFError
+from ncf.models.tower import freeze_item_half
 from ncf.recommender import Recommender
 from ncf.service.metrics import Metrics
 
@@ -119,6 +120,7 @@ def load_state(model_dir: str | Path) -> ModelState:
     rec = Recommender.load(path)
     rec.to(os.environ.get(ENV_DEVICE) or "cpu")
     rec.model_.eval()
+    freeze_item_half(rec.model_)  # never trained here: the towers' item half is computed once
     users, items = rec.user_map_.ids.tolist(), rec.item_map_.ids.tolist()
     meta = rec.item_metadata_
     titles = None

@@ -51,10 +51,12 @@ SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
         "depth": ("int", 1, 4),
         **_ADAM,
     },
-    # the default preset's plain-SGD MF (Rendle et al. 2020): its rate is per batch of 1024
+    # the default preset's plain-SGD MF (Rendle et al. 2020): its rate is per batch of 1024,
+    # decayed by ``gamma`` an epoch (the preset's 81.92 and 0.8 lie inside)
     "mf": {
         "factors": ("choice", (32, 64, 128, 256)),
-        "lr": ("float", 2.0, 64.0, True),
+        "lr": ("float", 10.0, 320.0, True),
+        "gamma": ("float", 0.5, 1.0, False),
         "negatives": ("int", 1, 16),
         "l2_embedding": ("float", 1e-4, 1e-2, True),
     },
@@ -165,6 +167,8 @@ def tune(
 
     def objective(trial: Any) -> float:
         params = suggest(trial, name)
+        if "gamma" in params:  # a training option without a keyword of its own
+            params["train_options"] = {"gamma": params.pop("gamma")}
         if epochs is not None:
             params["epochs"] = epochs
         # no refit: the objective is the selection pass's validation figure either way

@@ -83,6 +83,11 @@ class TrainConfig:
     precision : {"auto", "bf16", "fp32"}
         ``auto``: bf16 autocast on a GPU, float32 on the CPU; ``bf16`` or ``fp32`` force
         either (:mod:`ncf.training.devices`).
+    ensemble : int
+        Train this many models, seeded ``seed``, ``seed + 1``... (weights and training), each
+        with its own epoch selection and refit, and average their logits (MF on implicit
+        feedback only, where the average is exactly one MF with the members' factors side by
+        side: :meth:`ncf.models.MF.average`). 1 (default): one model.
 
     The defaults are the implicit task's (NeuMF on the built-in MovieLens data converges in a
     few epochs); the rating task lays its recipe over them (:mod:`ncf.training.presets`).
@@ -112,6 +117,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     sparse_rows: int | None = 100_000
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs)
@@ -152,6 +158,7 @@ class TrainConfig:
             _positive("sparse_rows", self.sparse_rows)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; valid: {list(PRECISIONS)}")
+        _positive("ensemble", self.ensemble)
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("resume=True needs checkpoint_dir")
 

@@ -67,15 +67,32 @@ def fit_model(
     elif plan.alpha is None and plan.pretrain:
         raise ConfigError("alpha='auto' picks the GMF share on validation: pass a validator")
     features = _check_features(plan, train, user_features, item_features)
-    model, result, epochs = _fit_once(plan, train, validate, callbacks, features)
-    if refit_on is None:
-        return model, result
-    if (refit_on.n_users, refit_on.n_items) != (train.n_users, train.n_items):
+    if refit_on is not None and (refit_on.n_users, refit_on.n_items) != (
+        train.n_users,
+        train.n_items,
+    ):
         raise ConfigError(
             f"refit_on has {refit_on.n_users} users and {refit_on.n_items} items but train has "
             f"{train.n_users} and {train.n_items}; pass the data the validation split was "
             "carved from"
         )
+    if plan.final.config.ensemble > 1:
+        return _fit_ensemble(plan, train, validate, refit_on, callbacks, features)
+    model, result, epochs = _fit_once(plan, train, validate, callbacks, features)
+    if refit_on is None:
+        return model, result
+    return _refit(plan, refit_on, result, epochs, callbacks, features), result
+
+
+def _refit(
+    plan: Plan,
+    refit_on: Interactions,
+    result: TrainResult,
+    epochs: dict[str, int],
+    callbacks: Sequence[Callback],
+    features: tuple[Features | None, Features | None],
+) -> RecModel:
+    """Every stage trained afresh on ``refit_on`` for its selected epochs."""
     logger.info("refitting on all %d interactions for %s epochs", len(refit_on), epochs)
     alpha = result.best_metrics.get("pretrain_alpha", plan.alpha)
     refit_plan = replace(plan.for_refit(epochs), alpha=alpha)
@@ -83,7 +100,57 @@ def fit_model(
         refit_plan, refit_on, None, callbacks, features, fine_tune=epochs["final"] > 0
     )
     result.refit_epochs = epochs
-    return model, result
+    return model
+
+
+def _fit_ensemble(
+    plan: Plan,
+    train: Interactions,
+    validate: Validator | None,
+    refit_on: Interactions | None,
+    callbacks: Sequence[Callback],
+    features: tuple[Features | None, Features | None],
+) -> tuple[RecModel, TrainResult]:
+    """``ensemble`` MFs seeded one after another, each selected (and refit) on its own, then
+    averaged (:meth:`MF.average`). The result is the first member's, with the average's
+    validation figures (from the members before refit) and every member's history."""
+    final = plan.final
+    if plan.pretrain or final.model != "mf" or final.params.get("y_range") is not None:
+        raise ConfigError(
+            f"ensemble > 1 averages MF logits: use model mf on implicit feedback (got "
+            f"{final.model}{' with pre-training' if plan.pretrain else ''}"
+            f"{' predicting ratings' if final.params.get('y_range') is not None else ''})"
+        )
+    selected: list[RecModel] = []
+    kept: list[RecModel] = []
+    results: list[TrainResult] = []
+    for k in range(final.config.ensemble):
+        ckpt = final.config.checkpoint_dir
+        config = replace(
+            final.config,
+            seed=final.config.seed + k,
+            ensemble=1,
+            checkpoint_dir=None if ckpt is None else f"{ckpt}/member{k + 1}",
+        )
+        params = {**final.params, "seed": int(final.params.get("seed", 0)) + k}
+        member = Plan(replace(final, params=params, config=config))
+        logger.info("ensemble member %d of %d", k + 1, final.config.ensemble)
+        model, result, epochs = _fit_once(member, train, validate, callbacks, features)
+        selected.append(model)
+        results.append(result)
+        kept.append(
+            model
+            if refit_on is None
+            else _refit(member, refit_on, result, epochs, callbacks, features)
+        )
+    assert all(isinstance(m, MF) for m in kept)
+    result = results[0]
+    if validate is not None:
+        result.best_metrics.update(validate(MF.average(selected)))  # type: ignore[arg-type]
+    for k, res in enumerate(results, 1):
+        result.stage_history[f"member{k}"] = list(res.history)
+        result.best_metrics[f"member{k}_epoch"] = res.selected_epoch
+    return MF.average(kept), result  # type: ignore[arg-type]
 
 
 def build_stage(

@@ -79,8 +79,9 @@ RECIPES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
 }
 
 
-#: The named presets: ``fast``, ``default`` (what a user gets with no option), ``best``.
-PRESETS = ("fast", "default", "best")
+#: The named presets: ``fast``, ``default`` (what a user gets with no option), ``best``, and
+#: ``paper`` (the paper's model, NeuMF, at its best).
+PRESETS = ("fast", "default", "best", "paper")
 
 #: Rendle et al.'s (2020) plain-SGD recipe for a biased MF on implicit feedback: L2 on the
 #: batch's rows, embeddings from N(0, 0.1^2), 8 negatives per positive; a rate of 0.08 per
@@ -120,6 +121,24 @@ _RATING_NEUMF = {
     "refit": True,
     "features": ("user", "item", "history"),
 }
+#: The round-1 NeuMF-64 recipe: 0.7291 HR@10 on ml-1m-ncf in about 1.5 hours (docs/benchmarks.md).
+_PAPER_NEUMF: dict[str, Any] = {
+    "model": {"factors": 64, "layers": (512, 256, 128, 64)},
+    "train": {"negatives": 8, "batch_size": 4096, "lr": 0.003, "epochs": 10,
+              "patience": 3},
+    "pretrain": {
+        "dot_model": "mf",
+        "alpha": "auto",
+        "branches": {
+            "gmf": {**_SGD_MF, "optimizer": "sgd", "lr": 61.44, "schedule":
+                    "exponential", "gamma": 0.8, "batch_size": 1024, "epochs": 40},
+            "mlp": {"batch_size": 1024, "lr": 0.001, "negatives": 16},
+        },
+        "finetune": {"lr": 0.0001, "epochs": 2},
+    },
+    "refit": True,
+}  # fmt: skip
+
 #: (task, preset) -> Preset. Figures in docs/benchmarks.md ("Defaults").
 PRESET_TABLE: dict[tuple[str, str], Preset] = {
     ("implicit", "fast"): Preset(
@@ -136,25 +155,20 @@ PRESET_TABLE: dict[tuple[str, str], Preset] = {
                 "train": {**_SGD_TRAIN, "epochs": 40, "patience": 3}, "refit": True}},
     ),
     ("implicit", "best"): Preset(
+        "mf",
+        "4 MF-128s by plain SGD seeded one after another, each with its epochs chosen on "
+        "validation and refit on all training data, averaged (an MF-512, exactly); "
+        "--model neumf: the paper preset's NeuMF-64",
+        {"mf": {"model": {**_SGD_MF, "factors": 128},
+                "train": {**_SGD_TRAIN, "epochs": 40, "patience": 3, "ensemble": 4},
+                "refit": True},
+         "neumf": _PAPER_NEUMF},
+    ),
+    ("implicit", "paper"): Preset(
         "neumf",
         "NeuMF-64 (MLP 512-256-128-64) pre-trained from an SGD MF and an Adam MLP, the GMF "
         "share picked on validation, refit on all training data",
-        {"neumf": {
-            "model": {"factors": 64, "layers": (512, 256, 128, 64)},
-            "train": {"negatives": 8, "batch_size": 4096, "lr": 0.003, "epochs": 10,
-                      "patience": 3},
-            "pretrain": {
-                "dot_model": "mf",
-                "alpha": "auto",
-                "branches": {
-                    "gmf": {**_SGD_MF, "optimizer": "sgd", "lr": 61.44, "schedule":
-                            "exponential", "gamma": 0.8, "batch_size": 1024, "epochs": 40},
-                    "mlp": {"batch_size": 1024, "lr": 0.001, "negatives": 16},
-                },
-                "finetune": {"lr": 0.0001, "epochs": 2},
-            },
-            "refit": True,
-        }},
+        {"neumf": _PAPER_NEUMF},
     ),
     ("rating", "fast"): Preset("mf", "the rating MF recipe, no refit", {}),
     ("rating", "default"): Preset(
@@ -164,6 +178,9 @@ PRESET_TABLE: dict[tuple[str, str], Preset] = {
         {"neumf": _RATING_NEUMF},
     ),
     ("rating", "best"): Preset(
+        "neumf", "the default rating recipe", {"neumf": _RATING_NEUMF}
+    ),
+    ("rating", "paper"): Preset(
         "neumf", "the default rating recipe", {"neumf": _RATING_NEUMF}
     ),
 }  # fmt: skip
