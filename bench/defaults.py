@@ -115,10 +115,12 @@ def _scores(scorer: object, holdout) -> dict[str, float]:  # type: ignore[no-unt
     }
 
 
-def run_cli(source: str, data_dir: str, folder: Path) -> tuple[dict[str, float], float, str]:
+def run_cli(
+    source: str, data_dir: str, folder: Path, preset: str = "default"
+) -> tuple[dict[str, float], float, str]:
     out = folder / f"model-{Path(source).stem}"
     cmd = [sys.executable, "-m", "ncf", "train", "--dataset", source, "--data-dir", data_dir,
-           "--out", str(out), "--no-progress"]  # fmt: skip
+           "--out", str(out), "--no-progress", "--preset", preset]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -136,6 +138,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("NCF_DATA_DIR"))
     parser.add_argument("--datasets", default=",".join(REGISTERED + SPARSE))
     parser.add_argument("--json", help="also write every row to this file")
+    parser.add_argument("--preset", default="default", help="ncf train's preset (default: default)")
     args = parser.parse_args()
     if not args.data_dir:
         raise SystemExit("set --data-dir or NCF_DATA_DIR to the shared data folder")
@@ -151,7 +154,7 @@ def main() -> None:
             shape = (f"{train.n_users:,} users, {train.n_items:,} items, {len(train):,} train "
                      f"rows ({len(train) / train.n_users:.0f}/user)")  # fmt: skip
             print(f"\n{name}: {shape}; test {holdout.description}", flush=True)
-            ncf_row, ncf_s, chose = run_cli(source, args.data_dir, folder)
+            ncf_row, ncf_s, chose = run_cli(source, args.data_dir, folder, args.preset)
             t0 = time.perf_counter()
             part, validator = carve_validation(train, seed=0)
             tuned = tune_als(part, validator)
@@ -161,7 +164,8 @@ def main() -> None:
             t0 = time.perf_counter()
             pop_row = _scores(Popularity(train), holdout)
             pop_s = time.perf_counter() - t0
-            for model, row, secs in (("ncf train", ncf_row, ncf_s), (f"ALS {best}", als_row,
+            label = "ncf train" + ("" if args.preset == "default" else f" --preset {args.preset}")
+            for model, row, secs in ((label, ncf_row, ncf_s), (f"ALS {best}", als_row,
                                      als_s), ("popularity", pop_row, pop_s)):  # fmt: skip
                 rows.append({"dataset": name, "model": model, **row, "seconds": secs,
                              "held_out": name in HELD_OUT})  # fmt: skip

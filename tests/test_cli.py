@@ -84,6 +84,23 @@ def test_train_refit_says_so(csv_file: Path, tmp_path: Path, capsys) -> None:
     assert "then refit on all training data" in capsys.readouterr().out
 
 
+def test_train_an_ensemble_saves_one_mf(csv_file: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "ensemble"
+    args = ["train", "--dataset", str(csv_file), "--model", "mf", "--factors", "4", "--epochs",
+            "3", "--ensemble", "2", "--refit", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "2 members averaged, best epochs" in text and "then refit" in text
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["name"] == "mf" and saved["model"]["config"]["factors"] == 8
+    assert main(["recommend", str(out), "--user", "1", "-k", "3", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert main([*args[:-2], "--model", "gmf", "--out", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err  # (after the data's own warning) one error line
+    assert "ncf: error: ensemble > 1 averages MF logits: use model mf" in err
+    assert not (tmp_path / "no").exists()  # refused before training: nothing written
+
+
 def test_recommend_similar_evaluate(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["recommend", str(model_dir), "--user", "1", "-k", "3", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
 
-from ncf.service import scoring
+from ncf.service import batching, scoring
 from ncf.service.batching import Batcher
 from ncf.service.state import load_state
 
 
+@pytest.mark.parametrize("inline", [True, False])
 def test_concurrent_requests_share_a_scoring_pass(
-    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, inline: bool
 ) -> None:
+    """Small passes score on the event loop; big ones (here: every one) in a worker thread."""
     state = load_state(model_dirs["neumf"])
     calls: list[list[object]] = []
+    threads: set[int] = set()
     real = scoring.recommend
+    if not inline:
+        monkeypatch.setattr(batching, "INLINE_PAIRS", 0)
 
     def counting(state, users, k, **kw):  # type: ignore[no-untyped-def]
         calls.append(list(users))
+        threads.add(threading.get_ident())
         return real(state, users, k, **kw)
 
     monkeypatch.setattr(scoring, "recommend", counting)
@@ -32,6 +39,7 @@ def test_concurrent_requests_share_a_scoring_pass(
         return list(await asyncio.gather(*asks))
 
     answers = asyncio.run(many())
+    assert (threads == {threading.get_ident()}) is inline  # asyncio.run: this thread's loop
     assert len(calls) < len(users)  # batched (k=3 for the first request: its own group)
     for user, answer in zip(users, answers, strict=True):
         k = 3 if answer is answers[0] else 5

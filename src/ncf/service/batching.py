@@ -6,7 +6,9 @@ amortises the model's fixed per-call work (the dispatch of every layer, the seen
 top-k) over the batch; with one request at a time it adds no wait, since a pass starts as soon
 as a request comes and nothing is pending. A pass runs on the event loop itself: requests that
 come meanwhile wait in the socket buffers and are read together after it, to form the next
-batch. (Handing each pass to a worker thread was measured slower: with two workers on two cores
+batch; a pass over more than :data:`INLINE_PAIRS` pairs (a big catalogue) runs in a worker
+thread instead, so the loop keeps answering meanwhile. (Handing each pass to a thread was
+measured slower: with two workers on two cores
 the thread hop and the GIL hand-offs cost a seventh of each request's CPU; about 1,260 req/s
 and p99 21 ms against 1,470 req/s and p99 18 ms inline, ``bench/bench_serve.py``.) Each request
 is answered from the model state it took, so a model swap never mixes two models in one answer.
@@ -18,11 +20,17 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from ncf.service import scoring
 from ncf.service.state import ModelState
 
 #: Users scored in one pass at most (the rest wait for the next one).
 MAX_BATCH = 64
+#: A pass over at most this many (user, item) pairs runs on the event loop (about 50 ms for
+#: ml-1m's NeuMF-8 at the limit); a larger one runs in a worker thread, so that a big
+#: catalogue does not hold every other request (health checks included) while it scores.
+INLINE_PAIRS = 1 << 17
 
 Pending = tuple[ModelState, Any, int, bool, "asyncio.Future[dict[str, Any]]"]
 
@@ -68,9 +76,14 @@ class Batcher:
             state, _, k, exclude_seen, _ = entries[0]
             users = [e[1] for e in entries]
             try:
-                results = scoring.recommend(
-                    state, users, k, exclude_seen=exclude_seen, strict=False
-                )
+                if len(users) * len(state.item_ids) <= INLINE_PAIRS:
+                    results = scoring.recommend(
+                        state, users, k, exclude_seen=exclude_seen, strict=False
+                    )
+                else:
+                    results = await run_in_threadpool(
+                        scoring.recommend, state, users, k, exclude_seen=exclude_seen, strict=False
+                    )
             except Exception as exc:  # answered by each request's own error handling
                 for *_, future in entries:
                     if not future.done():

@@ -11,9 +11,9 @@ A recipe is ``{"model": {...}, "train": {...}}``: model hyper-parameters and
 :class:`~ncf.training.TrainConfig` fields. The role ``"finetune"`` is the fused NeuMF's
 fine-tuning after pre-training.
 
-Presets (``fast``, ``default``, ``best``) sit between the task's recipes and what the user
-gives: ``Recommender(preset=...)`` / ``ncf train --preset``. The ``default`` preset is what a
-user gets who changes nothing; each is measured in ``docs/benchmarks.md``.
+Presets (``fast``, ``default``, ``best``, ``paper``) sit between the task's recipes and what
+the user gives: ``Recommender(preset=...)`` / ``ncf train --preset``. The ``default`` preset is
+what a user gets who changes nothing; each is measured in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
