@@ -3,7 +3,8 @@
 Trains a GMF on a planted data set (users in clusters, each liking its cluster's items),
 scores HR@10 on held-out items, and writes rank 0's figures to ``--out`` as JSON. Outside a
 process group (no ``WORLD_SIZE``) it is the one-process reference run. ``--die-at E`` makes
-rank 1 exit abruptly when epoch E starts, as a crashed or killed worker would.
+rank 1 exit abruptly when epoch E starts, as a crashed or killed worker would;
+``--checkpoint DIR`` checkpoints every epoch there and resumes from what it finds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 import torch
 
 from ncf import Recommender
-from ncf.training import Trainer, distributed
+from ncf.training import Callback, Trainer, distributed
 
 
 def planted(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -37,7 +38,13 @@ def planted(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def run(out: Path, epochs: int = 8, batch_size: int = 256, die_at: int = 0) -> None:
+def run(
+    out: Path,
+    epochs: int = 8,
+    batch_size: int = 256,
+    die_at: int = 0,
+    checkpoint: Path | None = None,
+) -> None:
     """Train and score as this process's rank (or alone); rank 0 writes the figures."""
     ctx = distributed.init_from_env("cpu")
     if die_at and ctx is not None and ctx.rank == 1:
@@ -50,6 +57,12 @@ def run(out: Path, epochs: int = 8, batch_size: int = 256, die_at: int = 0) -> N
 
         Trainer._run_epoch = dying  # type: ignore[method-assign]
     train, test = planted()
+    ran: list[int] = []  # the epochs this process trained (a resumed run skips the done ones)
+
+    class Record(Callback):
+        def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+            ran.append(epoch)
+
     rec = Recommender(
         "gmf",
         factors=16,
@@ -59,11 +72,11 @@ def run(out: Path, epochs: int = 8, batch_size: int = 256, die_at: int = 0) -> N
         negatives=4,
         train_options={"device": "cpu", "monitor": "ndcg@10"},
         seed=0,
-    ).fit(train)
+    ).fit(train, checkpoint_dir=checkpoint, callbacks=[Record()])
     metrics = rec.evaluate(test, "sampled", n_negatives=99, k=10, seed=0)
     if ctx is None or ctx.is_main:
         figures = {"world": 1 if ctx is None else ctx.world_size, **metrics}
-        out.write_text(json.dumps({**figures, "val": rec.metrics_}))
+        out.write_text(json.dumps({**figures, "val": rec.metrics_, "ran": ran}))
     distributed.shutdown()
 
 
@@ -73,9 +86,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--die-at", type=int, default=0)
+    p.add_argument("--checkpoint", type=Path, help="checkpoint folder (resumed when present)")
     args = p.parse_args()
     torch.set_num_threads(1)
-    run(args.out, args.epochs, args.batch_size, args.die_at)
+    run(args.out, args.epochs, args.batch_size, args.die_at, args.checkpoint)
 
 
 if __name__ == "__main__":

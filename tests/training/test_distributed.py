@@ -200,8 +200,10 @@ def test_two_processes_match_one_with_the_same_total_batch(tmp_path: Path) -> No
     assert abs(a["hr@10"] - b["hr@10"]) <= 0.01, (a, b)
 
 
-def test_a_dead_rank_makes_the_survivor_fail_quickly(tmp_path: Path) -> None:
-    procs = _ranks(tmp_path / "out.json", 2, "--die-at", "2", "--epochs", "30")
+def test_a_dead_rank_makes_the_survivor_fail_quickly_and_the_run_resumes(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    args = ("--epochs", "5", "--checkpoint", str(ckpt))
+    procs = _ranks(tmp_path / "out.json", 2, "--die-at", "3", *args)
     survivor, victim = procs
     _, err = victim.communicate(timeout=240)
     died = time.monotonic()
@@ -211,6 +213,18 @@ def test_a_dead_rank_makes_the_survivor_fail_quickly(tmp_path: Path) -> None:
     assert survivor.returncode != 0
     text = err.decode()
     assert "TrainingError" in text and "another process died" in text, text[-2000:]
+    # The same command again resumes from rank 0's last checkpoint (epoch 2) and ends with the
+    # figures of a run that was never interrupted.
+    fresh = ("--epochs", "5", "--checkpoint", str(tmp_path / "fresh"))
+    figures = []
+    for name, extra in (("resumed", args), ("whole", fresh)):
+        for p in _ranks(tmp_path / f"{name}.json", 2, *extra):
+            _, err = p.communicate(timeout=240)
+            assert p.returncode == 0, err.decode()[-2000:]
+        figures.append(json.loads((tmp_path / f"{name}.json").read_text()))
+    resumed, whole = figures
+    assert (resumed.pop("ran"), whole.pop("ran")) == ([3, 4, 5], [1, 2, 3, 4, 5])
+    assert resumed == whole and resumed["world"] == 2
 
 
 @linux_only

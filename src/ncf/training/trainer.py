@@ -196,72 +196,73 @@ class Trainer:
         pending = None
         if start_epoch <= c.epochs:
             pending = pool.submit(self._epoch_tensors, train, sampler, start_epoch)
-        for epoch in range(start_epoch, c.epochs + 1):
-            t0 = time.perf_counter()
-            assert pending is not None
-            tensors = pending.result()
-            pending = None
-            if epoch < c.epochs:
-                pending = pool.submit(self._epoch_tensors, train, sampler, epoch + 1)
-            per_batch = schedule if c.schedule == "onecycle" else None
-            with devices.autocast(self.device, c.precision):
-                loss_value = self._run_epoch(net, optimizer, tensors, epoch, per_batch)
-            elapsed = time.perf_counter() - t0
-            t_train += elapsed
-            n_samples += len(tensors[0])
-            logs: dict[str, Any] = {
-                "epoch": epoch,
-                "loss": loss_value,
-                "time": elapsed,
-                "lr": optimizer.param_groups[0]["lr"],
-            }
-            stop = False
-            if validate is not None:
-                metrics = self._validate(model, validate)
-                logs.update(metrics)
-                value = metrics[c.monitor]
-                if best_value is None or sign * value > sign * best_value:
-                    best_value, bad_epochs = value, 0
-                    best_state = _clone_state(model)
-                    result.best_epoch = epoch
-                else:
-                    bad_epochs += 1
-                    if c.patience is not None and bad_epochs >= c.patience:
-                        stop = result.stopped_early = True
-            if schedule is not None and c.schedule != "onecycle":  # onecycle: every batch
-                if c.schedule == "plateau":
-                    if validate is not None:
-                        schedule.step(logs[c.monitor])
-                else:
-                    schedule.step()
-            result.history.append(logs)
-            epochs_bar.update(1)
-            shown = {"loss": logs["loss"], f"val_{c.monitor}": logs.get(c.monitor)}
-            epochs_bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items() if v is not None})
-            for cb in callbacks:
-                stop = bool(cb.on_epoch_end(self, epoch, logs)) or stop
-            stop = distributed.broadcast(stop, self.dist)  # rank 0 decides for all
-            if c.checkpoint_dir and main:
-                save_checkpoint(
-                    c.checkpoint_dir,
-                    {
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict() if schedule is not None else None,
-                        "history": result.history,
-                        "best_state": best_state,
-                        "best_value": best_value,
-                        "best_epoch": result.best_epoch,
-                        "bad_epochs": bad_epochs,
-                        "stopped": stop,
-                    },
-                )
-            if stop:
-                break
-
-        pool.shutdown(wait=False, cancel_futures=True)  # a stop leaves one epoch undrawn
-        epochs_bar.close()
+        try:
+            for epoch in range(start_epoch, c.epochs + 1):
+                t0 = time.perf_counter()
+                assert pending is not None
+                tensors = pending.result()
+                pending = None
+                if epoch < c.epochs:
+                    pending = pool.submit(self._epoch_tensors, train, sampler, epoch + 1)
+                per_batch = schedule if c.schedule == "onecycle" else None
+                with devices.autocast(self.device, c.precision):
+                    loss_value = self._run_epoch(net, optimizer, tensors, epoch, per_batch)
+                elapsed = time.perf_counter() - t0
+                t_train += elapsed
+                n_samples += len(tensors[0])
+                logs: dict[str, Any] = {
+                    "epoch": epoch,
+                    "loss": loss_value,
+                    "time": elapsed,
+                    "lr": optimizer.param_groups[0]["lr"],
+                }
+                stop = False
+                if validate is not None:
+                    metrics = self._validate(model, validate)
+                    logs.update(metrics)
+                    value = metrics[c.monitor]
+                    if best_value is None or sign * value > sign * best_value:
+                        best_value, bad_epochs = value, 0
+                        best_state = _clone_state(model)
+                        result.best_epoch = epoch
+                    else:
+                        bad_epochs += 1
+                        if c.patience is not None and bad_epochs >= c.patience:
+                            stop = result.stopped_early = True
+                if schedule is not None and c.schedule != "onecycle":  # onecycle: every batch
+                    if c.schedule == "plateau":
+                        if validate is not None:
+                            schedule.step(logs[c.monitor])
+                    else:
+                        schedule.step()
+                result.history.append(logs)
+                epochs_bar.update(1)
+                shown = {"loss": logs["loss"], f"val_{c.monitor}": logs.get(c.monitor)}
+                epochs_bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items() if v is not None})
+                for cb in callbacks:
+                    stop = bool(cb.on_epoch_end(self, epoch, logs)) or stop
+                stop = distributed.broadcast(stop, self.dist)  # rank 0 decides for all
+                if c.checkpoint_dir and main:
+                    save_checkpoint(
+                        c.checkpoint_dir,
+                        {
+                            "epoch": epoch,
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "schedule": schedule.state_dict() if schedule is not None else None,
+                            "history": result.history,
+                            "best_state": best_state,
+                            "best_value": best_value,
+                            "best_epoch": result.best_epoch,
+                            "bad_epochs": bad_epochs,
+                            "stopped": stop,
+                        },
+                    )
+                if stop:
+                    break
+        finally:  # a stop leaves one epoch undrawn; an error must not leave the thread
+            pool.shutdown(wait=False, cancel_futures=True)
+            epochs_bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
             best = next(h for h in result.history if h["epoch"] == result.best_epoch)
