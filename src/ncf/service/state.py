@@ -68,6 +68,9 @@ class ModelState:
     seen_indptr: np.ndarray = field(repr=False)
     seen_indices: np.ndarray = field(repr=False)
     popularity: torch.Tensor = field(repr=False)
+    #: Whether the raw ids are integers (read on every request, so worked out once).
+    int_user_ids: bool = False
+    int_item_ids: bool = False
 
     @property
     def device(self) -> torch.device:
@@ -78,14 +81,6 @@ class ModelState:
     def is_rating(self) -> bool:
         """True for a model of the rating task (``predict`` gives ratings on its scale)."""
         return self.rec.rating_scale_ is not None
-
-    @property
-    def int_user_ids(self) -> bool:
-        return np.issubdtype(self.rec.user_map_.ids.dtype, np.integer)
-
-    @property
-    def int_item_ids(self) -> bool:
-        return np.issubdtype(self.rec.item_map_.ids.dtype, np.integer)
 
     def describe(self) -> dict[str, Any]:
         """What ``/readyz`` and the admin routes say about the model."""
@@ -141,6 +136,8 @@ def load_state(model_dir: str | Path) -> ModelState:
         seen_indptr=np.asarray(seen.indptr, dtype=np.int64),
         seen_indices=np.asarray(seen.indices, dtype=np.int64),
         popularity=pop,
+        int_user_ids=bool(np.issubdtype(rec.user_map_.ids.dtype, np.integer)),
+        int_item_ids=bool(np.issubdtype(rec.item_map_.ids.dtype, np.integer)),
     )
 
 
