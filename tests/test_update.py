@@ -224,6 +224,27 @@ def test_a_rating_model_needs_ratings_on_its_scale() -> None:
     assert rec.update_report_.monitor == "rmse" and np.isfinite(rec.predict("fresh", [100]))
 
 
+def test_the_default_rate_is_halfway_down_the_models_decay() -> None:
+    from dataclasses import replace
+
+    from ncf.update import update_lr
+
+    rec = Recommender("mf", factors=4, epochs=3, optimizer="sgd", lr=1.0, batch_size=128,
+                      validate=False, refit=False, seed=0).fit(planted())  # fmt: skip
+    rec.train_config_ = replace(rec.train_config_, schedule=None)
+    assert rec.best_epoch_ == 3 and update_lr(rec) == 1.0  # no schedule: the configured rate
+    rec.train_config_ = replace(rec.train_config_, schedule="exponential", gamma=0.25)
+    assert update_lr(rec) == pytest.approx(0.25)  # sqrt(1 x 0.25 ** 2): start 1, end 0.0625
+    rec.train_config_ = replace(rec.train_config_, schedule="step", step_size=2)
+    assert update_lr(rec) == pytest.approx(0.5)  # one decay in 3 epochs: sqrt(1 x 0.25)
+    updated = copy.deepcopy(rec)
+    updated.update(new_rows(), epochs=1, validate=False)
+    assert updated.update_report_.settings["lr"] == pytest.approx(0.5)
+    assert update_lr(updated) == pytest.approx(0.5)  # a chain of updates keeps the first's
+    updated.update(new_rows(), epochs=1, validate=False, lr=0.1)  # a rate given wins
+    assert updated.update_report_.settings["lr"] == 0.1
+
+
 def test_itempop_recounts() -> None:
     rec = Recommender("itempop").fit(planted())
     rec.update(new_rows())

@@ -41,7 +41,7 @@ def add_update_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Arg
     p.add_argument("--replay", type=non_negative_float, default=None,
                    help="old positives replayed per new row (default: 1)")  # fmt: skip
     p.add_argument("--lr", type=positive_float, default=None,
-                   help="learning rate (default: the model's training config's)")  # fmt: skip
+                   help="learning rate (default: halfway down the model's own decay)")  # fmt: skip
     p.add_argument(
         "--tolerance",
         type=non_negative_float,
