@@ -11,10 +11,11 @@ and, without retraining from scratch:
 4. holds out each updated user's newest new row (by timestamp, else the last row) for
    validation (HR@10 / NDCG@10 of the row among 99 sampled unseen items; RMSE for a rating
    model), scored before training, on the grown model;
-5. trains ``epochs`` epochs with the model's saved training config (its optimizer, rate, loss
-   and negatives) on the new rows mixed with ``replay`` x as many old positives drawn from the
-   seen matrix (a rating model's old ratings are not stored: the replayed pairs take the
-   parent model's predictions as targets), negatives drawn exactly against the whole history;
+5. trains ``epochs`` epochs with the model's saved training config (its optimizer, loss,
+   negatives and schedule; the rate from :func:`update_lr`) on the new rows mixed with
+   ``replay`` x as many old positives drawn from the seen matrix (a rating model's old
+   ratings are not stored: the replayed pairs take the parent model's predictions as
+   targets), negatives drawn exactly against the whole history;
 6. refuses the result when validation got worse than before by more than ``tolerance``
    (unless ``force``), then, with ``refit``, trains the same epochs again from the grown model
    on all the new rows (the validation rows too), so the saved model has learned each user's
