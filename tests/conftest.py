@@ -28,6 +28,15 @@ def _one_thread() -> object:
     torch.set_num_threads(old)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _threads_restored() -> object:
+    """Commands run in-process (``ncf train`` and the studies) set the thread count of the
+    process; each test module gets back the count it started with."""
+    old = torch.get_num_threads()
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     raw = os.environ.get("NCF_DATA_DIR")

@@ -6,13 +6,11 @@ import json
 import os
 import runpy
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from ncf.cli import main
 from ncf.cli.options import OPTIONS, given_options, train_request
@@ -22,13 +20,6 @@ from ncf.models import MODELS
 from ncf.training import PretrainConfig, TrainConfig
 
 TINY = ["--epochs", "2", "--factors", "4", "--no-progress"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    yield
-    torch.set_num_threads(old)  # ncf train sets the thread count of its process
 
 
 @pytest.fixture(scope="module")

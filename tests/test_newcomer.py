@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +20,6 @@ from ncf.cli import main
 from ncf.exceptions import DataError, NCFWarning
 
 TINY = ["--epochs", "2", "--factors", "4", "--no-progress"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

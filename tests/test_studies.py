@@ -10,13 +10,11 @@ import json
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from ncf.cli import main
 from ncf.cli.options import duration
@@ -26,13 +24,6 @@ from ncf.studies.cells import CellStore, cell_key
 
 pytest.importorskip("matplotlib")
 FAST = ["--epochs", "1", "--no-progress"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    yield
-    torch.set_num_threads(old)  # the commands set the thread count of their process
 
 
 @pytest.fixture(scope="module")
