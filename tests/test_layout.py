@@ -96,13 +96,15 @@ def test_modules_stay_small() -> None:
 
 
 def test_the_command_line_starts_without_torch_or_pandas() -> None:
-    """``ncf --version`` and ``--help`` only build the parser: no heavy import (start-up)."""
+    """``ncf --version`` and ``--help`` only build the parser: no heavy import (start-up), the
+    optional extras' (matplotlib for figures, Optuna for ``ncf tune``) included."""
     import subprocess
     import sys
 
     code = (
         "import sys, ncf, ncf.cli; ncf.cli.build_parser().format_help(); "
-        "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'scipy') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'scipy', 'matplotlib', 'optuna') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

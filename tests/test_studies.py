@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -198,15 +196,6 @@ def test_towers_and_cell_keys(tmp_path: Path) -> None:
     assert store.get("GMF-1", {"seed": 0}) == {"hr@10": 0.5}
     assert store.get("GMF-1", {"seed": 1}) is None  # other settings: not the same cell
     assert not list((tmp_path / "cells").glob(".*"))  # no temporary file left behind
-
-
-def test_the_command_line_starts_without_matplotlib_or_optuna() -> None:
-    code = (
-        "import sys, ncf.cli; ncf.cli.build_parser().format_help(); "
-        "print(sorted(m for m in ('matplotlib', 'optuna', 'torch') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def _has(module: str) -> bool:
