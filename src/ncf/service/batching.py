@@ -17,6 +17,7 @@ is answered from the model state it took, so a model swap never mixes two models
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from typing import Any
 
@@ -75,15 +76,12 @@ class Batcher:
         for entries in groups.values():
             state, _, k, exclude_seen, _ = entries[0]
             users = [e[1] for e in entries]
+            score = functools.partial(
+                scoring.recommend, state, users, k, exclude_seen=exclude_seen, strict=False
+            )
             try:
-                if len(users) * len(state.item_ids) <= INLINE_PAIRS:
-                    results = scoring.recommend(
-                        state, users, k, exclude_seen=exclude_seen, strict=False
-                    )
-                else:
-                    results = await run_in_threadpool(
-                        scoring.recommend, state, users, k, exclude_seen=exclude_seen, strict=False
-                    )
+                small = len(users) * len(state.item_ids) <= INLINE_PAIRS
+                results = score() if small else await run_in_threadpool(score)
             except Exception as exc:  # answered by each request's own error handling
                 for *_, future in entries:
                     if not future.done():
