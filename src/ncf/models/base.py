@@ -312,13 +312,6 @@ class RecModel(nn.Module):
             if isinstance(module, FastEmbedding):
                 module.sparse_grad = enabled and module.num_embeddings >= min_rows
 
-    @property
-    def sparse_tables(self) -> bool:
-        """True while some table is declared sparse (``nn.Embedding.sparse``, as
-        :func:`ncf.training.distributed.wrap` does for DDP): its gradient must then be sparse,
-        so the whole-table paths (:mod:`ncf.models.fused`) are off."""
-        return any(isinstance(m, nn.Embedding) and m.sparse for m in self.modules())
-
     def to_spec(self) -> dict[str, Any]:
         """Everything needed to rebuild the architecture (see ``ncf.models.model_from_spec``)."""
         return {

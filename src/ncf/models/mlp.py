@@ -113,9 +113,10 @@ class MLP(FeatureModelMixin, RecModel):
 
     def latent(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's output, shape ``(B, layers[-1])``."""
-        tables = (self.user_embedding.weight, self.item_embedding.weight)
-        if self.side is None and not self.sparse_tables and self.tower.fuses(len(users), *tables):
-            return self.tower.forward_tables(*tables, users, items)[1]
+        tables = (self.user_embedding, self.item_embedding)
+        how = self.tower.fused_input(len(users), *tables)
+        if self.side is None and how:  # table rows projected once each (ncf.models.fused)
+            return self.tower.forward_fused(how, *tables, users, items)[1]
         extra = None if self.side is None else self.side.pair_term(users, items)
         return self.tower.forward_pair(
             self.user_embedding(users), self.item_embedding(items), extra

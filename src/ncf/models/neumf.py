@@ -127,11 +127,12 @@ class NeuMF(FeatureModelMixin, RecModel):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         f = self.config.factors
         w = self.output.weight  # (1, f + layers[-1])
-        tables = (self.mlp_user_embedding.weight, self.mlp_item_embedding.weight)
-        if self.side is None and not self.sparse_tables and self.tower.fuses(len(users), *tables):
-            # Large batch: project whole tables, one fused gather per side (ncf.models.fused).
-            gmf_tables = (self.gmf_user_embedding.weight, self.gmf_item_embedding.weight)
-            gmf, mlp = self.tower.forward_tables(*tables, users, items, gmf_tables)
+        tables = (self.mlp_user_embedding, self.mlp_item_embedding)
+        how = self.tower.fused_input(len(users), *tables)
+        if self.side is None and how:
+            # Table rows projected once each, one gather per side (ncf.models.fused).
+            gmf_tables = (self.gmf_user_embedding, self.gmf_item_embedding)
+            gmf, mlp = self.tower.forward_fused(how, *tables, users, items, gmf_tables)
         else:
             gmf = self.gmf_user_embedding(users) * self.gmf_item_embedding(items)  # (B, f)
             extra = None if self.side is None else self.side.pair_term(users, items)

@@ -8,7 +8,7 @@ their own sizes and ``layers`` lists only the hidden widths (fast.ai's ``[30, 30
 
 :class:`TowerConfig` holds these fields (checked by :func:`check_tower`, sized by
 :func:`tower_widths`); :class:`Tower` is the hidden stack with its split-first-layer paths
-for pairs, whole tables (:mod:`ncf.models.fused`) and ``score_all`` blocks.
+for pairs, a batch's distinct rows (:mod:`ncf.models.fused`) and ``score_all`` blocks.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ncf.models.base import (
     check_layers,
     check_y_range,
 )
-from ncf.models.fused import pair_rows, use_projected_tables
+from ncf.models.fused import distinct_rows, fused_input, pair_rows
 from ncf.models.layers import fused_linear_relu, linear
 
 #: Elements of one ``(users x items x width)`` block of :meth:`Tower.grid_scores`: small
@@ -189,30 +189,48 @@ class Tower(nn.Module):
         shape :mod:`ncf.models.fused` computes in one pass."""
         return len(self._rest) > 0 and isinstance(self._rest[0], nn.ReLU)
 
-    def fuses(self, n_pairs: int, user_table: torch.Tensor, item_table: torch.Tensor) -> bool:
-        """Whether :meth:`forward_tables` is the cheaper way to run ``n_pairs`` pairs."""
-        return self.fusable and use_projected_tables(n_pairs, len(user_table), len(item_table))
+    def fused_input(
+        self, n_pairs: int, user_embedding: nn.Embedding, item_embedding: nn.Embedding
+    ) -> str | None:
+        """The fused path for ``n_pairs`` pairs (:func:`ncf.models.fused.fused_input`), or
+        None: the plain path."""
+        if not self.fusable:
+            return None
+        sparse = user_embedding.sparse or item_embedding.sparse  # declared so for DDP
+        return fused_input(
+            n_pairs, user_embedding.num_embeddings, item_embedding.num_embeddings, sparse
+        )
 
-    def forward_tables(
+    def forward_fused(
         self,
-        user_table: torch.Tensor,
-        item_table: torch.Tensor,
+        how: str,
+        user_embedding: nn.Embedding,
+        item_embedding: nn.Embedding,
         users: torch.Tensor,
         items: torch.Tensor,
-        gmf_tables: tuple[torch.Tensor, torch.Tensor] | None = None,
+        gmf_embeddings: tuple[nn.Embedding, nn.Embedding] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward_pair` for rows of whole embedding tables (:mod:`ncf.models.fused`).
+        """:meth:`forward_pair` through projected table rows (:mod:`ncf.models.fused`): the
+        whole tables (``how="tables"``) or the batch's distinct rows (``"rows"``).
 
-        Returns the GMF product ``(B, f)`` of ``gmf_tables`` rows (``(B, 0)`` without them)
+        Returns the GMF product ``(B, f)`` of ``gmf_embeddings`` rows (``(B, 0)`` without them)
         and the tower output ``(B, layers[-1])``.
         """
-        user_part, item_part = self.grid_parts(user_table, item_table)
+        embeddings = [user_embedding, item_embedding, *(gmf_embeddings or ())]
+        if how == "tables":
+            tables = [e.weight for e in embeddings]
+            user_at, item_at = users, items
+        else:
+            user_rows, user_at = distinct_rows(users, user_embedding.num_embeddings)
+            item_rows, item_at = distinct_rows(items, item_embedding.num_embeddings)
+            tables = [e(r) for e, r in zip(embeddings, [user_rows, item_rows] * 2, strict=False)]
+        user_part, item_part = self.grid_parts(tables[0], tables[1])  # (r_u, h1), (r_i, h1)
         f = 0
-        if gmf_tables is not None:  # GMF columns ride along: one gather per side
-            f = gmf_tables[0].shape[1]
-            user_part = torch.cat([gmf_tables[0], user_part], dim=1)
-            item_part = torch.cat([gmf_tables[1], item_part], dim=1)
-        gmf, h = pair_rows(user_part, item_part, users, items, f)
+        if gmf_embeddings is not None:  # GMF columns ride along: one gather per side
+            f = tables[2].shape[1]
+            user_part = torch.cat([tables[2], user_part], dim=1)
+            item_part = torch.cat([tables[3], item_part], dim=1)
+        gmf, h = pair_rows(user_part, item_part, user_at, item_at, f)
         for module in self._rest[1:]:  # the first ReLU ran inside pair_rows
             h = module(h)
         return gmf, h
