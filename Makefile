@@ -22,8 +22,10 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+# Tests run in parallel processes (pytest-xdist), one per core up to 4; each uses one torch
+# thread (tests/conftest.py), so they never fight over cores.
 unit:
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --numprocesses auto --maxprocesses 4
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

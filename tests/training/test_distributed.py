@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -186,21 +187,32 @@ def test_bf16_autocast_trains_on_the_cpu() -> None:
 
 
 # ---------------------------------------------------------------------- real processes
-def test_two_processes_match_one_with_the_same_total_batch(tmp_path: Path) -> None:
-    two = tmp_path / "two.json"
-    procs = _ranks(two, 2)
-    one = tmp_path / "one.json"
-    dist_worker.run(one, epochs=10)  # the one-process reference, here, meanwhile
-    for p in procs:
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Rank 0's figures of an uninterrupted two-process run: 5 epochs, a checkpoint each."""
+    folder = tmp_path_factory.mktemp("two-ranks")
+    out = folder / "two.json"
+    for p in _ranks(out, 2, "--epochs", "5", "--checkpoint", str(folder / "ckpt")):
         _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err.decode()[-2000:]
-    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    figures: dict[str, Any] = json.loads(out.read_text())
+    return figures
+
+
+def test_two_processes_match_one_with_the_same_total_batch(
+    two_ranks: dict[str, Any], tmp_path: Path
+) -> None:
+    one = tmp_path / "one.json"
+    dist_worker.run(one, epochs=5)  # the one-process reference
+    a, b = json.loads(one.read_text()), two_ranks
     assert (a["world"], b["world"]) == (1, 2)
     assert a["hr@10"] > 0.9  # the planted clusters were learned
     assert abs(a["hr@10"] - b["hr@10"]) <= 0.01, (a, b)
 
 
-def test_a_dead_rank_makes_the_survivor_fail_quickly_and_the_run_resumes(tmp_path: Path) -> None:
+def test_a_dead_rank_makes_the_survivor_fail_quickly_and_the_run_resumes(
+    two_ranks: dict[str, Any], tmp_path: Path
+) -> None:
     ckpt = tmp_path / "ckpt"
     args = ("--epochs", "5", "--checkpoint", str(ckpt))
     procs = _ranks(tmp_path / "out.json", 2, "--die-at", "3", *args)
@@ -215,14 +227,10 @@ def test_a_dead_rank_makes_the_survivor_fail_quickly_and_the_run_resumes(tmp_pat
     assert "TrainingError" in text and "another process died" in text, text[-2000:]
     # The same command again resumes from rank 0's last checkpoint (epoch 2) and ends with the
     # figures of a run that was never interrupted.
-    fresh = ("--epochs", "5", "--checkpoint", str(tmp_path / "fresh"))
-    figures = []
-    for name, extra in (("resumed", args), ("whole", fresh)):
-        for p in _ranks(tmp_path / f"{name}.json", 2, *extra):
-            _, err = p.communicate(timeout=240)
-            assert p.returncode == 0, err.decode()[-2000:]
-        figures.append(json.loads((tmp_path / f"{name}.json").read_text()))
-    resumed, whole = figures
+    for p in _ranks(tmp_path / "resumed.json", 2, *args):
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err.decode()[-2000:]
+    resumed, whole = json.loads((tmp_path / "resumed.json").read_text()), dict(two_ranks)
     assert (resumed.pop("ran"), whole.pop("ran")) == ([3, 4, 5], [1, 2, 3, 4, 5])
     assert resumed == whole and resumed["world"] == 2
 
