@@ -186,6 +186,43 @@ def test_bf16_autocast_trains_on_the_cpu() -> None:
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_ddp_sparse_tables_train_through_the_distinct_rows_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under DDP (gloo) the row-wise tables are declared sparse: a large batch takes the fused
+    distinct-rows path and its gradients stay sparse and equal the plain model's."""
+    import torch.distributed as dist
+
+    from ncf.models import build_model
+    from ncf.models import fused as fused_module
+    from ncf.training import losses
+
+    monkeypatch.setattr(fused_module, "DISTINCT_MIN_BATCH", 256)
+    model = build_model("neumf", 400, 300, factors=4, layers=(16, 8), seed=0)
+    reference = build_model("neumf", 400, 300, factors=4, layers=(16, 8), seed=0)
+    g = torch.Generator().manual_seed(0)
+    users, items = torch.randint(0, 400, (512,), generator=g), torch.randint(0, 300, (512,))
+    labels = (torch.arange(512) % 5 == 0).float()
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        model.set_sparse_updates(True)
+        net = distributed.wrap(model, distributed.DistContext(0, 1, 0, "gloo"), torch.device("cpu"))
+        tables = (model.mlp_user_embedding, model.mlp_item_embedding)
+        assert model.tower.fused_input(512, *tables) == "rows"  # 512 < 400 + 300 rows
+        losses.bce(net(users, items), labels).backward()
+    finally:
+        distributed.unwrap(model)
+        dist.destroy_process_group()
+    monkeypatch.setattr(fused_module, "DISTINCT_MIN_BATCH", 10**9)  # the plain path
+    losses.bce(reference(users, items), labels).backward()
+    for (key, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None
+        if "embedding" in key:
+            assert p.grad.is_sparse, key
+        got = p.grad.to_dense() if p.grad.is_sparse else p.grad
+        torch.testing.assert_close(got, q.grad, rtol=1e-4, atol=1e-8, msg=key)
+
+
 # ---------------------------------------------------------------------- real processes
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
