@@ -4,27 +4,34 @@ About 20 million interactions, 138,000 users, 27,000 items, power-law item popul
 user activity (generated here, nothing downloaded); NeuMF (8 factors, 64-32-16-8), 4 negatives
 per positive, so about 100 million samples in the epoch. The 138,000-row user tables take
 row-wise (lazy) Adam updates (``TrainConfig.sparse_rows``, default 100,000); ``--dense`` runs
-the dense Adam of before for comparison.
+the dense Adam of before for comparison. ``--model mf`` trains instead the library's default
+model by its default recipe (MF-128, plain SGD at batch 1,024 in the compiled epoch, 8
+negatives: ``ncf.training.presets``); ``--batch-size``, ``--lr`` and ``--dense`` are then
+ignored.
 
 The reference, in the same process: the same epoch on a synthetic log of MovieLens-1M's shape
 (6,040 users, 3,706 items, about 800,000 distinct pairs), so the figure reads as a ratio on a
 machine whose speed drifts from day to day.
 
     .venv/bin/python bench/bench_scale.py [--interactions 20000000] [--batch-size 65536]
-        [--threads 1] [--dense]
+        [--threads 1] [--dense] [--model neumf|mf]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
+import torch
 
 from _common import peak_rss_mb
 from ncf.data import IdMap, Interactions
 from ncf.models import build_model
 from ncf.training import TrainConfig, Trainer
+from ncf.training.presets import preset
 
 
 def synthetic_log(n: int, n_users: int, n_items: int, seed: int) -> Interactions:
@@ -44,13 +51,24 @@ def synthetic_log(n: int, n_users: int, n_items: int, seed: int) -> Interactions
     )
 
 
-def epoch_rate(data: Interactions, config: TrainConfig) -> tuple[float, float, float]:
-    """Samples per second of one NeuMF-8 (64-32-16-8) epoch, its wall time and its loss."""
-    model = build_model("neumf", data.n_users, data.n_items, factors=8, layers=(64, 32, 16, 8))
+def default_mf(n_users: int, n_items: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The default preset's MF and its training settings (no validation, one epoch)."""
+    found = preset("implicit", "default").recipe("mf")
+    return build_model("mf", n_users, n_items, **found["model"]), found["train"]
+
+
+def epoch_rate(data: Interactions, config: TrainConfig, model_name: str) -> tuple[float, ...]:
+    """Samples per second of one epoch of ``model_name``, its wall time and its loss."""
+    if model_name == "mf":
+        model, train = default_mf(data.n_users, data.n_items)
+        config = replace(config, **{**train, "epochs": 1})
+    else:
+        model = build_model("neumf", data.n_users, data.n_items, factors=8, layers=(64, 32, 16, 8))
     t0 = time.perf_counter()
     result = Trainer(config).fit(model, data)
     wall = time.perf_counter() - t0
-    return len(data) * 5 / wall, wall, float(result.history[0]["loss"])
+    samples = len(data) * (config.negatives + 1)
+    return samples / wall, wall, float(result.history[0]["loss"]), samples
 
 
 def main() -> None:
@@ -62,6 +80,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.003)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--dense", action="store_true", help="dense Adam on every table")
+    p.add_argument("--model", choices=("neumf", "mf"), default="neumf")
     args = p.parse_args()
     t0 = time.perf_counter()
     data = synthetic_log(args.interactions, args.users, args.items, seed=0)
@@ -80,12 +99,17 @@ def main() -> None:
         device="cpu",
     )
     small = synthetic_log(1_000_000, 6_040, 3_706, seed=0)
-    ref_rate, _, _ = epoch_rate(small, config)
-    rate, wall, loss = epoch_rate(data, config)
-    how = "dense Adam" if args.dense else "row-wise Adam on the user tables"
+    ref_rate = epoch_rate(small, config, args.model)[0]
+    rate, wall, loss, samples = epoch_rate(data, config, args.model)
+    if args.model == "mf":
+        how = "MF-128 by the default recipe (plain SGD, batch 1,024, 8 negatives)"
+    else:
+        how = "NeuMF-8 64-32-16-8, 4 negatives, " + (
+            "dense Adam" if args.dense else "row-wise Adam on the user tables"
+        )
     print(
-        f"one epoch, 4 negatives, {how}, {args.threads} thread(s): {len(data) * 5:,} samples "
-        f"in {wall:.1f}s ({rate:,.0f} samples/s), loss {loss:.4f}"
+        f"one epoch, {how}, {args.threads} thread(s): {samples:,.0f} samples in {wall:.1f}s "
+        f"({rate:,.0f} samples/s), loss {loss:.4f}"
     )
     print(
         f"reference, MovieLens-1M's shape ({len(small):,} interactions): {ref_rate:,.0f} "
