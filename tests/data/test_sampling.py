@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from ncf.data import IdMap, Interactions
+from ncf.data import IdMap, Interactions, sampling
 from ncf.data.sampling import (
     NegativeSampler,
     evaluation_candidates,
@@ -87,6 +87,19 @@ def test_same_seed_same_draws(distribution: str) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not np.array_equal(first[0], other[0])
     assert not np.array_equal(first[0], first[1])  # successive epochs differ
+
+
+@pytest.mark.parametrize("distribution", DISTRIBUTION)
+def test_draws_checked_block_by_block_are_the_same_draws(
+    distribution: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _seen_matrix()
+    users = np.random.default_rng(3).integers(0, seen.shape[0], 500)
+    sampler = NegativeSampler(seen, distribution=distribution, seed=0)
+    whole = sampler.sample(users, 3, rng=np.random.default_rng(1))
+    monkeypatch.setattr(sampling, "_CHECK_BLOCK", 7)  # 2 users (6 draws) a block
+    assert np.array_equal(sampler.sample(users, 3, rng=np.random.default_rng(1)), whole)
+    assert not has_seen(seen, np.repeat(users, 3), whole.ravel()).any()
 
 
 @pytest.mark.parametrize("distribution", DISTRIBUTION)

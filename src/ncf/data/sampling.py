@@ -32,6 +32,7 @@ BITS_LIMIT = 1 << 30
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "popularity")
 _REJECTION_ROUNDS = 16  # then draw the leftovers from the complement (expected: none or few)
 _CHUNK_CELLS = 1 << 22  # cells per dense (rows, n_items) block in the direct fallbacks
+_CHECK_BLOCK = 1 << 20  # draws checked at a time (their temporaries stay a few MB)
 
 
 class NegativeSampler:
@@ -163,17 +164,29 @@ class NegativeSampler:
             raise DataError(f"user indices must lie in 0..{self.n_users - 1}")
         self._check_eligible(users, need=1 if n else 0)
         gen = self.rng if rng is None else rng
-        flat_users = np.repeat(users, n)  # (m * n,), row-major like the output
-        out = self._draw(flat_users.size, gen)
-        todo = np.flatnonzero(self.is_seen(flat_users, out))
+        out = self._draw(users.size * n, gen)  # (m * n,), row-major: draw d is users[d // n]'s
+        todo = self._seen_draws(users, n, out)
         for _ in range(_REJECTION_ROUNDS):
             if todo.size == 0:
                 break
             out[todo] = self._draw(todo.size, gen)
-            todo = todo[self.is_seen(flat_users[todo], out[todo])]
+            todo = todo[self.is_seen(users[todo // n], out[todo])]
         if todo.size:
-            out[todo] = self._draw_unseen(flat_users[todo], gen)
+            out[todo] = self._draw_unseen(users[todo // n], gen)
         return out.reshape(users.size, n)
+
+    def _seen_draws(self, users: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+        """Positions (ascending) of the draws ``out`` that their users have seen, checked a
+        block at a time: a whole epoch's per-draw temporaries (user ids, keys, bit offsets)
+        would each be as large as ``out``."""
+        per_user = max(n, 1)
+        step = max(1, _CHECK_BLOCK // per_user) * per_user  # whole users per block
+        found = [np.empty(0, dtype=np.int64)]
+        for start in range(0, out.size, step):
+            block_users = np.repeat(users[start // n : (start + step) // n], n)
+            seen = self.is_seen(block_users, out[start : start + step])
+            found.append(np.flatnonzero(seen) + start)
+        return np.concatenate(found)
 
     # -------------------------------------------------------------- internals
     def _draw(self, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -61,14 +61,16 @@ def epoch_tensors(
     if c.loss in ("bce", "bpr"):
         assert sampler is not None
         k = c.negatives
-        neg = sampler.sample(users, k, rng=rng)  # (n_pos, k)
         if c.loss == "bce":
+            # The negatives go straight into the block (no (n_pos, k) copy outlives the line):
+            # on a MovieLens-20M-sized log with 8 negatives that copy is 1.2 GB of the peak.
             block = np.empty((len(users), k + 1), dtype=np.int64)
-            block[:, 0], block[:, 1:] = items, neg
+            block[:, 0], block[:, 1:] = items, sampler.sample(users, k, rng=rng)
             labels = np.zeros((len(users), k + 1), dtype=np.float32)
             labels[:, 0] = 1.0
             arrays = (np.repeat(users, k + 1), block.ravel(), labels.ravel())
         else:
+            neg = sampler.sample(users, k, rng=rng)  # (n_pos, k)
             arrays = (np.repeat(users, k), np.repeat(items, k), neg.ravel())
     else:
         assert train.ratings is not None
