@@ -59,7 +59,9 @@ def _compile() -> Callable[..., float]:
             bce = 0.0
             norms = 0.0
             for j in range(b):  # gradients at the batch's starting weights
-                u, i = users[start + j], items[start + j]
+                # 64-bit row numbers whatever the index arrays' width: the same machine code,
+                # so int32 and int64 epochs give the same bits.
+                u, i = np.int64(users[start + j]), np.int64(items[start + j])
                 dot = p.dtype.type(0.0)
                 sq = p.dtype.type(0.0)
                 for k in range(f):
@@ -78,7 +80,7 @@ def _compile() -> Callable[..., float]:
                 dbi[j] = g + c * bi[i]
                 g_sum += g
             for j in range(b):  # then every row moves, in the batch's order
-                u, i = users[start + j], items[start + j]
+                u, i = np.int64(users[start + j]), np.int64(items[start + j])
                 for k in range(f):
                     p[u, k] -= lr32 * dp[j, k]
                 for k in range(f):
