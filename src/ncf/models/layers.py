@@ -64,7 +64,8 @@ class _Gather(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (index,) = ctx.saved_tensors
         out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype, device=grad.device)
-        return out.index_add_(0, index, grad.contiguous()), None
+        # int32 indices (the trainer's epochs) would take a kernel 2-3x slower than int64's.
+        return out.index_add_(0, index.long(), grad.contiguous()), None
 
 
 class _SparseGather(torch.autograd.Function):
@@ -82,7 +83,7 @@ class _SparseGather(torch.autograd.Function):
         (index,) = ctx.saved_tensors
         values = grad.contiguous()
         grad_table = torch.sparse_coo_tensor(
-            index.unsqueeze(0), values, ctx.shape, check_invariants=False
+            index.long().unsqueeze(0), values, ctx.shape, check_invariants=False
         )
         return grad_table, None
 
