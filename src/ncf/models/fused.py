@@ -64,7 +64,6 @@ class _PairRows(torch.autograd.Function):
         ctx: Any, grad_gmf: torch.Tensor, grad_h: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, None, None, None]:
         users, items, a, b, h = ctx.saved_tensors
-        users, items = users.long(), items.long()  # index_add_'s fast kernel wants int64
         f = ctx.f
         n_users, n_items = ctx.rows
         # Undefined output gradients arrive as zeros (autograd materializes them).

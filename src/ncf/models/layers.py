@@ -64,8 +64,7 @@ class _Gather(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (index,) = ctx.saved_tensors
         out = torch.zeros(ctx.rows, grad.shape[-1], dtype=grad.dtype, device=grad.device)
-        # int32 indices (the trainer's epochs) would take a kernel 2-3x slower than int64's.
-        return out.index_add_(0, index.long(), grad.contiguous()), None
+        return out.index_add_(0, index, grad.contiguous()), None
 
 
 class _SparseGather(torch.autograd.Function):
@@ -83,7 +82,7 @@ class _SparseGather(torch.autograd.Function):
         (index,) = ctx.saved_tensors
         values = grad.contiguous()
         grad_table = torch.sparse_coo_tensor(
-            index.long().unsqueeze(0), values, ctx.shape, check_invariants=False
+            index.unsqueeze(0), values, ctx.shape, check_invariants=False
         )
         return grad_table, None
 

@@ -141,7 +141,6 @@ class MF(RecModel):
         plain SGD on the BCE loss (:attr:`closed_form_sgd`). Returns the batch's loss.
         """
         b = max(len(users), 1)
-        users, items = users.long(), items.long()  # index_add_'s fast kernel wants int64
         p, q = self.user_embedding.weight, self.item_embedding.weight
         bu, bi = self.user_bias.weight.view(-1), self.item_bias.weight.view(-1)
         pu, qi = p.index_select(0, users), q.index_select(0, items)  # (B, f)

@@ -332,6 +332,11 @@ class Trainer:
             torch.manual_seed(_mix(c.seed, epoch, 1))
             for start in starts:
                 ub, ib, tb = a[start : start + bs], b[start : start + bs], t[start : start + bs]
+                # The epoch stores int32 indices; torch's index kernels want int64 (index_add_
+                # takes one 2-3x slower otherwise), and a batch's copy is small.
+                ub, ib = ub.long(), ib.long()
+                if pairwise:
+                    tb = tb.long()  # BPR's targets are the negative items
                 if closed_form:  # the model steps itself (never with nonneg: no clamp)
                     lr = optimizer.param_groups[0]["lr"]
                     loss = model.sgd_step(ub, ib, tb, lr)  # type: ignore[operator]
