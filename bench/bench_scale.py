@@ -57,8 +57,10 @@ def default_mf(n_users: int, n_items: int) -> tuple[torch.nn.Module, dict[str, A
     return build_model("mf", n_users, n_items, **found["model"]), found["train"]
 
 
-def epoch_rate(data: Interactions, config: TrainConfig, model_name: str) -> tuple[float, ...]:
-    """Samples per second of one epoch of ``model_name``, its wall time and its loss."""
+def epoch_rate(
+    data: Interactions, config: TrainConfig, model_name: str
+) -> tuple[float, float, float, int]:
+    """Samples per second of one epoch of ``model_name``, its wall time, loss and samples."""
     if model_name == "mf":
         model, train = default_mf(data.n_users, data.n_items)
         config = replace(config, **{**train, "epochs": 1})

@@ -223,7 +223,8 @@ class Tower(nn.Module):
         else:
             user_rows, user_at = distinct_rows(users, user_embedding.num_embeddings)
             item_rows, item_at = distinct_rows(items, item_embedding.num_embeddings)
-            tables = [e(r) for e, r in zip(embeddings, [user_rows, item_rows] * 2, strict=False)]
+            rows = [user_rows, item_rows] * (len(embeddings) // 2)  # MLP, then GMF tables
+            tables = [e(r) for e, r in zip(embeddings, rows, strict=True)]
         user_part, item_part = self.grid_parts(tables[0], tables[1])  # (r_u, h1), (r_i, h1)
         f = 0
         if gmf_embeddings is not None:  # GMF columns ride along: one gather per side
