@@ -9,12 +9,13 @@ model by its default recipe (MF-128, plain SGD at batch 1,024 in the compiled ep
 negatives: ``ncf.training.presets``); ``--batch-size``, ``--lr`` and ``--dense`` are then
 ignored.
 
-It trains ``--epochs`` epochs (default 3) and prints each one's rate. The first epoch draws its
-samples before it can start; every later one found its samples drawn while the one before
-trained (the trainer draws the next epoch in a thread), so the middle epochs are what each
-epoch of a longer run costs. The reference, in the same process: the same run on a synthetic
-log of MovieLens-1M's shape (6,040 users, 3,706 items, about 800,000 distinct pairs), so the
-figure reads as a ratio on a machine whose speed drifts from day to day.
+It trains ``--epochs`` epochs (default 3) and prints each one's rate. The trainer draws the
+samples a chunk of 2^21 positives at a time in a thread, the next chunk while this one trains
+(``ncf.training.stream``): the first epoch waits for its first chunk, a later one finds it
+drawn during the epoch before. The middle epochs are what each epoch of a longer run costs. The
+reference, in the same process: the same run on a synthetic log of MovieLens-1M's shape (6,040
+users, 3,706 items, about 800,000 distinct pairs), so the figure reads as a ratio on a machine
+whose speed drifts from day to day.
 
     .venv/bin/python bench/bench_scale.py [--interactions 20000000] [--batch-size 65536]
         [--threads 1] [--dense] [--model neumf|mf] [--epochs 3]
@@ -76,8 +77,8 @@ def epoch_rates(
 
 
 def steady(rates: list[float]) -> float:
-    """The rate of the epochs that had their samples drawn while the one before trained and
-    drew the next ones alongside (all but the first and the last; the last if only two)."""
+    """The mean rate of the epochs whose first samples were drawn during the epoch before and
+    that drew the next epoch's alongside: all but the first and the last (the last if two)."""
     middle = rates[1:-1] or rates[1:] or rates
     return sum(middle) / len(middle)
 
@@ -122,10 +123,9 @@ def main() -> None:
         )
     print(f"{how}, {args.threads} thread(s), {samples:,.0f} samples an epoch:")
     for epoch, (rate, loss) in enumerate(zip(rates, losses, strict=True), 1):
-        drawn = "drawn first" if epoch == 1 else "drawn during the epoch before"
+        wait = " (waits for its first chunk of samples)" if epoch == 1 else ""
         print(
-            f"  epoch {epoch}: {samples / rate:.1f}s, {rate:,.0f} samples/s, loss {loss:.4f} "
-            f"(its samples {drawn})"
+            f"  epoch {epoch}: {samples / rate:.1f}s, {rate:,.0f} samples/s, loss {loss:.4f}{wait}"
         )
     rate = steady(rates)
     print(

@@ -4,8 +4,10 @@ The positives are shuffled once; each is followed by its freshly drawn negatives
 batch holds a random set of positives with their own negatives. Shuffling only the positives
 (not the 5x larger sample) saves a third of an epoch's preparation.
 
-On the CPU (:func:`epoch_tensors`'s numpy path, unchanged from the one-process trainer) one
-generator seeded by ``(seed, epoch)`` shuffles and draws. In a distributed run the
+On the CPU (numpy) one generator seeded by ``(seed, epoch)`` shuffles and draws, a chunk of
+:data:`CHUNK_POSITIVES` positives at a time (:func:`epoch_chunks`; the trainer trains one
+chunk while a thread draws the next, :mod:`ncf.training.stream`); a log of up to that many
+positives is one chunk, the whole epoch (:func:`epoch_tensors`). In a distributed run the
 permutation is shared and sliced per rank (:func:`ncf.training.distributed.shard`) and each
 rank draws its negatives from ``(seed, epoch, rank)``. On a GPU (:func:`torch_epoch_tensors`)
 the permutation, the negatives and their exactness check (a sorted-key search of the seen
@@ -16,6 +18,7 @@ the rejection rounds are drawn exactly on the CPU.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,26 +39,58 @@ _DEVICE_CACHE: weakref.WeakKeyDictionary[NegativeSampler, dict[str, torch.Tensor
 )
 
 
-def epoch_tensors(
+#: Positives per chunk of a CPU epoch (:func:`epoch_chunks`): 2^21, so a log of up to two
+#: million training interactions (ml-1m's million included) is one chunk, drawn as a whole
+#: epoch always was; a bigger one is drawn and trained a chunk at a time (226 MB of samples a
+#: chunk with 8 negatives), the next chunk drawn while this one trains.
+CHUNK_POSITIVES = 1 << 21
+
+
+def epoch_chunks(
     train: Interactions,
     sampler: NegativeSampler | None,
     c: TrainConfig,
     epoch: int,
     device: torch.device,
     ctx: DistContext | None = None,
-) -> tuple[torch.Tensor, ...]:
-    """This epoch's sample tensors on ``device``: (users, items, targets) or BPR triples.
+    chunk: int | None = None,
+) -> Iterator[tuple[tuple[torch.Tensor, ...], bool]]:
+    """This epoch's sample tensors on ``device`` in chunks, each with whether it is the last:
+    ``((users, items, targets), last)``, or BPR triples.
 
-    ``targets`` are labels (BCE), ratings (MSE/Huber) or the negative items (BPR).
+    ``targets`` are labels (BCE), ratings (MSE/Huber) or the negative items (BPR). The
+    positives are permuted once for the epoch; a chunk takes the next ``chunk`` of them
+    (default :data:`CHUNK_POSITIVES`) and draws their negatives from the epoch's one generator,
+    so the chunks depend on ``(seed, epoch)`` and the chunk size only. On a GPU the epoch is
+    one chunk.
     """
     if device.type == "cuda":
-        return torch_epoch_tensors(train, sampler, c, epoch, device, ctx)
+        yield torch_epoch_tensors(train, sampler, c, epoch, device, ctx), True
+        return
     rng = np.random.default_rng([c.seed, epoch])
     if ctx is None:
         order = rng.permutation(len(train))
     else:  # this rank's slice of the epoch's permutation, its own negatives
         order = distributed.shard(len(train), c.seed, epoch, ctx)
         rng = distributed.negative_rng(c.seed, epoch, ctx)
+    n = len(order)
+    step = CHUNK_POSITIVES if chunk is None else chunk
+    if step < 1:
+        raise ValueError(f"chunk must be at least 1 positive, got {step}")
+    for lo in range(0, max(n, 1), step):
+        part = order[lo : lo + step] if step < n else order
+        yield _samples(train, sampler, c, part, rng, device), lo + step >= n
+
+
+def _samples(
+    train: Interactions,
+    sampler: NegativeSampler | None,
+    c: TrainConfig,
+    order: np.ndarray,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> tuple[torch.Tensor, ...]:
+    """The samples of the positives ``order`` (rows of ``train``), negatives drawn by ``rng``."""
     users, items = train.users[order], train.items[order]  # (n_pos,)
     # Index arrays in 32 bits (every torch index op takes them): half the epoch's memory, a
     # MovieLens-20M-sized epoch with 8 negatives holds 1.3 GB less.
@@ -79,6 +114,18 @@ def epoch_tensors(
         assert train.ratings is not None
         arrays = (users.astype(index), items.astype(index), train.ratings[order])
     return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)
+
+
+def epoch_tensors(
+    train: Interactions,
+    sampler: NegativeSampler | None,
+    c: TrainConfig,
+    epoch: int,
+    device: torch.device,
+    ctx: DistContext | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """This epoch's samples as one chunk (:func:`epoch_chunks`)."""
+    return next(epoch_chunks(train, sampler, c, epoch, device, ctx, chunk=max(len(train), 1)))[0]
 
 
 def torch_epoch_tensors(
@@ -180,4 +227,10 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-__all__ = ["epoch_tensors", "sample_on_device", "torch_epoch_tensors"]
+__all__ = [
+    "CHUNK_POSITIVES",
+    "epoch_chunks",
+    "epoch_tensors",
+    "sample_on_device",
+    "torch_epoch_tensors",
+]

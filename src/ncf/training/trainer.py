@@ -1,8 +1,9 @@
 """The one ``Trainer``: fits any :class:`~ncf.models.RecModel` on an ``Interactions`` log.
 
 The loop is built for throughput on a CPU: each epoch's samples (positives plus freshly drawn
-negatives) are prepared once as index tensors and shuffled with one permutation, then consumed
-in contiguous slices, with no per-sample Python work and no DataLoader.
+negatives) are prepared as index tensors, shuffled with one permutation, in chunks drawn by a
+thread while the previous chunk trains (:mod:`ncf.training.stream`), then consumed in
+contiguous slices, with no per-sample Python work and no DataLoader.
 
 Randomness: every epoch draws from generators seeded by ``(seed, epoch)``, so a run resumed
 from a checkpoint continues exactly as the uninterrupted run would have, bit for bit on CPU.
@@ -16,8 +17,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,9 +32,10 @@ from ncf.training import devices, distributed, losses
 from ncf.training.callbacks import Callback
 from ncf.training.checkpoint import load_checkpoint, save_checkpoint
 from ncf.training.config import TrainConfig, resolve_device
-from ncf.training.epoch import epoch_tensors
+from ncf.training.epoch import epoch_chunks, epoch_tensors
 from ncf.training.optim import build_optimizer, build_schedule, sparse_rows, sparse_updates
 from ncf.training.result import TrainResult
+from ncf.training.stream import SampleStream, whole_batches
 
 logger = logging.getLogger("ncf.training")
 
@@ -62,6 +63,7 @@ class Trainer:
         self.device = torch.device("cpu")
         #: The distributed run this trainer is part of (None: one process).
         self.dist: distributed.DistContext | None = None
+        self._epoch_samples = 0  # samples an epoch (this rank's), set by fit
 
     # ------------------------------------------------------------------ public
     def fit(
@@ -140,7 +142,8 @@ class Trainer:
         optimizer = build_optimizer(model.parameters(), c)
         per_positive = {"bce": c.negatives + 1, "bpr": c.negatives}.get(c.loss, 1)
         n_pos = len(train) // (1 if self.dist is None else self.dist.world_size)
-        steps_per_epoch = math.ceil(n_pos * per_positive / c.batch_size)
+        self._epoch_samples = n_pos * per_positive  # the progress bar's length
+        steps_per_epoch = math.ceil(self._epoch_samples / c.batch_size)
         schedule = build_schedule(optimizer, c, steps_per_epoch)
         self.optimizer = optimizer
         sampler = None
@@ -161,6 +164,9 @@ class Trainer:
                 item_counts=train.item_counts() if c.sampling == "popularity" else None,
                 seed=c.seed,
             )
+            # every user can be given a negative: checked now, not when a chunk is drawn
+            users = np.flatnonzero(np.diff(train.csr.indptr))
+            sampler._check_eligible(users, need=1 if c.negatives else 0)
         best_state: dict[str, torch.Tensor] | None = None
         best_value: float | None = None
         bad_epochs = 0
@@ -190,26 +196,22 @@ class Trainer:
         t_train = 0.0
         epochs_bar = tqdm(total=c.epochs, initial=start_epoch - 1, desc="training", unit="epoch",
                           disable=not c.progress, leave=False)  # fmt: skip
-        # The next epoch's samples are drawn in a thread while this one trains (numpy and the
-        # compiled or torch steps release the GIL), each from its own (seed, epoch) stream.
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ncf-samples")
-        pending = None
-        if start_epoch <= c.epochs:
-            pending = pool.submit(self._epoch_tensors, train, sampler, start_epoch)
+        # The samples are drawn a chunk at a time in a thread, the next while this one trains
+        # (numpy and the compiled or torch steps release the GIL), across epochs, each epoch
+        # from its own (seed, epoch) stream (ncf.training.stream).
+        stream = SampleStream(
+            lambda e: self._epoch_chunks(train, sampler, e), start_epoch, c.epochs
+        )
         try:
             for epoch in range(start_epoch, c.epochs + 1):
                 t0 = time.perf_counter()
-                assert pending is not None
-                tensors = pending.result()
-                pending = None
-                if epoch < c.epochs:
-                    pending = pool.submit(self._epoch_tensors, train, sampler, epoch + 1)
                 per_batch = schedule if c.schedule == "onecycle" else None
+                chunks = stream.epoch(epoch)
                 with devices.autocast(self.device, c.precision):
-                    loss_value = self._run_epoch(net, optimizer, tensors, epoch, per_batch)
+                    loss_value, n = self._run_epoch(net, optimizer, chunks, epoch, per_batch)
                 elapsed = time.perf_counter() - t0
                 t_train += elapsed
-                n_samples += len(tensors[0])
+                n_samples += n
                 logs: dict[str, Any] = {
                     "epoch": epoch,
                     "loss": loss_value,
@@ -260,8 +262,8 @@ class Trainer:
                     )
                 if stop:
                     break
-        finally:  # a stop leaves one epoch undrawn; an error must not leave the thread
-            pool.shutdown(wait=False, cancel_futures=True)
+        finally:  # a stop leaves a chunk undrawn; an error must not leave the thread drawing
+            stream.close()
             epochs_bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
@@ -284,18 +286,23 @@ class Trainer:
         """This epoch's sample tensors (:func:`ncf.training.epoch.epoch_tensors`)."""
         return epoch_tensors(train, sampler, self.config, epoch, self.device, self.dist)
 
+    def _epoch_chunks(
+        self, train: Interactions, sampler: NegativeSampler | None, epoch: int
+    ) -> Iterator[tuple[tuple[torch.Tensor, ...], bool]]:
+        """This epoch's sample chunks (:func:`ncf.training.epoch.epoch_chunks`)."""
+        return epoch_chunks(train, sampler, self.config, epoch, self.device, self.dist)
+
     def _run_epoch(
         self,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
-        tensors: tuple[torch.Tensor, ...],
+        chunks: Iterator[tuple[tuple[torch.Tensor, ...], bool]],
         epoch: int,
         schedule: Any = None,
-    ) -> float:
+    ) -> tuple[float, int]:
+        """Train on the epoch's chunks; its mean loss and its number of samples."""
         c = self.config
         bs = c.batch_size
-        n = len(tensors[0])
-        n_batches = math.ceil(n / bs)
         regularize = bool(getattr(model, "has_regularization", False))
         clamp = bool(getattr(getattr(model, "config", None), "nonneg", False))
         pairwise = c.loss == "bpr"
@@ -307,7 +314,7 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)  # that the optimizer has stepped
             optimizer.step()
         bar = tqdm(
-            total=n_batches,
+            total=math.ceil(self._epoch_samples / bs),
             desc=f"epoch {epoch}",
             unit="batch",
             leave=False,
@@ -316,47 +323,50 @@ class Trainer:
         )
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         model.train()
-        a, b, t = tensors
-        starts = range(0, n, bs)
-        if closed_form and schedule is None and callable(getattr(model, "sgd_epoch", None)):
-            # the same batches stepped by one compiled loop (MF on CPU), or None: step here
-            lr = optimizer.param_groups[0]["lr"]
-            whole = model.sgd_epoch(a, b, t, lr, bs)  # type: ignore[operator]
-            if whole is not None:  # the epoch is done: no batch left to step
-                total += whole
-                bar.update(n_batches)
-                starts = range(0)
+        # the same batches stepped by one compiled loop (MF on CPU), or None: step here
+        compiled = closed_form and schedule is None and callable(getattr(model, "sgd_epoch", None))
+        n = 0
         # Dropout draws from torch's global generator: fork it so the library never changes
         # the caller's random state, and seed the fork per epoch for reproducibility.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_mix(c.seed, epoch, 1))
-            for start in starts:
-                ub, ib, tb = a[start : start + bs], b[start : start + bs], t[start : start + bs]
-                # The epoch stores int32 indices; torch's index kernels want int64 (index_add_
-                # takes one 2-3x slower otherwise), and a batch's copy is small.
-                ub, ib = ub.long(), ib.long()
-                if pairwise:
-                    tb = tb.long()  # BPR's targets are the negative items
-                if closed_form:  # the model steps itself (never with nonneg: no clamp)
+            for a, b, t in whole_batches(chunks, bs):
+                n += len(a)
+                if compiled:
                     lr = optimizer.param_groups[0]["lr"]
-                    loss = model.sgd_step(ub, ib, tb, lr)  # type: ignore[operator]
-                else:
+                    whole = model.sgd_epoch(a, b, t, lr, bs)  # type: ignore[operator]
+                    if whole is not None:  # these batches are done
+                        total += whole
+                        bar.update(math.ceil(len(a) / bs))
+                        continue
+                    compiled = False
+                for start in range(0, len(a), bs):
+                    ub, ib, tb = a[start : start + bs], b[start : start + bs], t[start : start + bs]
+                    # The epoch stores int32 indices; torch's index kernels want int64 (index_add_
+                    # takes one 2-3x slower otherwise), and a batch's copy is small.
+                    ub, ib = ub.long(), ib.long()
                     if pairwise:
-                        loss = losses.bpr(model(ub, ib), model(ub, tb))
+                        tb = tb.long()  # BPR's targets are the negative items
+                    if closed_form:  # the model steps itself (never with nonneg: no clamp)
+                        lr = optimizer.param_groups[0]["lr"]
+                        loss = model.sgd_step(ub, ib, tb, lr)  # type: ignore[operator]
                     else:
-                        assert loss_fn is not None
-                        loss = loss_fn(model(ub, ib), tb)
-                    if regularize:
-                        loss = loss + model.regularization(ub, ib)  # type: ignore[operator]
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                if schedule is not None:
-                    schedule.step()
-                if clamp:
-                    model.clamp_()  # type: ignore[operator]
-                total += loss.detach() * len(ub)
-                bar.update(1)
+                        if pairwise:
+                            loss = losses.bpr(model(ub, ib), model(ub, tb))
+                        else:
+                            assert loss_fn is not None
+                            loss = loss_fn(model(ub, ib), tb)
+                        if regularize:
+                            loss = loss + model.regularization(ub, ib)  # type: ignore[operator]
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                    if schedule is not None:
+                        schedule.step()
+                    if clamp:
+                        model.clamp_()  # type: ignore[operator]
+                    total += loss.detach() * len(ub)
+                    bar.update(1)
         bar.close()
         value = float(total) / n
         if not math.isfinite(value):
@@ -364,7 +374,7 @@ class Trainer:
                 f"the training loss became {value} in epoch {epoch}; lower the learning rate "
                 f"(now {c.lr}), add regularization, or check the data for extreme values"
             )
-        return value
+        return value, n
 
     # ------------------------------------------------------------------ helpers
     def _validate(self, model: torch.nn.Module, validate: Validator) -> dict[str, float]:
