@@ -99,7 +99,7 @@ class SampleStream:
 def whole_batches(chunks: Iterable[tuple[Chunk, bool]], batch_size: int) -> Iterator[Chunk]:
     """The chunks (each with whether it is the last) re-cut so that every piece but the last
     holds whole batches: slicing the pieces by ``batch_size`` gives the batches of the chunks
-    joined. Views, but for a batch that straddles two chunks (a copy of one batch); an epoch
+    joined. Views, but for a batch that straddles two chunks (copies, under a batch); an epoch
     of one chunk is that chunk, untouched."""
     tail: Chunk | None = None
     for chunk, last in chunks:
@@ -116,7 +116,7 @@ def whole_batches(chunks: Iterable[tuple[Chunk, bool]], batch_size: int) -> Iter
         if whole:
             yield chunk if whole == len(chunk[0]) else tuple(c[:whole] for c in chunk)
         if whole < len(chunk[0]):
-            tail = tuple(c[whole:] for c in chunk)
+            tail = tuple(c[whole:].clone() for c in chunk)  # a copy: frees the chunk
     if tail is not None:
         yield tail
 
