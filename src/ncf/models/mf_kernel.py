@@ -11,7 +11,7 @@ for bit.
 
 On a big catalogue the rows are mostly cache misses (MovieLens-20M's 138,000 users x 128
 factors are a 70 MB table, its negatives uniform over 27,000 items), so the loop asks the
-memory system for the rows of the sample ``AHEAD`` places on while it computes this one (an
+memory system for the rows of the sample ``AHEAD`` places on as it finishes each one (an
 LLVM prefetch, which changes no value): about 1.45x faster on a MovieLens-20M-shaped epoch
 (``bench/bench_scale.py --model mf``), the same bits.
 

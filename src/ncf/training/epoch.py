@@ -78,8 +78,7 @@ def epoch_chunks(
     if step < 1:
         raise ValueError(f"chunk must be at least 1 positive, got {step}")
     for lo in range(0, max(n, 1), step):
-        part = order[lo : lo + step] if step < n else order
-        yield _samples(train, sampler, c, part, rng, device), lo + step >= n
+        yield _samples(train, sampler, c, order[lo : lo + step], rng, device), lo + step >= n
 
 
 def _samples(

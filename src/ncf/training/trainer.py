@@ -63,7 +63,6 @@ class Trainer:
         self.device = torch.device("cpu")
         #: The distributed run this trainer is part of (None: one process).
         self.dist: distributed.DistContext | None = None
-        self._epoch_samples = 0  # samples an epoch (this rank's), set by fit
 
     # ------------------------------------------------------------------ public
     def fit(
@@ -142,8 +141,8 @@ class Trainer:
         optimizer = build_optimizer(model.parameters(), c)
         per_positive = {"bce": c.negatives + 1, "bpr": c.negatives}.get(c.loss, 1)
         n_pos = len(train) // (1 if self.dist is None else self.dist.world_size)
-        self._epoch_samples = n_pos * per_positive  # the progress bar's length
-        steps_per_epoch = math.ceil(self._epoch_samples / c.batch_size)
+        epoch_samples = n_pos * per_positive  # this rank's
+        steps_per_epoch = math.ceil(epoch_samples / c.batch_size)
         schedule = build_schedule(optimizer, c, steps_per_epoch)
         self.optimizer = optimizer
         sampler = None
@@ -208,7 +207,9 @@ class Trainer:
                 per_batch = schedule if c.schedule == "onecycle" else None
                 chunks = stream.epoch(epoch)
                 with devices.autocast(self.device, c.precision):
-                    loss_value, n = self._run_epoch(net, optimizer, chunks, epoch, per_batch)
+                    loss_value, n = self._run_epoch(
+                        net, optimizer, chunks, steps_per_epoch, epoch, per_batch
+                    )
                 elapsed = time.perf_counter() - t0
                 t_train += elapsed
                 n_samples += n
@@ -297,10 +298,12 @@ class Trainer:
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         chunks: Iterator[tuple[tuple[torch.Tensor, ...], bool]],
+        n_batches: int,
         epoch: int,
         schedule: Any = None,
     ) -> tuple[float, int]:
-        """Train on the epoch's chunks; its mean loss and its number of samples."""
+        """Train on the epoch's chunks (``n_batches`` batches, for the progress bar); its mean
+        loss and its number of samples."""
         c = self.config
         bs = c.batch_size
         regularize = bool(getattr(model, "has_regularization", False))
@@ -314,7 +317,7 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)  # that the optimizer has stepped
             optimizer.step()
         bar = tqdm(
-            total=math.ceil(self._epoch_samples / bs),
+            total=n_batches,
             desc=f"epoch {epoch}",
             unit="batch",
             leave=False,
