@@ -51,7 +51,7 @@ def run(
         run_epoch = Trainer._run_epoch
 
         def dying(self: Trainer, *a: Any, **kw: Any) -> float:
-            if a[3] == die_at:  # (model, optimizer, tensors, epoch, ...)
+            if a[3] == die_at:  # (model, optimizer, chunks, epoch, ...)
                 os._exit(1)
             return run_epoch(self, *a, **kw)
 

@@ -208,7 +208,7 @@ class Trainer:
                 chunks = stream.epoch(epoch)
                 with devices.autocast(self.device, c.precision):
                     loss_value, n = self._run_epoch(
-                        net, optimizer, chunks, steps_per_epoch, epoch, per_batch
+                        net, optimizer, chunks, epoch, steps_per_epoch, per_batch
                     )
                 elapsed = time.perf_counter() - t0
                 t_train += elapsed
@@ -298,8 +298,8 @@ class Trainer:
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         chunks: Iterator[tuple[tuple[torch.Tensor, ...], bool]],
-        n_batches: int,
         epoch: int,
+        n_batches: int,
         schedule: Any = None,
     ) -> tuple[float, int]:
         """Train on the epoch's chunks (``n_batches`` batches, for the progress bar); its mean
