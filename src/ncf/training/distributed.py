@@ -31,6 +31,7 @@ What each rank does (the :class:`~ncf.training.Trainer` asks this module):
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import os
 from collections.abc import Sequence
@@ -128,8 +129,11 @@ def context() -> DistContext | None:
 
 
 def shutdown() -> None:
-    """Leave the process group (a no-op without one)."""
+    """Leave the process group (a no-op without one). DDP wrappers left unreferenced are
+    collected first: a reducer that outlives its group tears it down from its destructor,
+    which can wait forever on gloo's threads."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
