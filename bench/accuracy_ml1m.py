@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 
 from _common import data_dir_arg, peak_rss_mb, require_data_dir, stage_plan
-from ncf import datasets
+from ncf.data import datasets
 from ncf.evaluation import evaluate_full, evaluate_sampled
 from ncf.evaluation.validators import carve_validation, validation_ks
 from ncf.training import TrainConfig, fit_model

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-import ncf.datasets
+import ncf.data.datasets
 from ncf.data.audit import audit
 
 
@@ -26,7 +26,7 @@ def main() -> None:
     load_s, audit_s = [], []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        ds = ncf.datasets.load("ml-1m-ncf", data_dir=args.data_dir, download=False)
+        ds = ncf.data.datasets.load("ml-1m-ncf", data_dir=args.data_dir, download=False)
         t1 = time.perf_counter()
         assert ds.test is not None and ds.test_negatives is not None
         report = audit(ds.interactions, ds.test, ds.test_negatives)
@@ -35,7 +35,7 @@ def main() -> None:
         audit_s.append(t2 - t1)
     print(f"ml-1m-ncf rows: train {len(ds.interactions):,}, test {len(ds.test):,}, "
           f"negatives {ds.test_negatives.shape}")  # fmt: skip
-    print(f"load  (ncf.datasets.load): best {min(load_s):.3f} s, first {load_s[0]:.3f} s "
+    print(f"load  (ncf.data.datasets.load): best {min(load_s):.3f} s, first {load_s[0]:.3f} s "
           f"over {args.repeat} run(s)")  # fmt: skip
     print(f"audit (ncf.data.audit):    best {min(audit_s):.3f} s, first {audit_s[0]:.3f} s; "
           f"positive among own negatives: {report.positive_in_negatives} lines")  # fmt: skip

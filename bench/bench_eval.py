@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from _common import data_dir_arg, peak_rss_mb, require_data_dir
-from ncf import datasets
+from ncf.data import datasets
 from ncf.evaluation import evaluate_full
 from ncf.models import build_model
 

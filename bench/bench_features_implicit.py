@@ -19,7 +19,7 @@ import time
 import torch
 
 from _common import feature_set
-from ncf import datasets
+from ncf.data import datasets
 from ncf.data.features import HISTORY, dataset_features, history_features
 from ncf.evaluation import evaluate_sampled
 from ncf.evaluation.validators import carve_validation

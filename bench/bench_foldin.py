@@ -4,7 +4,8 @@ On ml-1m-ncf, ``--holdout`` users (100) are removed from training entirely. NeuM
 layers 64-32-16-8) is trained twice with the same recipe (validation-selected epoch on a split
 carved from train): once on every user ("trained normally") and once without the held-out
 users. The held-out users are then folded into the second model from their training items
-(``ncf.foldin``: only their user rows are fitted, everything else frozen), and both models rank
+(``recommender.foldin``: only their user rows are fitted, everything else frozen), and both
+models rank
 each held-out user's test item among the given 99 negatives.
 
     NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_foldin.py
@@ -21,8 +22,7 @@ import scipy.sparse as sp
 import torch
 
 from _common import data_dir_arg, require_data_dir
-from ncf import datasets, foldin
-from ncf.data import IdMap, Interactions
+from ncf.data import IdMap, Interactions, datasets, foldin
 from ncf.evaluation import evaluate_sampled
 from ncf.evaluation.validators import carve_validation
 from ncf.models import RecModel, model_from_spec

@@ -1,6 +1,6 @@
 """Rating prediction on MovieLens-100K: RMSE/MAE of MF, MLP and NeuMF, with and without features.
 
-Each figure is ``ncf.experiments.cross_validate`` under the chosen protocol (default: the 5
+Each figure is ``ncf.studies.rating_cv.cross_validate`` under the chosen protocol (default: the 5
 official folds u1..u5, averaged), with the tuned recipes of ``ncf.training.presets``; the
 best epoch of each fold is chosen on a validation set carved
 from that fold's training part (never its test part).
@@ -24,7 +24,7 @@ import torch
 
 from _common import feature_set
 from ncf import Recommender, datasets
-from ncf.experiments import cross_validate
+from ncf.studies.rating_cv import cross_validate
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ with one keep-alive connection, send ``--requests`` (default 4000) ``GET
 /v1/users/{id}/recommendations?k=10`` for random users, after a warm-up; the figures are
 throughput, p50/p90/p99 latency as the clients see it, and the error count (any status but
 200, or a broken connection). Then every user's top-100 is exported to Parquet in-process
-(:func:`ncf.export.export_recommendations`) and timed.
+(:func:`ncf.service.export.export_recommendations`) and timed.
 
     NCF_DATA_DIR=../shared/data nice -n 5 .venv/bin/python bench/bench_serve.py \\
         --model-dir /tmp/ncf-bench-neumf
@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 from _common import data_dir_arg, require_data_dir
-from ncf import datasets
-from ncf.export import export_recommendations
+from ncf.data import datasets
 from ncf.recommender import Recommender
+from ncf.service.export import export_recommendations
 
 LAUNCH = """
 import argparse, sys

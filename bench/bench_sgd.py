@@ -27,7 +27,7 @@ import time
 import torch
 
 from _common import data_dir_arg, require_data_dir
-from ncf import datasets
+from ncf.data import datasets
 from ncf.data.sampling import NegativeSampler
 from ncf.models import MF
 from ncf.training import TrainConfig, Trainer, losses

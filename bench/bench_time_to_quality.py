@@ -25,7 +25,7 @@ from dataclasses import replace
 T_START = time.perf_counter()
 
 from _common import data_dir_arg, require_data_dir, stage_plan  # noqa: E402
-from ncf import datasets  # noqa: E402
+from ncf.data import datasets  # noqa: E402
 from ncf.evaluation import evaluate_sampled  # noqa: E402
 from ncf.evaluation.validators import carve_validation  # noqa: E402
 from ncf.models import NeuMF  # noqa: E402

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from _common import NaiveNCF, data_dir_arg, naive_epoch, peak_rss_mb, require_data_dir
-from ncf import datasets
+from ncf.data import datasets
 from ncf.data.sampling import NegativeSampler
 from ncf.models import build_model
 from ncf.training import TrainConfig, Trainer

@@ -38,7 +38,7 @@ from ncf.data import Interactions
 from ncf.evaluation import evaluate_sampled
 from ncf.evaluation.protocols import eval_mode
 from ncf.exceptions import TrainingError
-from ncf.update import DEFAULT_EPOCHS, DEFAULT_REPLAY
+from ncf.recommender.update import DEFAULT_EPOCHS, DEFAULT_REPLAY
 
 
 def split(frame: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Series]:

@@ -6,8 +6,8 @@ shared data folder and on sparse variants built from them.
 
 Each row runs the command line as a user would (``python -m ncf train --dataset X``, a
 separate process, its wall time measured from the outside) and, in this process on the very
-same split (``ncf.experiments.holdout``, seed 0), ALS with a small grid chosen on the same
-validation carve ncf selects on (``ncf.baselines.tune_als``), refit on all of train, and
+same split (``ncf.data.holdout``, seed 0), ALS with a small grid chosen on the same
+validation carve ncf selects on (``ncf.studies.baselines.tune_als``), refit on all of train, and
 popularity. Test: HR@10 and NDCG@10 against the dataset's given negatives (ml-1m-ncf) or 99
 sampled ones (leave-one-out by time, at random without timestamps); full-ranking Recall@10
 over all items. ALS's seconds include its grid search.
@@ -38,13 +38,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ncf import datasets
-from ncf.baselines import ALS, tune_als
+from ncf.data import datasets
+from ncf.data.holdout import implicit_holdout
 from ncf.data.interactions import Interactions
+from ncf.data.sources import load_source
 from ncf.evaluation import evaluate_full, evaluate_sampled
 from ncf.evaluation.validators import carve_validation
-from ncf.experiments.holdout import implicit_holdout
-from ncf.sources import load_source
+from ncf.studies.baselines import ALS, tune_als
 
 REGISTERED = ("ml-1m-ncf", "ml-100k", "ml-latest-small", "lastfm-2k")
 SPARSE = ("lastfm-2k-sparse", "ml-latest-sparse", "ml-1m-tailsplit")

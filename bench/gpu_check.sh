@@ -49,8 +49,8 @@ if [ -n "${NCF_DATA_DIR:-}" ] && [ -d "$NCF_DATA_DIR/ml-1m-ncf" ]; then
   echo "== time to HR@10 0.70 on ml-1m-ncf (NeuMF-64, bf16) and full-ranking time"
   "$PY" - <<'PY'
 import time
-from ncf.datasets import load
-from ncf.experiments.holdout import implicit_holdout
+from ncf.data.datasets import load
+from ncf.data.holdout import implicit_holdout
 from ncf.recommender import Recommender
 from ncf.training import Callback
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from _common import data_dir_arg, require_data_dir
-from ncf import datasets
+from ncf.data import datasets
 from ncf.evaluation import evaluate_sampled
 from ncf.evaluation.validators import carve_validation
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from ncf import ModelFileError
-from ncf.artifacts import FORMAT_VERSION, SUPPORTED_VERSIONS, load
 from ncf.recommender import Recommender
+from ncf.recommender.artifacts import FORMAT_VERSION, SUPPORTED_VERSIONS, load
 
 
 @pytest.fixture(scope="module")

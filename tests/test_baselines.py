@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from ncf import Interactions
-from ncf.baselines import ALS, tune_als
 from ncf.evaluation import evaluate_full, evaluate_sampled
 from ncf.evaluation.validators import carve_validation
 from ncf.exceptions import NotFittedError
+from ncf.studies.baselines import ALS, tune_als
 
 pytest.importorskip("implicit")
 

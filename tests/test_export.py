@@ -13,8 +13,8 @@ import pytest
 from ncf.cli.options import positive_int
 from ncf.cli.serve import add_export_arguments, export, wants_export
 from ncf.exceptions import ConfigError
-from ncf.export import _Writer, export_recommendations, read_user_ids
 from ncf.recommender import Recommender
+from ncf.service.export import _Writer, export_recommendations, read_user_ids
 
 N_USERS, N_ITEMS = 25, 30
 

@@ -8,8 +8,8 @@ import scipy.sparse as sp
 import torch
 
 from ncf import ConfigError, DataError, IdMap, Interactions
-from ncf.foldin import append_users, fold_in, score, score_all, user_tables
 from ncf.models import RecModel, build_model
+from ncf.recommender.foldin import append_users, fold_in, score, score_all, user_tables
 from ncf.training import TrainConfig, Trainer
 
 N_USERS, N_ITEMS = 30, 40

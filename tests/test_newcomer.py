@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 import torch
 
-from ncf import Recommender, artifacts
+from ncf import Recommender
 from ncf.cli import main
 from ncf.exceptions import DataError, NCFWarning
+from ncf.recommender import artifacts
 
 TINY = ["--epochs", "2", "--factors", "4", "--no-progress"]
 

@@ -14,9 +14,9 @@ from ncf.data import IdMap, Interactions
 from ncf.data.features import Features
 from ncf.evaluation import RatingValidator, mae, predict_ratings, rmse
 from ncf.exceptions import ConfigError, DataError
-from ncf.experiments import rating_cv
-from ncf.experiments.rating_cv import cross_validate
 from ncf.models import NeuMF, build_model
+from ncf.studies import rating_cv
+from ncf.studies.rating_cv import cross_validate
 from ncf.training import Callback
 
 

@@ -227,7 +227,7 @@ def test_a_rating_model_needs_ratings_on_its_scale() -> None:
 def test_the_default_rate_is_halfway_down_the_models_decay() -> None:
     from dataclasses import replace
 
-    from ncf.update import update_lr
+    from ncf.recommender.update import update_lr
 
     rec = Recommender("mf", factors=4, epochs=3, optimizer="sgd", lr=1.0, batch_size=128,
                       validate=False, refit=False, seed=0).fit(planted())  # fmt: skip

@@ -21,10 +21,10 @@ _EXPORTS: dict[str, str] = {
     "DataError": "ncf.exceptions",
     "Dataset": "ncf.data",
     "DatasetNotFoundError": "ncf.exceptions",
-    "datasets": "ncf.datasets",
+    "datasets": "ncf.data.datasets",
     "evaluate_full": "ncf.evaluation",
     "evaluate_sampled": "ncf.evaluation",
-    "export_recommendations": "ncf.export",
+    "export_recommendations": "ncf.service.export",
     "evaluation_candidates": "ncf.data",
     "GMF": "ncf.models",
     "IdMap": "ncf.data",
@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     "ItemPop": "ncf.models",
     "k_core": "ncf.data",
     "leave_one_out": "ncf.data",
-    "load_source": "ncf.sources",
+    "load_source": "ncf.data.sources",
     "MF": "ncf.models",
     "MLP": "ncf.models",
     "model_names": "ncf.models",
@@ -53,18 +53,18 @@ _EXPORTS: dict[str, str] = {
     "TrainingError": "ncf.exceptions",
     "TrainResult": "ncf.training",
     "UnknownIdError": "ncf.exceptions",
-    "UpdateReport": "ncf.update",
+    "UpdateReport": "ncf.recommender.update",
     "validation_split": "ncf.data",
 }
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from ncf import datasets
     from ncf.data import (
         Dataset,
         IdMap,
         Interactions,
         NegativeSampler,
         audit,
+        datasets,
         evaluation_candidates,
         k_core,
         leave_one_out,
@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         to_implicit,
         validation_split,
     )
+    from ncf.data.sources import load_source
     from ncf.evaluation import evaluate_full, evaluate_sampled
     from ncf.exceptions import (
         ChecksumError,
@@ -86,12 +87,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         TrainingError,
         UnknownIdError,
     )
-    from ncf.export import export_recommendations
     from ncf.models import GMF, MF, MLP, ItemPop, NeuMF, RecModel, build_model, model_names
     from ncf.recommender import Recommender
-    from ncf.sources import load_source
+    from ncf.recommender.update import UpdateReport
+    from ncf.service.export import export_recommendations
     from ncf.training import Callback, PretrainConfig, TrainConfig, Trainer, TrainResult
-    from ncf.update import UpdateReport
 
 
 def __getattr__(name: str) -> Any:
@@ -99,7 +99,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'ncf' has no attribute {name!r}")
     value = importlib.import_module(module)
-    if module != f"ncf.{name}":  # a name defined in the module, not the module itself
+    if module.rpartition(".")[2] != name:  # a name defined in the module, not the module itself
         value = getattr(value, name)
     globals()[name] = value
     return value

@@ -139,7 +139,7 @@ def test_history_features_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.data
 def test_history_with_builtin_metadata(shared_data: object) -> None:
-    from ncf.datasets import load
+    from ncf.data.datasets import load
 
     ds = load("ml-100k", shared_data)  # type: ignore[arg-type]
     feats = history_features(ds.interactions, ds)
@@ -154,7 +154,7 @@ def test_history_with_builtin_metadata(shared_data: object) -> None:
 
 @pytest.mark.data
 def test_builtin_ml100k_metadata(shared_data: object) -> None:
-    from ncf.datasets import load
+    from ncf.data.datasets import load
 
     ds = load("ml-100k", shared_data)  # type: ignore[arg-type]
     users, items = dataset_features(ds, "user"), dataset_features(ds, "item")

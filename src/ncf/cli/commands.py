@@ -20,11 +20,11 @@ from ncf.cli.train import train as train_command
 from ncf.cli.update import update as update_command
 from ncf.data.audit import audit
 from ncf.data.datasets import Dataset, info, names
+from ncf.data.holdout import implicit_holdout, rating_holdouts
+from ncf.data.sources import load_source
 from ncf.data.split import leave_one_out, resolve_order
 from ncf.exceptions import ConfigError, NCFWarning
-from ncf.experiments.holdout import implicit_holdout, rating_holdouts
 from ncf.recommender import Recommender
-from ncf.sources import load_source
 
 Lines = Iterator[str]
 

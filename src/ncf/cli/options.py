@@ -282,7 +282,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "force": False,
     "resume": False,
 }
-#: The run options that name a file's columns, by role (``ncf.sources.load_source``).
+#: The run options that name a file's columns, by role (``ncf.data.sources.load_source``).
 COLUMN_OPTIONS = {"user": "user_col", "item": "item_col", "rating": "rating_col",
                   "timestamp": "time_col"}  # fmt: skip
 #: ``--finetune-X`` flags set the fine-tuning's TrainConfig field X.

@@ -126,8 +126,8 @@ def wants_export(args: argparse.Namespace) -> bool:
 
 def export(args: argparse.Namespace) -> Lines:
     """``ncf recommend DIR --all|--users-file FILE -k K --output FILE``."""
-    from ncf.export import export_recommendations, read_user_ids
     from ncf.recommender import Recommender
+    from ncf.service.export import export_recommendations, read_user_ids
 
     chosen = [
         f

@@ -18,21 +18,20 @@ from typing import Any
 
 import torch
 
-from ncf import artifacts
 from ncf.cli import output
 from ncf.cli.options import COLUMN_OPTIONS, TrainRequest, given_options, train_request
 from ncf.data.datasets import Dataset
+from ncf.data.holdout import Holdout, implicit_holdout
+from ncf.data.sources import load_source
 from ncf.data.transforms import rating_scale
 from ncf.exceptions import ConfigError
-from ncf.experiments.holdout import Holdout, implicit_holdout
-from ncf.experiments.rating_cv import (
+from ncf.recommender import Recommender, artifacts
+from ncf.studies.rating_cv import (
     available_features,
     check_features,
     cross_validate,
     split_features,
 )
-from ncf.recommender import Recommender
-from ncf.sources import load_source
 from ncf.training import Plan, distributed
 
 Lines = Iterator[str]

@@ -1,7 +1,8 @@
 """``ncf update MODEL_DIR --data new.csv --out NEW_DIR``: a saved model learns new data.
 
 A parser hook (:func:`add_update_parser`) and the command (:func:`update`), thin over
-:meth:`ncf.Recommender.update` (:mod:`ncf.update`). The parent directory is only read; the
+:meth:`ncf.Recommender.update` (:mod:`~ncf.recommender.update`).
+The parent directory is only read; the
 updated model is written to ``--out``, which must not hold a model yet, and only after the
 update passed its validation check (or ``--force``).
 """
@@ -76,10 +77,9 @@ def _epochs(text: str) -> int:
 def update(args: argparse.Namespace) -> Lines:
     import torch
 
-    from ncf import artifacts
     from ncf.cli import output
-    from ncf.recommender import Recommender
-    from ncf.update import DEFAULT_EPOCHS, DEFAULT_REPLAY, DEFAULT_TOLERANCE
+    from ncf.recommender import Recommender, artifacts
+    from ncf.recommender.update import DEFAULT_EPOCHS, DEFAULT_REPLAY, DEFAULT_TOLERANCE
 
     parent, out = Path(args.model_dir), Path(args.out)
     if out.expanduser().resolve() == parent.expanduser().resolve():

@@ -66,7 +66,7 @@ def dataset_features(dataset: Any, side: str, *, missing: Missing = "error") -> 
     Parameters
     ----------
     dataset : ncf.data.Dataset
-        A dataset from ``ncf.datasets.load`` (its ``users``/``items`` frames are aligned to the
+        A dataset from ``ncf.data.datasets.load`` (its ``users``/``items`` frames are aligned to the
         id maps of ``dataset.interactions``).
     side : {"user", "item"}
     missing : {"error", "zero"}

@@ -1,6 +1,6 @@
 """Growing a trained model's id spaces: new user and item rows drawn as the model's own init.
 
-An incremental update (:mod:`ncf.update`) appends users and items the model has never seen.
+An update (:mod:`~ncf.recommender.update`) appends users and items the model has never seen.
 :func:`grow` appends rows to every table indexed by users or items, in place:
 
 * embedding tables (every ``nn.Embedding`` whose attribute name holds ``user`` or ``item``):

@@ -1,9 +1,9 @@
 """Run a study cell by cell: each model fitted by :class:`~ncf.Recommender` on the test split
-of ``ncf train`` (:func:`ncf.experiments.holdout.implicit_holdout`), its epoch selected on the
+of ``ncf train`` (:func:`ncf.data.holdout.implicit_holdout`), its epoch selected on the
 validation split carved from the training part, and the test set scored once at the end.
 
 A cell already in the :class:`~ncf.studies.cells.CellStore` is not run again. ALS (the
-``implicit`` library) is tuned by :func:`ncf.baselines.tune_als` on the very same validation
+``implicit`` library) is tuned by :func:`ncf.studies.baselines.tune_als` on the very same validation
 carve, then refit on all of the training part.
 """
 
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ncf.data.datasets import Dataset
+from ncf.data.holdout import Holdout, implicit_holdout
 from ncf.evaluation.protocols import evaluate_full, evaluate_sampled
 from ncf.evaluation.validators import carve_validation
-from ncf.experiments.holdout import Holdout, implicit_holdout
 from ncf.studies.cells import CellStore
 from ncf.studies.specs import Cell, Study
 from ncf.training import Callback
@@ -37,7 +37,7 @@ class StudyData:
 
     @classmethod
     def load(cls, source: str, data_dir: str | None = None, *, seed: int = 0) -> StudyData:
-        from ncf.sources import load_source
+        from ncf.data.sources import load_source
 
         ds = load_source(source, data_dir)
         return cls(str(source), ds, implicit_holdout(ds, seed=seed), seed)
@@ -148,7 +148,7 @@ def run_cell(
 
 
 def _run_als(data: StudyData, settings: Settings) -> dict[str, Any]:
-    from ncf.baselines import ALS, tune_als
+    from ncf.studies.baselines import ALS, tune_als
 
     held, k = data.holdout, settings.k
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Hyper-parameter search with Optuna on the validation split (never the test set).
 
 Every trial fits a :class:`~ncf.Recommender` on the training part of ``ncf train``'s test split
-(:func:`ncf.experiments.holdout.implicit_holdout`) and scores it by the validation metric of
+(:func:`ncf.data.holdout.implicit_holdout`) and scores it by the validation metric of
 its selected epoch, on the leave-one-out split ``fit`` carves from that training part, with
 the same seed as ``ncf train``: the objective is exactly the figure ``ncf train`` selects on.
 The sampler is Optuna's TPE, seeded. Trials run one after another until the time budget or

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ncf.evaluation.ranking import check_k
 from ncf.exceptions import ConfigError, DataError
-from ncf.ranking import check_k
 
 if TYPE_CHECKING:
     from ncf.recommender import Recommender

@@ -27,12 +27,12 @@ from ncf.data.features import (
     dataset_features,
     history_features,
 )
+from ncf.data.holdout import PROTOCOLS, Holdout, rating_holdouts
 from ncf.exceptions import ConfigError, DataError
-from ncf.experiments.holdout import PROTOCOLS, Holdout, rating_holdouts
 from ncf.recommender import Recommender
 from ncf.training import Callback
 
-logger = logging.getLogger("ncf.experiments")
+logger = logging.getLogger("ncf.studies")
 
 #: What ``features`` may name: built-in user / item metadata, and each user's rated items.
 FEATURE_SOURCES = (*SIDES, HISTORY)

@@ -1,6 +1,6 @@
 """How a :class:`~ncf.Recommender` maps onto a saved model directory and back.
 
-:mod:`ncf.artifacts` owns the on-disk format (files, checksums, atomic writes); this module
+:mod:`.artifacts` owns the on-disk format (files, checksums, atomic writes); this module
 decides what of a recommender goes into it: the hyper-parameters, the task and rating scale,
 the training plan and history, the provenance, and the test split it was scored on.
 """
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ncf import artifacts
 from ncf.data.interactions import Interactions, reindex
 from ncf.exceptions import ConfigError
+from ncf.recommender import artifacts
 from ncf.training import TrainConfig
 from ncf.training.orchestrate import describe
 from ncf.training.plan import PretrainConfig
@@ -112,7 +112,7 @@ def restore(rec: Recommender, saved: artifacts.SavedModel) -> None:
 
 
 def test_arrays(held: Interactions, negatives: np.ndarray | None) -> dict[str, np.ndarray]:
-    """A test split as the arrays :mod:`ncf.artifacts` stores (indices over the model's maps)."""
+    """A test split as the arrays :mod:`.artifacts` stores (indices over the model's maps)."""
     out = {"users": held.users, "items": held.items}
     if held.ratings is not None:
         out["ratings"] = held.ratings

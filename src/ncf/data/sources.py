@@ -1,6 +1,6 @@
 """Load a dataset given by name *or* path: what ``ncf train --dataset`` accepts.
 
-* a registered name (``ml-latest-small``, ``ml-1m-ncf``...; see :func:`ncf.datasets.names`);
+* a registered name (``ml-latest-small``, ``ml-1m-ncf``...; see :func:`ncf.data.datasets.names`);
 * an NCF-format prefix ``PATH/ml-1m`` (``.train.rating``, ``.test.rating``,
   ``.test.negative`` beside it), or the folder holding exactly one such set;
 * a CSV/TSV/Parquet file with a header: the user column is the first of ``user``,

@@ -4,7 +4,7 @@ It follows scikit-learn's estimator contract: ``__init__`` only stores hyper-par
 ``fit`` validates, trains and returns ``self``, learned state ends in ``_``, and an unfitted
 recommender raises :class:`~ncf.exceptions.NotFittedError`. Every public method takes and
 returns *raw* ids (the ids of the input data), never internal indices. What a fitted model
-answers (recommend, score, predict, similar items, fold-in) is in :mod:`ncf.inference`.
+answers (recommend, score, predict, similar items, fold-in) is in :mod:`ncf.recommender.inference`.
 
 >>> rec = Recommender("neumf", epochs=5).fit(interactions)                  # doctest: +SKIP
 >>> rec.recommend(["u1", "u2"], k=10)                                      # doctest: +SKIP
@@ -13,6 +13,7 @@ answers (recommend, score, predict, similar items, fold-in) is in :mod:`ncf.infe
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from collections.abc import Sequence
@@ -22,22 +23,58 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from ncf import artifacts, persistence
 from ncf.data.features import Features
 from ncf.data.interactions import Interactions, as_interactions
 from ncf.data.loaders import align
 from ncf.data.transforms import rating_scale
-from ncf.estimator import Estimator
 from ncf.evaluation.validators import selection_split, validation_ks
 from ncf.exceptions import ConfigError, DataError, NCFWarning
-from ncf.inference import Inference
 from ncf.models import get_model_class
+from ncf.recommender import artifacts, persistence
+from ncf.recommender.inference import Inference
+from ncf.recommender.update import Updating
 from ncf.training import Callback
 from ncf.training.devices import inference_device
 from ncf.training.orchestrate import fit_model
 from ncf.training.plan import Plan, PretrainConfig, make_plan
 from ncf.training.presets import Preset, adapt, check_task, preset
-from ncf.update import Updating
+
+
+class Estimator:
+    """``get_params`` / ``set_params`` / ``repr`` from the ``__init__`` signature."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The hyper-parameters, by name (scikit-learn's contract)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> Any:
+        """Set hyper-parameters by name; unknown names raise ``ConfigError``. Returns self."""
+        unknown = sorted(set(params) - set(self._param_names()))
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {unknown}; valid: {self._param_names()}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            n: p.default for n, p in inspect.signature(type(self).__init__).parameters.items()
+        }
+        shown = [f"{n}={v!r}" for n, v in self.get_params().items() if _differs(v, defaults.get(n))]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _differs(value: Any, default: Any) -> bool:
+    try:
+        return bool(value != default)
+    except (TypeError, ValueError):  # pragma: no cover - arrays and the like
+        return True
+
 
 logger = logging.getLogger("ncf")
 
@@ -410,7 +447,7 @@ class Recommender(Estimator, Inference, Updating):
         test: Interactions | None = None,
         test_negatives: np.ndarray | None = None,
     ) -> Path:
-        """Save to a model directory (see :mod:`ncf.artifacts`); returns its path.
+        """Save to a model directory (see :mod:`ncf.recommender.artifacts`); returns its path.
 
         Parameters
         ----------
@@ -430,7 +467,7 @@ class Recommender(Estimator, Inference, Updating):
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
-        """Load a model directory written by :meth:`save` (verified; see :mod:`ncf.artifacts`)."""
+        """Load a model directory written by :meth:`save` (verified; see :mod:`.artifacts`)."""
         rec = cls.__new__(cls)
         persistence.restore(rec, artifacts.load(path))
         return rec

@@ -18,16 +18,16 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from ncf import foldin
 from ncf.data.idmap import IdMap
 from ncf.data.interactions import Interactions, as_interactions, reindex
 from ncf.data.sampling import evaluation_candidates
 from ncf.evaluation.protocols import eval_mode, evaluate_full, evaluate_sampled
+from ncf.evaluation.ranking import as_ids, ranked_frame, top_k
 from ncf.evaluation.rating import rating_metrics
 from ncf.evaluation.validators import predict_ratings
 from ncf.exceptions import ConfigError, DataError, NCFWarning, NotFittedError
 from ncf.models import RecModel
-from ncf.ranking import as_ids, ranked_frame, top_k
+from ncf.recommender import foldin
 
 #: Evaluation protocols by task (the first is the default).
 PROTOCOLS = {"implicit": ("sampled", "full"), "rating": ("rating",)}
@@ -249,7 +249,7 @@ class Inference:
             New users (not yet known to the model).
         items : sequence of raw item ids, or a sequence of such sequences (one per user)
         **options
-            ``steps``, ``lr``, ``negatives``, ``l2``, ``seed`` of :func:`ncf.foldin.fold_in`.
+            ``steps``, ``lr``, ``negatives``, ``l2``, ``seed`` of :func:`.foldin.fold_in`.
 
         Returns
         -------

@@ -23,7 +23,7 @@ from ncf.data.interactions import Interactions
 from ncf.evaluation.validators import SampledValidator
 from ncf.exceptions import ConfigError, NotFittedError
 
-logger = logging.getLogger("ncf.baselines")
+logger = logging.getLogger("ncf.studies.baselines")
 
 #: The grid :func:`tune_als` searches: factors, L2 regularization, confidence alpha.
 ALS_GRID: dict[str, tuple[Any, ...]] = {
