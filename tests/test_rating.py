@@ -73,8 +73,7 @@ def _planted(seed: int = 0) -> tuple[Interactions, Interactions]:
 
 
 #: Plain Adam, no schedule: the same training for every model (over each recipe).
-TRAIN = {"epochs": 40, "batch_size": 256, "threads": 1, "optimizer": "adam", "schedule": None,
-         "weight_decay": 0.0}  # fmt: skip
+TRAIN = {"threads": 1, "schedule": None, "weight_decay": 0.0}
 
 
 @pytest.mark.parametrize(
@@ -95,7 +94,7 @@ def test_regressors_recover_a_planted_low_rank_matrix(
     rec = Recommender(
         name, task="rating", preset="fast", model_options=params, lr=lr, seed=0,
         rating_scale=(1, 5),
-        train_options=TRAIN, patience=5,
+        train_options=TRAIN, patience=5, epochs=40, batch_size=256, optimizer="adam",
     )  # fmt: skip
     rec.fit(train, validation=test)
     pred = rec.predict(test.user_map.to_raw(test.users), test.item_map.to_raw(test.items))

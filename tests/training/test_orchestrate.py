@@ -311,13 +311,13 @@ def test_the_default_preset_keeps_the_sgd_rate_constant_on_sparse_data() -> None
     assert rec.plan(data=dense).final.config.schedule == "exponential"
     assert rec.plan(data=sparse).final.config.schedule is None
     assert rec.plan(data=sparse).final.config.lr == rec.plan().final.config.lr
-    assert "interactions per item" in rec.adaptation(sparse)[1]
+    assert "interactions per item" in rec.plan(data=sparse).why
     assert (
         Recommender(train_options={"schedule": "step"}).plan(data=sparse).final.config.schedule
         == "step"
     )
     assert Recommender(lr=1.0).plan(data=sparse).final.config.lr == 1.0
-    assert Recommender(model="neumf").adaptation(sparse) == ({}, "")
+    assert "interactions per item" not in Recommender(model="neumf").plan(data=sparse).why
 
 
 @pytest.mark.parametrize("task", ["implicit", "rating"])

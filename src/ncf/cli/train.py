@@ -26,6 +26,7 @@ from ncf.data.sources import load_source
 from ncf.data.transforms import rating_scale
 from ncf.exceptions import ConfigError
 from ncf.recommender import Recommender, artifacts
+from ncf.recommender.estimator import MODEL_KEYWORDS, TRAIN_KEYWORDS
 from ncf.studies.rating_cv import (
     available_features,
     check_features,
@@ -38,15 +39,18 @@ Lines = Iterator[str]
 
 
 def recommender(req: TrainRequest, scale: tuple[float, float] | None = None) -> Recommender:
-    """The estimator ``ncf train`` fits: the run's settings and exactly the fields given."""
-    run, model = req.run, dict(req.model)
-    flat = {k: model.pop(k) for k in ("factors", "layers", "dropout", "l2_embedding") if k in model}
+    """The estimator ``ncf train`` fits: the run's settings and exactly the fields given, each
+    under its one spelling (a keyword where ``Recommender`` has one)."""
+    run, model, train = req.run, dict(req.model), dict(req.train)
+    flat = {k: model.pop(k) for k in MODEL_KEYWORDS if k in model}
+    flat_train = {k: train.pop(k) for k in TRAIN_KEYWORDS if k in train}
     return Recommender(
         run["model"],
         task=run["task"],
         **flat,
+        **flat_train,
         model_options=model or None,
-        train_options=dict(req.train) or None,
+        train_options=train or None,
         pretrain=req.pretrain,
         refit=run["refit"],
         preset=run["preset"],
@@ -82,10 +86,10 @@ def _train(req: TrainRequest, main: bool) -> Lines:
     run = req.run
     torch.set_num_threads(run["threads"])
     estimator = recommender(req)
-    estimator.plan()  # every setting checked here, before the data loads
     name = estimator.model_name
     given = run["features"] is not None
-    sides = check_features(run["features"] if given else estimator.recipe()["features"])
+    # every setting checked here, before the data loads
+    sides = check_features(run["features"] if given else estimator.plan().features)
     suffix = "-rating" if run["task"] == "rating" else ""
     out = Path(run["out"] or Path("models") / f"{name}-{Path(str(run['dataset'])).stem}{suffix}")
     _check_out(out, run)
@@ -117,14 +121,6 @@ def _train(req: TrainRequest, main: bool) -> Lines:
 
 def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) -> str:
     """What was chosen and why, in one line."""
-    chosen = rec._preset()
-    if rec.model_name in chosen.recipes or rec.model_name == chosen.model:
-        why = f"preset {rec.preset}, {chosen.summary}"
-        changed, reason = rec.adaptation(ds.interactions)
-        if changed:
-            why += f"; {reason}"
-    else:
-        why = f"the {rec.task} task's defaults (preset {rec.preset} has no recipe for it)"
     c = plan.final.config
     params = [plan.final.params, *(s.params for s in plan.branches.values())]
     sizes = ", ".join(
@@ -136,8 +132,8 @@ def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) ->
     feats = f"; features {','.join(sides)}" if sides else ""
     return (
         f"model {rec.model_name} ({sizes or 'sizes'}; {c.optimizer} lr {c.lr:g}, batch "
-        f"{c.batch_size}, up to {c.epochs} epochs, {stop}{feats}{', refit' if rec.refit_ else ''})"
-        f": {why}; any option overrides it"
+        f"{c.batch_size}, up to {c.epochs} epochs, {stop}{feats}{', refit' if plan.refit else ''})"
+        f": {plan.why}; any option overrides it"
     )
 
 

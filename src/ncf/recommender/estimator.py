@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -28,16 +27,15 @@ from ncf.data.interactions import Interactions, as_interactions
 from ncf.data.loaders import align
 from ncf.data.transforms import rating_scale
 from ncf.evaluation.validators import selection_split, validation_ks
-from ncf.exceptions import ConfigError, DataError, NCFWarning
-from ncf.models import get_model_class
+from ncf.exceptions import ConfigError, DataError
 from ncf.recommender import artifacts, persistence
 from ncf.recommender.inference import Inference
 from ncf.recommender.update import Updating
 from ncf.training import Callback
 from ncf.training.devices import inference_device
 from ncf.training.orchestrate import fit_model
-from ncf.training.plan import Plan, PretrainConfig, make_plan
-from ncf.training.presets import Preset, adapt, check_task, preset
+from ncf.training.plan import Given, Plan, PretrainConfig, resolve
+from ncf.training.presets import check_task
 
 
 class Estimator:
@@ -78,8 +76,6 @@ def _differs(value: Any, default: Any) -> bool:
 
 logger = logging.getLogger("ncf")
 
-#: Short names accepted for ``model`` besides the registry's.
-MODEL_ALIASES = {"pop": "itempop", "popularity": "itempop"}
 #: The flat keyword arguments that are model hyper-parameters / training fields.
 MODEL_KEYWORDS = ("factors", "layers", "dropout", "l2_embedding")
 TRAIN_KEYWORDS = ("epochs", "batch_size", "lr", "optimizer", "negatives", "patience")
@@ -231,86 +227,45 @@ class Recommender(Estimator, Inference, Updating):
     @property
     def model_name(self) -> str:
         """The registry name of ``model`` (aliases resolved); None: the preset's model."""
-        if self.model is None:
-            return self._preset().model
-        key = self.model.lower() if isinstance(self.model, str) else self.model
-        return get_model_class(MODEL_ALIASES.get(key, key)).name
+        return self.given().model_name
 
-    def _preset(self) -> Preset:
-        return preset(check_task(self.task), self.preset)
-
-    def recipe(self) -> dict[str, Any]:
-        """The preset's settings for the model trained (empty for a model it does not know)."""
-        return self._preset().recipe(self.model_name)
+    def given(self) -> Given:
+        """What was given, as the one value :func:`~ncf.training.plan.resolve` takes: the
+        keywords not left as None, ``model_options`` and ``train_options`` (which hold only
+        what has no keyword of its own)."""
+        check_task(self.task)
+        options = dict(self.train_options or {})
+        twins = sorted(set(options) & set(TRAIN_KEYWORDS))
+        if twins:
+            raise ConfigError(
+                f"give {', '.join(twins)} as keyword(s) of Recommender, not in train_options"
+            )
+        model_params = {
+            n: tuple(v) if _is_seq(v) else v
+            for n in MODEL_KEYWORDS
+            if (v := getattr(self, n)) is not None
+        }
+        model_params.update(self.model_options or {})
+        train = {n: v for n in TRAIN_KEYWORDS if (v := getattr(self, n)) is not None}
+        return Given(
+            task=self.task,
+            preset=self.preset,
+            model=self.model,
+            model_params=model_params,
+            train={**train, **options},
+            pretrain=self.pretrain,
+            refit=self.refit,
+            seed=self.seed,
+            progress=self.progress,
+            rating_scale=self.rating_scale,
+        )
 
     @property
     def refit_(self) -> bool:
-        """Whether ``fit`` refits: ``refit`` when given, else the preset's choice."""
-        return bool(self.recipe()["refit"] if self.refit is None else self.refit)
-
-    def model_params(self) -> dict[str, Any]:
-        """The model's hyper-parameters: the preset's, then those given (those the chosen
-        model takes), with the seed."""
-        known = set(get_model_class(self.model_name).config_class.field_names())
-        params: dict[str, Any] = {**self.recipe()["model"], "seed": self.seed}
-        unused = [n for n in MODEL_KEYWORDS if getattr(self, n) is not None and n not in known]
-        if unused:
-            warnings.warn(
-                f"{', '.join(unused)} do(es) not apply to model {self.model_name!r}; ignored",
-                NCFWarning,
-                stacklevel=3,
-            )
-        for name in MODEL_KEYWORDS:
-            value = getattr(self, name)
-            if value is not None and name in known:
-                params[name] = tuple(value) if _is_seq(value) else value
-        params.update(self.model_options or {})
-        return params
-
-    def train_params(self, data: Interactions | None = None) -> dict[str, Any]:
-        """The :class:`~ncf.training.TrainConfig` fields: the preset's (adapted to ``data``'s
-        shape when given, see :func:`ncf.training.presets.adapt`), then those given, with the
-        seed and progress."""
-        params: dict[str, Any] = {**self.recipe()["train"], "seed": self.seed}
-        if data is not None:
-            params.update(self.adaptation(data)[0])
-        params["progress"] = self.progress
-        params.update({n: getattr(self, n) for n in TRAIN_KEYWORDS if getattr(self, n) is not None})
-        params.update(self.train_options or {})
-        return params
-
-    def _given_train(self) -> set[str]:
-        """The training settings the user gave (keywords and ``train_options``)."""
-        return {n for n in TRAIN_KEYWORDS if getattr(self, n) is not None} | set(
-            self.train_options or {}
-        )
-
-    def pretraining(self) -> PretrainConfig | None:
-        """The pre-training: the preset's, with what the user gave laid over it (a dict is
-        merged into the preset's, branch by branch; the user's general training settings also
-        replace the preset's per-stage ones), or exactly what the user gave."""
-        mine, theirs = self.pretrain, self.recipe()["pretrain"]
-        if not isinstance(theirs, dict) or not (mine is None or isinstance(mine, dict)):
-            return PretrainConfig.coerce(theirs if mine is None else mine)
-        given, mine = self._given_train(), dict(mine or {})
-
-        def kept(opts: Any) -> dict[str, Any]:  # the preset's, less what the user gave
-            return {k: v for k, v in dict(opts or {}).items() if k not in given}
-
-        branches = {b: kept(opts) for b, opts in dict(theirs.get("branches") or {}).items()}
-        for name, opts in dict(mine.get("branches") or {}).items():
-            branches[name] = {**branches.get(name, {}), **dict(opts)}
-        finetune = {**kept(theirs.get("finetune")), **dict(mine.get("finetune") or {})}
-        merged = {**theirs, **mine, "branches": branches, "finetune": finetune}
-        return PretrainConfig.coerce(merged)
-
-    def adaptation(self, data: Interactions) -> tuple[dict[str, Any], str]:
-        """What the preset changes for ``data``'s shape; nothing the user gave is changed."""
-        given = self._given_train()
-        changed, why = adapt(self.task, self.preset, self.model_name, len(data), data.n_items)
-        if set(changed) & given:
-            return {}, ""
-        return changed, why
+        """Whether ``fit`` refits (what it did, once fitted): ``refit`` when given, else the
+        preset's choice."""
+        plan = getattr(self, "plan_", None)
+        return (plan or self.plan()).refit
 
     def plan(
         self,
@@ -319,19 +274,22 @@ class Recommender(Estimator, Inference, Updating):
         data: Interactions | None = None,
     ) -> Plan:
         """What ``fit`` trains (on ``data``, when given): every stage's model,
-        hyper-parameters and training config."""
-        check_task(self.task, self.model_name)
-        train = self.train_params(data)
-        if checkpoint_dir is not None:
-            train.update(checkpoint_dir=str(checkpoint_dir), resume=True)
-        return make_plan(
-            self.task,
-            self.model_name,
-            model_params=self.model_params(),
-            train=train,
-            pretrain=self.pretraining(),
-            rating_scale=rating_scale or self.rating_scale,
+        hyper-parameters and training config, whether it refits and why
+        (:func:`ncf.training.plan.resolve`, run once per setting and data shape)."""
+        given = self.given()
+        shape = None if data is None else (len(data), data.n_items)
+        key = (
+            repr(given),
+            shape,
+            rating_scale,
+            None if checkpoint_dir is None else str(checkpoint_dir),
         )
+        cached = getattr(self, "_resolved", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        plan = resolve(given, shape=shape, rating_scale=rating_scale, checkpoint_dir=checkpoint_dir)
+        self._resolved = (key, plan)
+        return plan
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -380,7 +338,7 @@ class Recommender(Estimator, Inference, Updating):
         inter = as_interactions(interactions, "interactions")
         scale = rating_scale(inter, self.rating_scale) if self.task == "rating" else None
         plan = self.plan(scale, checkpoint_dir, inter)
-        if self.refit_ and (validation is not None or not self.validate):
+        if plan.refit and (validation is not None or not self.validate):
             raise ConfigError(
                 "refit retrains on the data the validation split was carved from: use it with "
                 "validate=True and no validation= argument"
@@ -394,15 +352,13 @@ class Recommender(Estimator, Inference, Updating):
             ks=validation_ks([c.monitor for c in plan.configs]),
             rating_scale=scale,
         )
-        if validator is None and (
-            self.patience is not None or "patience" in (self.train_options or {})
-        ):
+        if validator is None and self.patience is not None:
             raise ConfigError("patience needs a validation set: pass validation= or validate=True")
         model, result = fit_model(
             plan,
             train,
             validator=validator,
-            refit_on=inter if self.refit_ else None,
+            refit_on=inter if plan.refit else None,
             callbacks=callbacks,
             user_features=user_features,
             item_features=item_features,
@@ -484,4 +440,4 @@ def _is_seq(x: Any) -> bool:
     return isinstance(x, list | tuple | np.ndarray | pd.Series)
 
 
-__all__ = ["MODEL_ALIASES", "Recommender"]
+__all__ = ["Recommender"]

@@ -1,23 +1,28 @@
-"""What to train, resolved once: the typed pre-training settings and the plan of stages.
+"""What to train, resolved once: what the user gave, the typed pre-training settings and the
+plan of stages.
 
-:func:`make_plan` is the one place where a task's recipe (:mod:`ncf.training.presets`), the
-dataclasses' defaults and what the user gave meet, in this order (later wins): the
-:class:`~ncf.training.TrainConfig` and model-config defaults, the task's recipe for the role,
+:class:`Given` is what the user gave and only that (the CLI and ``Recommender`` both build
+one); :func:`resolve` is the one resolution: the preset (:mod:`ncf.training.presets`) with its
+data-shape adaptation, the task's recipe, the given values and the pre-training settings meet
+there, in this order (later wins): the :class:`~ncf.training.TrainConfig` and model-config
+defaults, the task's recipe for the role, the preset's recipe (adapted to the data's shape),
 the user's settings, then the per-branch or fine-tuning settings of :class:`PretrainConfig`.
+:func:`make_plan` is its lower half (recipes and given settings into stages), and
 :class:`PretrainConfig` is the one place that checks the pre-training options.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ncf.exceptions import ConfigError
+from ncf.exceptions import ConfigError, NCFWarning
 from ncf.models import MODELS, get_model_class
 from ncf.training.config import TrainConfig
-from ncf.training.presets import check_task, recipe, y_range
+from ncf.training.presets import adapt, check_task, preset, recipe, y_range
 
 #: The pre-trained branches of NeuMF, in training order.
 BRANCHES = ("gmf", "mlp")
@@ -151,6 +156,12 @@ class Plan:
     final: Stage
     branches: dict[str, Stage] = field(default_factory=dict)
     alpha: float | None = 0.5
+    #: Whether the fit refits every stage on all its data after selection.
+    refit: bool = False
+    #: Why these settings, in words (the preset and any adaptation to the data's shape).
+    why: str = ""
+    #: The side features the preset asks for (the data may lack some).
+    features: tuple[str, ...] = ()
 
     @property
     def pretrain(self) -> bool:
@@ -166,7 +177,148 @@ class Plan:
             b: replace(s, config=s.config.for_refit(epochs[b])) for b, s in self.branches.items()
         }
         final = replace(self.final, config=self.final.config.for_refit(max(epochs["final"], 1)))
-        return Plan(final, branches, self.alpha)
+        return replace(self, final=final, branches=branches)
+
+
+#: Short names accepted for a model besides the registry's.
+MODEL_ALIASES = {"pop": "itempop", "popularity": "itempop"}
+#: Model hyper-parameters that a model which does not take them drops with a warning (the
+#: ``Recommender`` keywords); any other unknown hyper-parameter is an error.
+LOOSE_MODEL_PARAMS = ("factors", "layers", "dropout", "l2_embedding")
+
+
+@dataclass(frozen=True)
+class Given:
+    """What the user gave for one fit, and nothing else (None or empty: not given).
+
+    ``ncf train`` builds one from its flags and TOML, ``Recommender`` from its keywords;
+    :func:`resolve` lays it over the preset.
+
+    Parameters
+    ----------
+    task, preset : str
+        The task and the named preset whose recipe lies under what is given.
+    model : str, optional
+        A registered model name or alias; None: the preset's model.
+    model_params : dict
+        Model hyper-parameters given (``seed`` excluded).
+    train : dict
+        :class:`~ncf.training.TrainConfig` fields given (``seed`` and ``progress`` excluded).
+    pretrain : bool, dict or PretrainConfig, optional
+        NeuMF pre-training as given; None: the preset's.
+    refit : bool, optional
+        None: the preset's.
+    seed : int
+    progress : bool
+    rating_scale : (low, high), optional
+        The rating task's declared scale.
+    """
+
+    task: str = "implicit"
+    preset: str = "default"
+    model: str | None = None
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    pretrain: Any = None
+    refit: bool | None = None
+    seed: int = 0
+    progress: bool = False
+    rating_scale: tuple[float, float] | None = None
+
+    @property
+    def model_name(self) -> str:
+        """The registry name of the model trained (aliases resolved; the preset's when None)."""
+        if self.model is None:
+            return preset(check_task(self.task), self.preset).model
+        key = self.model.lower() if isinstance(self.model, str) else self.model
+        return get_model_class(MODEL_ALIASES.get(key, key)).name
+
+
+def resolve(
+    given: Given,
+    *,
+    shape: tuple[int, int] | None = None,
+    rating_scale: tuple[float, float] | None = None,
+    checkpoint_dir: str | Path | None = None,
+) -> Plan:
+    """The one resolution of a fit's settings: every stage's model, hyper-parameters and
+    :class:`~ncf.training.TrainConfig`, whether it refits, and why.
+
+    Parameters
+    ----------
+    given : Given
+        What the user gave.
+    shape : (n_interactions, n_items), optional
+        The training data's shape: the preset adapts to it (:func:`~ncf.training.presets.adapt`)
+        where nothing given overrides the adapted setting. None: before the data is known.
+    rating_scale : (low, high), optional
+        The rating task's scale (``given.rating_scale`` when None).
+    checkpoint_dir : str or Path, optional
+        Every stage checkpoints there (a folder per stage) and resumes from what it finds.
+    """
+    task = check_task(given.task)
+    chosen = preset(task, given.preset)
+    name = given.model_name
+    check_task(task, name)
+    found = chosen.recipe(name)
+    applies = name in chosen.recipes or name == chosen.model
+    why = (
+        f"preset {given.preset}, {chosen.summary}"
+        if applies
+        else f"the {task} task's defaults (preset {given.preset} has no recipe for it)"
+    )
+    known = set(get_model_class(name).config_class.field_names())
+    unused = [n for n in LOOSE_MODEL_PARAMS if n in given.model_params and n not in known]
+    if unused:
+        warnings.warn(
+            f"{', '.join(unused)} do(es) not apply to model {name!r}; ignored",
+            NCFWarning,
+            stacklevel=4,
+        )
+    params = {
+        **found["model"],
+        **{k: v for k, v in given.model_params.items() if k not in unused},
+        "seed": given.seed,
+    }
+    train: dict[str, Any] = {**found["train"], "seed": given.seed}
+    if shape is not None:
+        changed, reason = adapt(task, given.preset, name, *shape)
+        if changed and not set(changed) & set(given.train):
+            train.update(changed)
+            why += f"; {reason}"
+    train["progress"] = given.progress
+    train.update(given.train)
+    if checkpoint_dir is not None:
+        train.update(checkpoint_dir=str(checkpoint_dir), resume=True)
+    plan = make_plan(
+        task,
+        name,
+        model_params=params,
+        train=train,
+        pretrain=_pretraining(given, found["pretrain"]),
+        rating_scale=rating_scale or given.rating_scale,
+    )
+    refit = bool(found["refit"] if given.refit is None else given.refit)
+    return replace(plan, refit=refit, why=why, features=found["features"])
+
+
+def _pretraining(given: Given, theirs: Any) -> PretrainConfig | None:
+    """The pre-training: the preset's with what the user gave laid over it (a dict is merged
+    into the preset's, branch by branch; the user's general training settings also replace
+    the preset's per-stage ones), or exactly what the user gave."""
+    mine = given.pretrain
+    if not isinstance(theirs, dict) or not (mine is None or isinstance(mine, dict)):
+        return PretrainConfig.coerce(theirs if mine is None else mine)
+    mine = dict(mine or {})
+
+    def kept(opts: Any) -> dict[str, Any]:  # the preset's, less what the user gave
+        return {k: v for k, v in dict(opts or {}).items() if k not in given.train}
+
+    branches = {b: kept(opts) for b, opts in dict(theirs.get("branches") or {}).items()}
+    for name, opts in dict(mine.get("branches") or {}).items():
+        branches[name] = {**branches.get(name, {}), **dict(opts)}
+    finetune = {**kept(theirs.get("finetune")), **dict(mine.get("finetune") or {})}
+    return PretrainConfig.coerce({**theirs, **mine, "branches": branches, "finetune": finetune})
 
 
 def make_plan(
@@ -257,8 +409,11 @@ __all__ = [
     "ALPHAS",
     "BRANCHES",
     "DOT_MODELS",
+    "MODEL_ALIASES",
+    "Given",
     "Plan",
     "PretrainConfig",
     "Stage",
     "make_plan",
+    "resolve",
 ]

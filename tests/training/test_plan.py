@@ -1,0 +1,70 @@
+"""The one resolution of settings: ``Given`` -> ``resolve`` -> ``Plan``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ncf import ConfigError, Recommender
+from ncf.training import plan as plan_module
+from ncf.training.plan import Given, resolve
+from ncf.training.presets import SPARSE_PER_ITEM
+
+
+def test_the_default_preset_resolves_to_its_recipe() -> None:
+    plan = resolve(Given())
+    c = plan.final.config
+    assert plan.final.model == "mf" and plan.final.params["factors"] == 128
+    assert (c.optimizer, c.lr, c.epochs, c.patience) == ("sgd", 81.92, 40, 3)
+    assert plan.refit and plan.why.startswith("preset default")
+
+
+def test_given_values_win_and_only_where_given() -> None:
+    plan = resolve(Given(train={"lr": 5.0}, model_params={"factors": 16}, refit=False, seed=3))
+    assert plan.final.config.lr == 5.0 and plan.final.config.epochs == 40
+    assert plan.final.params["factors"] == 16 and plan.final.params["seed"] == 3
+    assert not plan.refit
+
+
+def test_sparse_data_adapts_the_schedule_unless_given() -> None:
+    n_items = 1000
+    sparse = (int(SPARSE_PER_ITEM * n_items) - 1, n_items)
+    adapted = resolve(Given(), shape=sparse)
+    assert adapted.final.config.schedule is None and "constant SGD rate" in adapted.why
+    kept = resolve(Given(train={"schedule": "step"}), shape=sparse)
+    assert kept.final.config.schedule == "step" and "constant" not in kept.why
+    dense = resolve(Given(), shape=(int(SPARSE_PER_ITEM * n_items) * 2, n_items))
+    assert dense.final.config.schedule == "exponential"
+
+
+def test_a_model_outside_the_preset_gets_the_task_defaults() -> None:
+    plan = resolve(Given(model="gmf"))
+    assert plan.final.model == "gmf" and "has no recipe" in plan.why and not plan.refit
+
+
+def test_aliases_and_loose_keywords() -> None:
+    assert Given(model="pop").model_name == "itempop"
+    with pytest.warns(Warning, match="factors do\\(es\\) not apply to model 'itempop'"):
+        resolve(Given(model="pop", model_params={"factors": 8}))
+
+
+def test_a_keyword_is_spelled_once() -> None:
+    with pytest.raises(ConfigError, match="give epochs as keyword"):
+        Recommender(train_options={"epochs": 3}).plan()
+
+
+def test_fit_resolves_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = plan_module.make_plan
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "make_plan", counting)
+    rng = np.random.default_rng(0)
+    log = pd.DataFrame({"user": rng.integers(0, 30, 400), "item": rng.integers(0, 40, 400)})
+    log = log.drop_duplicates()
+    Recommender("mf", epochs=1, factors=4, refit=True).fit(log)
+    assert len(calls) == 1
