@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ncf.evaluation import metrics
+from ncf.evaluation.ranking import masked_top_k
 from ncf.exceptions import DataError
 
 
@@ -211,17 +212,7 @@ def evaluate_full(
     for start in range(0, len(eval_users), user_batch):
         batch = eval_users[start : start + user_batch]
         scores = _score_all(model, batch, n_items)  # (b, n_items) float
-        # Mask the batch's training items with one vectorized scatter over the CSR rows
-        # (out of place: the scorer's tensor may share memory with its state), and rank NaN
-        # scores last.
-        rows = train[batch]
-        row_idx = np.repeat(np.arange(len(batch)), np.diff(rows.indptr))
-        neg_inf = torch.tensor(float("-inf"), device=scores.device)
-        r = torch.from_numpy(row_idx).to(scores.device)
-        c = torch.from_numpy(rows.indices.astype(np.int64)).to(scores.device)
-        scores = scores.index_put((r, c), neg_inf)
-        scores.masked_fill_(torch.isnan(scores), neg_inf)
-        values, index = torch.topk(scores, k_top, dim=1)  # (b, k_top), best first
+        values, index = masked_top_k(scores, k_top, train[batch])  # (b, k_top), best first
         top = index.cpu().numpy()
         codes = batch[:, None] * n_items + top
         pos = np.minimum(np.searchsorted(keys, codes), len(keys) - 1)

@@ -1,7 +1,10 @@
-"""Batched top-k over score matrices, and the result frames of ``Recommender``.
+"""The one masked top-k of the code base, and the result frames of ``Recommender``.
 
-No Python loop per user: rows are scored in blocks, masked with one scatter per block, and
-ranked with :func:`torch.topk`.
+:func:`masked_top_k` ranks one block of scores with the rows' seen items masked; every
+ranking a user receives goes through it: ``Recommender.recommend`` and the batch export (by
+:func:`top_k`, which scores rows block by block), full-ranking evaluation
+(:func:`ncf.evaluation.evaluate_full`) and the HTTP service. No Python loop per user: each
+block is masked with one scatter and ranked with :func:`torch.topk`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,40 @@ def check_k(k: Any) -> int:
     return int(k)
 
 
+def masked_top_k(
+    scores: torch.Tensor, k: int, seen: sp.spmatrix | sp.sparray | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best ``k`` columns of each row of one block of scores, seen items excluded.
+
+    Parameters
+    ----------
+    scores : torch.Tensor, shape (b, n_items)
+        Never changed (masking is out of place: the tensor may be a model's own).
+    k : int
+        Columns kept per row (``min(k, n_items)``).
+    seen : scipy sparse matrix, shape (b, n_items), optional
+        The block's rows of the seen matrix: their nonzeros are excluded.
+
+    Returns
+    -------
+    values, index : torch.Tensor, shape (b, min(k, n_items))
+        Best first. Excluded and NaN entries score ``-inf`` and rank last: an entry whose
+        value is not finite is not a recommendation (callers drop it).
+    """
+    scores = scores.float()
+    neg_inf = torch.tensor(float("-inf"), device=scores.device)
+    if seen is not None:
+        rows = sp.csr_array(cast(Any, seen))
+        r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        c = rows.indices.astype(np.int64)
+        scores = scores.index_put(
+            (torch.from_numpy(r).to(scores.device), torch.from_numpy(c).to(scores.device)),
+            neg_inf,
+        )
+    scores = torch.where(torch.isnan(scores), neg_inf, scores)
+    return torch.topk(scores, min(k, scores.shape[1]), dim=1)
+
+
 def top_k(
     score_fn: ScoreFn,
     n_rows: int,
@@ -77,25 +114,23 @@ def top_k(
         Flat, ordered by row then rank; excluded or non-finite entries are dropped.
     """
     k = check_k(k)
-    seen_csr = None if seen is None else sp.csr_matrix(cast(Any, seen))
+    seen_csr = None if seen is None else sp.csr_array(cast(Any, seen))
     out_rows, out_cols, out_scores = [], [], []
     for start in range(0, n_rows, block):
         rows = np.arange(start, min(start + block, n_rows))
         scores = score_fn(rows).float()
         if scores.shape[0] == 1 and len(rows) > 1:
             scores = scores.expand(len(rows), -1)
-        scores = scores.clone()  # the masking below must not touch a model's own tensors
-        if seen_csr is not None:
-            sub = seen_csr[rows]
-            r = torch.from_numpy(np.repeat(np.arange(len(rows)), np.diff(sub.indptr)))
-            c = torch.from_numpy(sub.indices.astype(np.int64))
-            scores.index_put_((r, c), torch.tensor(float("-inf")))
+        block_seen = None if seen_csr is None else seen_csr[rows]
         cols_all = None
         if candidates is not None:
             cols_all = torch.from_numpy(np.asarray(candidates, dtype=np.int64))
-            scores = scores[:, cols_all]  # (b, n_candidates)
-        kk = min(k, scores.shape[1])
-        values, index = torch.topk(scores, kk, dim=1)  # (b, kk), best first
+            scores = scores[:, cols_all.to(scores.device)]  # (b, n_candidates)
+            if block_seen is not None:
+                block_seen = block_seen[:, np.asarray(candidates, dtype=np.int64)]
+        values, index = masked_top_k(scores, k, block_seen)  # (b, kk), best first
+        values, index = values.cpu(), index.cpu()
+        kk = index.shape[1]
         if cols_all is not None:
             index = cols_all[index]
         ok = torch.isfinite(values).numpy()

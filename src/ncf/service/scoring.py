@@ -1,8 +1,9 @@
 """The request path: raw ids in, JSON-ready answers out, over one :class:`ModelState`.
 
-Top-k for a request's users is one vectorized pass (``score_all`` over the known users, the
-seen items masked with one scatter, :func:`torch.topk`), the same ranking as
-:meth:`ncf.Recommender.recommend` without building a DataFrame per request; unknown users get
+Top-k for a request's users is one vectorized pass (``score_all`` over the known users, then
+the code base's one masked top-k, :func:`ncf.evaluation.ranking.masked_top_k`): the same
+ranking as :meth:`ncf.Recommender.recommend` without building a DataFrame per request;
+unknown users get
 the popularity fallback, flagged. Similar items, pair scores and fold-in call the
 :class:`~ncf.Recommender` methods. Errors are :class:`FieldError` (422, naming the field) and
 :class:`NotFound` (404); nothing here knows HTTP.
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ncf.evaluation.ranking import masked_top_k
 from ncf.exceptions import ConfigError
 from ncf.service.state import ModelState
 
@@ -84,15 +86,16 @@ def _items(state: ModelState, cols: list[int], scores: list[float]) -> list[dict
     ]
 
 
-def _ranked(scores: torch.Tensor, k: int) -> tuple[list[list[int]], list[list[float]]]:
-    """Best ``k`` finite columns of each row: (item indices, scores), best first."""
-    values, index = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-    ok = torch.isfinite(values)
-    cols, vals = [], []
-    for row_ok, row_idx, row_val in zip(ok.tolist(), index.tolist(), values.tolist(), strict=True):
-        n = sum(row_ok)
-        cols.append(row_idx[:n])
-        vals.append(row_val[:n])
+def _ranked(
+    scores: torch.Tensor, k: int, seen: Any = None
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Best ``k`` columns of each row, seen ones excluded: (item indices, scores), best first
+    (the masked top-k of :mod:`ncf.evaluation.ranking`; masked entries dropped)."""
+    values, index = masked_top_k(scores, k, seen)
+    values, index = values.cpu(), index.cpu()
+    kept = torch.isfinite(values).sum(dim=1).tolist()
+    cols = [row[:n] for row, n in zip(index.tolist(), kept, strict=True)]
+    vals = [row[:n] for row, n in zip(values.tolist(), kept, strict=True)]
     return cols, vals
 
 
@@ -118,10 +121,9 @@ def recommend(
         for start in range(0, len(known), USER_BLOCK):
             block = np.asarray(known[start : start + USER_BLOCK], dtype=np.int64)
             index = torch.from_numpy(block).to(state.device)
-            scores = model.score_all(index).float().cpu()  # (b, n_items)
-            if exclude_seen:
-                _mask_seen(state, block, scores)
-            block_cols, block_vals = _ranked(scores, k)
+            scores = model.score_all(index)  # (b, n_items)
+            seen = state.seen[block] if exclude_seen else None
+            block_cols, block_vals = _ranked(scores, k, seen)
             answers.extend(zip(block_cols, block_vals, strict=True))
         fallback = _ranked(state.popularity.unsqueeze(0), k) if missing else None
     out, it = [], iter(answers)
@@ -133,18 +135,6 @@ def recommend(
             cols, vals = fallback[0][0], fallback[1][0]
         out.append({"user": user, "fallback": row < 0, "items": _items(state, cols, vals)})
     return out
-
-
-def _mask_seen(state: ModelState, block: np.ndarray, scores: torch.Tensor) -> None:
-    """Set each user's training items to -inf, in place (one scatter)."""
-    starts, ends = state.seen_indptr[block], state.seen_indptr[block + 1]
-    counts = ends - starts
-    if not counts.sum():
-        return
-    rows = np.repeat(np.arange(len(block)), counts)
-    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    cols = state.seen_indices[np.repeat(starts, counts) + offsets]
-    scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")
 
 
 def similar(state: ModelState, item: Any, k: int) -> list[dict[str, Any]]:

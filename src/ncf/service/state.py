@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ncf.exceptions import NCFError
@@ -65,8 +66,8 @@ class ModelState:
     item_index: dict[Any, int] = field(repr=False)
     item_ids: list[Any] = field(repr=False)
     titles: list[str | None] | None = field(repr=False)
-    seen_indptr: np.ndarray = field(repr=False)
-    seen_indices: np.ndarray = field(repr=False)
+    #: The seen matrix (training items per user row), masked from recommendations.
+    seen: sp.csr_array = field(repr=False)
     popularity: torch.Tensor = field(repr=False)
     #: Whether the raw ids are integers (read on every request, so worked out once).
     int_user_ids: bool = False
@@ -133,8 +134,7 @@ def load_state(model_dir: str | Path) -> ModelState:
         item_index={v: i for i, v in enumerate(items)},
         item_ids=items,
         titles=titles,
-        seen_indptr=np.asarray(seen.indptr, dtype=np.int64),
-        seen_indices=np.asarray(seen.indices, dtype=np.int64),
+        seen=sp.csr_array(seen),
         popularity=pop,
         int_user_ids=bool(np.issubdtype(rec.user_map_.ids.dtype, np.integer)),
         int_item_ids=bool(np.issubdtype(rec.item_map_.ids.dtype, np.integer)),
