@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle between its modules."""
+"""The package's shape: no import cycle between its modules (type-only imports count), no
+module-level import running up the layers, and a top level of packages."""
 
 from __future__ import annotations
 
@@ -17,13 +18,17 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path, name: str, modules: set[str]) -> set[str]:
-    """Modules of ncf a module imports, at its top or inside a function (a lazy import is an
-    edge too); imports only for type checkers (``if TYPE_CHECKING:``) are not."""
+def _imports(path: Path, name: str, modules: set[str], *, top_only: bool = False) -> set[str]:
+    """Modules of ncf a module imports: at its top, inside a function (a lazy import is an
+    edge too) or for type checkers (``if TYPE_CHECKING:``, an edge too); with ``top_only``,
+    only those run when the module is imported (no lazy or type-only ones)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            node.body = []
+    if top_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                node.body = []
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -72,6 +77,52 @@ def find_cycle(root: Path) -> list[str] | None:
 def test_no_import_cycle() -> None:
     cycle = find_cycle(ROOT)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+#: The layers, top down: a module imports (at its top) only from its own layer or below.
+LAYERS = (
+    ("cli",),
+    ("service", "studies"),
+    ("recommender",),
+    ("training",),
+    ("evaluation",),
+    ("models", "data"),
+    ("exceptions", "_version"),
+)
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None  # ncf itself: the public facade, imported lazily
+    return next((i for i, names in enumerate(LAYERS) if parts[1] in names), None)
+
+
+def _floor(module: str) -> str:
+    return [*module.split("."), ""][1]
+
+
+def test_no_import_runs_up_the_layers() -> None:
+    modules = {_module_name(p, ROOT): p for p in ROOT.rglob("*.py")}
+    upward = []
+    for name, path in modules.items():
+        mine = _layer(name)
+        for dep in _imports(path, name, set(modules), top_only=True):
+            theirs = _layer(dep)
+            if mine is not None and theirs is not None and theirs < mine:
+                upward.append(f"{name} -> {dep}")
+            if {_floor(name), _floor(dep)} == {"models", "data"}:
+                upward.append(f"{name} -> {dep}")  # the two floors at the bottom stay apart
+    assert not upward, "imports up the layers: " + ", ".join(sorted(upward))
+
+
+def test_the_top_level_holds_packages() -> None:
+    rooms = sorted(
+        p.name for p in ROOT.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()
+    )
+    loose = [r for r in rooms if r.endswith(".py")]
+    assert set(loose) <= {"__init__.py", "__main__.py", "exceptions.py", "_version.py"}, loose
+    assert len(rooms) <= 16, rooms
 
 
 def test_the_cycle_finder_finds_one(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ncf.training import Callback, Trainer
+from ncf.training.callbacks import Callback, TrainerView
 
 
 def emit(line: str) -> None:
@@ -25,7 +25,7 @@ def emit(line: str) -> None:
 class EpochLines(Callback):
     """Prints one line per epoch (validation figures named ``val_...``)."""
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, epoch: int, logs: dict[str, Any]) -> None:
         parts = [f"loss {logs['loss']:.4f}"]
         parts += [
             f"val_{k} {v:.4f}"

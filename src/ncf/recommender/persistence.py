@@ -8,23 +8,21 @@ the training plan and history, the provenance, and the test split it was scored 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ncf.data.interactions import Interactions, reindex
 from ncf.exceptions import ConfigError
 from ncf.recommender import artifacts
+from ncf.recommender.fitted import Fitted
 from ncf.training import TrainConfig
 from ncf.training.orchestrate import describe
 from ncf.training.plan import PretrainConfig
 
-if TYPE_CHECKING:
-    from ncf.recommender import Recommender
-
 
 def save(
-    rec: Recommender,
+    rec: Fitted,
     path: str | Path,
     metrics: dict[str, float] | None = None,
     provenance: dict[str, Any] | None = None,
@@ -72,7 +70,7 @@ def save(
     return target
 
 
-def restore(rec: Recommender, saved: artifacts.SavedModel) -> None:
+def restore(rec: Fitted, saved: artifacts.SavedModel) -> None:
     """Fill a new recommender from a loaded model directory (hyper-parameters and state)."""
     params = dict(saved.info.get("recommender") or {})
     known = set(type(rec)._param_names())

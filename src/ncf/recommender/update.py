@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,10 +56,8 @@ from ncf.exceptions import ConfigError, DataError, NCFWarning, TrainingError, Un
 from ncf.models import RecModel
 from ncf.models.growth import grow
 from ncf.models.side_features import SideFeatures
+from ncf.recommender.fitted import Fitted
 from ncf.training import Callback, TrainConfig, Trainer
-
-if TYPE_CHECKING:
-    from ncf.recommender import Recommender
 
 logger = logging.getLogger("ncf")
 
@@ -171,7 +169,7 @@ class Updating:
         TrainingError
             The update validated worse than ``tolerance`` (nothing changed; pass force=True).
         """
-        rec: Recommender = self  # type: ignore[assignment]
+        rec: Fitted = self  # type: ignore[assignment]
         run_update(
             rec,
             new_interactions,
@@ -191,7 +189,7 @@ class Updating:
         return self
 
 
-def run_update(rec: Recommender, data: Any, **options: Any) -> UpdateReport:
+def run_update(rec: Fitted, data: Any, **options: Any) -> UpdateReport:
     """Update ``rec`` in place (see :meth:`Updating.update` for the options)."""
     rec._check_fitted()
     check_options(options)
@@ -248,7 +246,7 @@ def run_update(rec: Recommender, data: Any, **options: Any) -> UpdateReport:
     return report
 
 
-def update_lr(rec: Recommender) -> float:
+def update_lr(rec: Fitted) -> float:
     """The rate an update trains at by default.
 
     Plain SGD with a decaying schedule (``exponential``, ``step``): the geometric mean of the
@@ -280,7 +278,7 @@ def update_lr(rec: Recommender) -> float:
 
 
 def _train(
-    rec: Recommender,
+    rec: Fitted,
     new: NewData,
     base: RecModel,
     old_seen: sp.csr_matrix,
@@ -360,9 +358,7 @@ def _log(rows: Interactions, replayed: Interactions, history: sp.csr_matrix) -> 
     return _Log(both, history)
 
 
-def _replay(
-    rec: Recommender, new: NewData, old_seen: sp.csr_matrix, n: int, seed: int
-) -> Interactions:
+def _replay(rec: Fitted, new: NewData, old_seen: sp.csr_matrix, n: int, seed: int) -> Interactions:
     """``n`` old positives drawn without replacement, over the grown maps (a rating model's
     with the parent's predictions as ratings: the old ratings are not stored)."""
     coo = old_seen.tocoo()
@@ -391,7 +387,7 @@ def _newest(rows: Interactions, old_counts: np.ndarray) -> np.ndarray:
 
 
 def _validator(
-    rec: Recommender, rows: Interactions, held: np.ndarray, history: sp.csr_matrix, seed: int
+    rec: Fitted, rows: Interactions, held: np.ndarray, history: sp.csr_matrix, seed: int
 ) -> Validator:
     part = rows.subset(held)
     if rec.rating_scale_ is not None:
@@ -414,7 +410,7 @@ def _pad(seen: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
 
 
 def _apply(
-    rec: Recommender,
+    rec: Fitted,
     new: NewData,
     model: RecModel,
     history: sp.csr_matrix,

@@ -9,14 +9,11 @@ live in one process. With ``--workers N`` each worker process reports its own fi
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from ncf.service.state import ModelState
 
 #: Latency buckets in seconds, fine below 50 ms where a top-k request lands.
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -62,12 +59,12 @@ class Metrics:
             "ncf_model_reloads", "Model loads by outcome", ["outcome"], registry=r
         )
 
-    def model_loaded(self, state: ModelState) -> None:
-        info = state.describe()
+    def model_loaded(self, info: dict[str, Any], loaded_at: float, load_seconds: float) -> None:
+        """A model was loaded: ``info`` is its description (``model_id``, ``model``, ``task``)."""
         self.model_info.clear()
         self.model_info.labels(info["model_id"], info["model"], info["task"]).set(1)
-        self.loaded_at.set(state.loaded_at)
-        self.load_seconds.set(state.load_seconds)
+        self.loaded_at.set(loaded_at)
+        self.load_seconds.set(load_seconds)
         self.reloads.labels("success").inc()
 
     def reload_failed(self) -> None:

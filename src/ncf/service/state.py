@@ -176,7 +176,9 @@ class ModelHolder:
         self._pointer_mtime = 0
         start = self._read_pointer().get("model_dir") or str(model_dir)
         self._state = load_state(start)
-        self.metrics.model_loaded(self._state)
+        self.metrics.model_loaded(
+            self._state.describe(), self._state.loaded_at, self._state.load_seconds
+        )
         self._write_pointer(self._state)
         self._stop = threading.Event()
         if pointer is not None:
@@ -217,7 +219,7 @@ class ModelHolder:
                 raise ReloadError(message) from exc
             self._state = new  # the swap: requests in flight keep the state they took
             self.last_error = None
-            self.metrics.model_loaded(new)
+            self.metrics.model_loaded(new.describe(), new.loaded_at, new.load_seconds)
             self._write_pointer(new)
             logger.info("serving model %s from %s", new.model_id, new.model_dir)
             return new

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:
-    from ncf.training.trainer import Trainer, TrainResult
+from ncf.training.config import TrainConfig
+from ncf.training.result import TrainResult
+
+if TYPE_CHECKING:  # no torch at import: the command line imports this module at start-up
+    import torch
+
+
+class TrainerView(Protocol):
+    """What a callback sees of the :class:`~ncf.training.Trainer` calling it (a protocol, so
+    the trainer imports its callbacks and not the other way round)."""
+
+    config: TrainConfig
+    model: torch.nn.Module | None
+    device: torch.device
 
 
 class Callback:
@@ -15,14 +27,14 @@ class Callback:
     ``on_epoch_end`` may return True to stop training after that epoch.
     """
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         """Before the first epoch (or the first resumed one)."""
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> bool | None:
+    def on_epoch_end(self, trainer: TrainerView, epoch: int, logs: dict[str, Any]) -> bool | None:
         """After each epoch with its logs (loss, time, lr, validation metrics)."""
         return None
 
-    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+    def on_train_end(self, trainer: TrainerView, result: TrainResult) -> None:
         """After training, with the best weights already restored."""
 
 
@@ -32,7 +44,7 @@ class LoggingCallback(Callback):
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger("ncf.training")
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, epoch: int, logs: dict[str, Any]) -> None:
         parts = [
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
             for k, v in logs.items()
@@ -47,5 +59,5 @@ class History(Callback):
     def __init__(self) -> None:
         self.epochs: list[dict[str, Any]] = []
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, epoch: int, logs: dict[str, Any]) -> None:
         self.epochs.append(dict(logs))
