@@ -162,7 +162,7 @@ class NegativeSampler:
         _check_count(n, "n")
         if users.size and (users.min() < 0 or users.max() >= self.n_users):
             raise DataError(f"user indices must lie in 0..{self.n_users - 1}")
-        self._check_eligible(users, need=1 if n else 0)
+        self.check_eligible(users, need=1 if n else 0)
         gen = self.rng if rng is None else rng
         out = self._draw(users.size * n, gen)  # (m * n,), row-major: draw d is users[d // n]'s
         todo = self._seen_draws(users, n, out)
@@ -172,7 +172,7 @@ class NegativeSampler:
             out[todo] = self._draw(todo.size, gen)
             todo = todo[self.is_seen(users[todo // n], out[todo])]
         if todo.size:
-            out[todo] = self._draw_unseen(users[todo // n], gen)
+            out[todo] = self.draw_unseen(users[todo // n], gen)
         return out.reshape(users.size, n)
 
     def _seen_draws(self, users: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
@@ -207,8 +207,19 @@ class NegativeSampler:
             active = active[lo[active] < hi[active]]
         return np.minimum(lo, self._last_positive)
 
-    def _draw_unseen(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Direct draws from each user's unseen items, by inverse CDF over a dense block."""
+    @property
+    def weights(self) -> np.ndarray | None:
+        """The items' sampling weights, shape (n_items,); None for the uniform distribution."""
+        return None if self._cdf is None else self._weights
+
+    @property
+    def last_positive(self) -> int:
+        """The last item of positive weight (every item for the uniform distribution)."""
+        return self.n_items - 1 if self._cdf is None else self._last_positive
+
+    def draw_unseen(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One direct draw from each user's unseen items (by inverse CDF over a dense block):
+        exact, for the users whom rejection sampling could not serve."""
         out = np.empty(users.size, dtype=np.int64)
         step = max(1, _CHUNK_CELLS // max(self.n_items, 1))
         for start in range(0, users.size, step):
@@ -221,7 +232,8 @@ class NegativeSampler:
             out[start : start + step] = np.minimum(idx, last)
         return out
 
-    def _check_eligible(self, users: np.ndarray, need: int) -> None:
+    def check_eligible(self, users: np.ndarray, need: int) -> None:
+        """A DataError naming the users who have fewer than ``need`` items left to draw."""
         short = self._n_eligible[users] < need
         if short.any():
             bad = np.unique(users[short])
@@ -291,7 +303,7 @@ def evaluation_candidates(
     seen = ((train.csr + test.csr) > 0).astype(np.float32)  # union, (n_users, n_items)
     sampler = NegativeSampler(seen, seed=rng, user_map=test.user_map)
     users = test.users
-    sampler._check_eligible(users, need=n_negatives)
+    sampler.check_eligible(users, need=n_negatives)
     cand = sampler.sample(users, n_negatives)  # (m, N), unseen but maybe repeated in a row
     rows = np.arange(users.size)
     for _ in range(_REJECTION_ROUNDS):

@@ -17,13 +17,13 @@ the rejection rounds are drawn exactly on the CPU.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from ncf.data.device_sampling import sample_on_device
 from ncf.data.interactions import Interactions
 from ncf.data.sampling import NegativeSampler
 from ncf.training import distributed
@@ -32,11 +32,7 @@ from ncf.training.config import TrainConfig
 if TYPE_CHECKING:
     from ncf.training.distributed import DistContext
 
-_REJECTION_ROUNDS = 16
 #: Per sampler and device: the seen keys (sorted) and, for popularity sampling, the CDF.
-_DEVICE_CACHE: weakref.WeakKeyDictionary[NegativeSampler, dict[str, torch.Tensor]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 #: Positives per chunk of a CPU epoch (:func:`epoch_chunks`): 2^21, so a log of up to two
@@ -161,66 +157,6 @@ def torch_epoch_tensors(
     return users.repeat_interleave(k + 1), block.reshape(-1), labels.reshape(-1)
 
 
-def sample_on_device(
-    sampler: NegativeSampler,
-    users: torch.Tensor,
-    k: int,
-    gen: torch.Generator,
-    fallback: np.random.Generator,
-) -> torch.Tensor:
-    """``k`` exact negatives per entry of ``users`` (a device tensor), drawn on its device
-    from ``sampler``'s distribution; shape ``(len(users), k)``."""
-    device = users.device
-    sampler._check_eligible(np.unique(users.cpu().numpy()), need=1 if k else 0)
-    cache = _tables(sampler, device)
-    flat = users.repeat_interleave(k)  # (n * k,), row-major like the output
-    out = _draw(sampler, cache, flat.numel(), gen)
-    todo = torch.nonzero(_is_seen(cache["keys"], flat, out, sampler.n_items)).squeeze(1)
-    for _ in range(_REJECTION_ROUNDS):
-        if todo.numel() == 0:
-            break
-        out[todo] = _draw(sampler, cache, todo.numel(), gen)
-        todo = todo[_is_seen(cache["keys"], flat[todo], out[todo], sampler.n_items)]
-    if todo.numel():  # users who have seen nearly everything: exact draws on the CPU
-        left = sampler._draw_unseen(flat[todo].cpu().numpy(), fallback)
-        out[todo] = torch.from_numpy(left).to(device)
-    return out.reshape(len(users), k)
-
-
-def _tables(sampler: NegativeSampler, device: torch.device) -> dict[str, torch.Tensor]:
-    per_sampler = _DEVICE_CACHE.setdefault(sampler, {})
-    key = str(device)
-    if key + ":keys" not in per_sampler:
-        csr = sampler.seen
-        rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
-        keys = rows * csr.shape[1] + csr.indices.astype(np.int64)  # sorted (canonical CSR)
-        per_sampler[key + ":keys"] = torch.from_numpy(keys).to(device)
-        if sampler._cdf is not None:
-            cdf = np.cumsum(sampler._weights)
-            per_sampler[key + ":cdf"] = torch.from_numpy(cdf / cdf[-1]).to(device)
-    return {name.split(":")[-1]: t for name, t in per_sampler.items() if name.startswith(key + ":")}
-
-
-def _draw(
-    sampler: NegativeSampler, cache: dict[str, torch.Tensor], size: int, gen: torch.Generator
-) -> torch.Tensor:
-    device = cache["keys"].device
-    if "cdf" not in cache:
-        return torch.randint(0, sampler.n_items, (size,), generator=gen, device=device)
-    cdf = cache["cdf"]
-    v = torch.rand(size, generator=gen, device=device, dtype=cdf.dtype)
-    # the first item whose cumulative weight exceeds v (zero-weight items are never chosen)
-    return torch.searchsorted(cdf, v, right=True).clamp_(max=sampler._last_positive)
-
-
-def _is_seen(keys: torch.Tensor, users: torch.Tensor, items: torch.Tensor, n: int) -> torch.Tensor:
-    if keys.numel() == 0:
-        return torch.zeros_like(users, dtype=torch.bool)
-    query = users * n + items
-    pos = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
-    return keys[pos] == query
-
-
 def _seed(*parts: int) -> int:
     """A deterministic 63-bit seed from a few integers."""
     return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -230,6 +166,5 @@ __all__ = [
     "CHUNK_POSITIVES",
     "epoch_chunks",
     "epoch_tensors",
-    "sample_on_device",
     "torch_epoch_tensors",
 ]

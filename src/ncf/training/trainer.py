@@ -165,7 +165,7 @@ class Trainer:
             )
             # every user can be given a negative: checked now, not when a chunk is drawn
             users = np.flatnonzero(np.diff(train.csr.indptr))
-            sampler._check_eligible(users, need=1 if c.negatives else 0)
+            sampler.check_eligible(users, need=1 if c.negatives else 0)
         best_state: dict[str, torch.Tensor] | None = None
         best_value: float | None = None
         bad_epochs = 0
