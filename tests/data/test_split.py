@@ -8,6 +8,7 @@ from ncf.data.split import (
     kfold,
     leave_one_out,
     random_split,
+    time_split,
     validation_split,
 )
 from ncf.exceptions import ConfigError, DataError
@@ -128,12 +129,62 @@ def test_bad_ratio_is_config_error(tiny: Interactions, ratio: object) -> None:
         random_split(tiny, ratio=ratio)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="ratio"):
         holdout_per_user(tiny, ratio=ratio)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="ratio"):
+        time_split(tiny, ratio=ratio)  # type: ignore[arg-type]
 
 
 def test_random_split_refuses_empty_part(tiny: Interactions) -> None:
     with pytest.raises(ConfigError, match="empty"):
         random_split(tiny, ratio=0.01)
     assert issubclass(ConfigError, ValueError)
+
+
+# ---------------------------------------------------------------- one global cut by time
+def test_time_split_hand_example(tiny: Interactions) -> None:
+    """tiny by time: c 1, c 2, d 3, b 5, b 7 (item 4), b 7 (item 5, a later row), a 10, 20, 30.
+    The latest round(ratio * 9) rows are test, a tie going by row order."""
+
+    def held(ratio: float) -> set[tuple[str, int]]:
+        train, test = time_split(tiny, ratio=ratio)
+        assert len(train) + len(test) == 9 and train.user_map is tiny.user_map
+        assert train.timestamps is not None and test.timestamps is not None
+        assert train.timestamps.max() <= test.timestamps.min()
+        return set(zip(tiny.user_map.to_raw(test.users).tolist(),
+                       tiny.item_map.to_raw(test.items).tolist(), strict=True))  # fmt: skip
+
+    a_rows = {("a", 1), ("a", 2), ("a", 3)}
+    assert held(0.3) == a_rows  # round(2.7) = 3
+    assert held(0.4) == a_rows | {("b", 5)}  # round(3.6) = 4: the later row of the t=7 tie
+    assert held(0.5) == a_rows | {("b", 5), ("b", 4)}  # round(4.5) = 5 (halves up)
+
+
+def test_time_split_is_a_global_cut() -> None:
+    inter = _synthetic()
+    train, test = time_split(inter, ratio=0.25)
+    _assert_partition(inter, train, test)
+    assert len(test) == int(np.floor(0.25 * len(inter) + 0.5))
+    assert _rows(test).min() > _rows(train).max()  # every test row is later than every train row
+
+
+def test_time_split_needs_timestamps(tiny: Interactions) -> None:
+    with pytest.raises(DataError, match="timestamps"):
+        time_split(tiny.replace(timestamps=None))
+    with pytest.raises(ConfigError, match="empty"):
+        time_split(tiny, ratio=0.01)
+
+
+def test_holdout_per_user_exact_fraction_and_seeded() -> None:
+    """Each user with c rows gives round(0.2 * c) (at most c - 1) to test; seed decides which."""
+    users = np.repeat(np.arange(4), [1, 5, 10, 3])
+    inter = Interactions(users, np.arange(users.size), user_map=IdMap.range(4, "user"),
+                         item_map=IdMap.range(users.size, "item"),
+                         timestamps=np.arange(users.size))  # fmt: skip
+    _, test = holdout_per_user(inter, ratio=0.2, seed=5)
+    assert test.user_counts().tolist() == [0, 1, 2, 1]
+    same = holdout_per_user(inter, ratio=0.2, seed=5)[1]
+    assert np.array_equal(_rows(same), _rows(test))
+    draws = {tuple(_rows(holdout_per_user(inter, ratio=0.2, seed=s)[1])) for s in range(8)}
+    assert len(draws) > 1
 
 
 def test_kfold_covers_every_row_once() -> None:

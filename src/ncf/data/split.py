@@ -133,16 +133,49 @@ def random_split(inter: Interactions, *, ratio: float = 0.1, seed: Seed = 0) -> 
     ConfigError
         ``ratio`` outside (0, 1), or it leaves train or test empty for this log.
     """
-    _check_ratio(ratio)
-    n = len(inter)
-    n_test = int(np.floor(ratio * n + 0.5))
-    if n_test < 1 or n_test > n - 1:
-        raise ConfigError(
-            f"ratio={ratio} of {n} interactions leaves {'test' if n_test < 1 else 'train'} "
-            "empty; choose a ratio that holds out between 1 and n-1 rows"
-        )
+    n_test = _global_count(inter, ratio)
     rng = np.random.default_rng(seed)
-    return _split_by_mask(inter, rng.permutation(n)[:n_test])
+    return _split_by_mask(inter, rng.permutation(len(inter))[:n_test])
+
+
+def time_split(inter: Interactions, *, ratio: float = 0.2) -> SplitResult:
+    """Hold out the latest ``round(ratio * n)`` interactions of the whole log: one global cut
+    by time, the same instant for every user.
+
+    Rows sharing a timestamp are ordered as in the log (a later row counts as later, as in
+    :func:`leave_one_out`), so the test part holds exactly ``round(ratio * n)`` rows and the
+    split needs no seed. A user or item whose every interaction falls after the cut has none in
+    train: the caller decides what to do with such test rows
+    (:func:`ncf.data.holdout.implicit_holdout` counts them and leaves them out of scoring).
+
+    Parameters
+    ----------
+    inter : Interactions
+        The log to split; it must carry timestamps.
+    ratio : float
+        Fraction held out, in (0, 1).
+
+    Returns
+    -------
+    train, test : Interactions
+
+    Raises
+    ------
+    DataError
+        The log has no timestamps.
+    ConfigError
+        ``ratio`` outside (0, 1), or it leaves train or test empty for this log.
+    """
+    n_test = _global_count(inter, ratio)
+    if inter.timestamps is None:
+        raise DataError(
+            "a global cut by time needs timestamps and this log has none; load the data with "
+            "its timestamp column, or split at random"
+        )
+    n = len(inter)
+    # lexsort: last key is primary; the row index breaks timestamp ties (later row = later).
+    order = np.lexsort((np.arange(n, dtype=np.int64), inter.timestamps))
+    return _split_by_mask(inter, order[n - n_test :])
 
 
 def kfold(inter: Interactions, *, k: int = 5, seed: Seed = 0) -> list[SplitResult]:
@@ -242,6 +275,19 @@ def _order_within_users(
     users_sorted = inter.users[order]
     rank_from_end = ends[users_sorted] - 1 - rows
     return order, rank_from_end, counts[users_sorted]
+
+
+def _global_count(inter: Interactions, ratio: float) -> int:
+    """``round(ratio * len(inter))`` (halves up), checked to leave both parts non-empty."""
+    _check_ratio(ratio)
+    n = len(inter)
+    n_test = int(np.floor(ratio * n + 0.5))
+    if n_test < 1 or n_test > n - 1:
+        raise ConfigError(
+            f"ratio={ratio} of {n} interactions leaves {'test' if n_test < 1 else 'train'} "
+            "empty; choose a ratio that holds out between 1 and n-1 rows"
+        )
+    return n_test
 
 
 def _split_by_mask(inter: Interactions, test_rows: np.ndarray) -> SplitResult:
