@@ -57,7 +57,9 @@ from ncf.models import RecModel
 from ncf.models.growth import grow
 from ncf.models.side_features import SideFeatures
 from ncf.recommender.fitted import Fitted
-from ncf.training import Callback, TrainConfig, Trainer
+from ncf.training import Callback, TrainConfig
+from ncf.training.orchestrate import fit_model
+from ncf.training.plan import Plan, Stage
 
 logger = logging.getLogger("ncf")
 
@@ -301,9 +303,10 @@ def _train(
     if validator is not None:
         report.monitor = "rmse" if rec.rating_scale_ is not None else "hr@10"
         report.before = validator(base)
-    trainer = Trainer(replace(config, epochs=epochs), options["callbacks"])
-    model = copy.deepcopy(base)
-    result = trainer.fit(model, _log(rows.subset(~held), replayed, history))
+    plan = Plan(Stage(base.name, {}, replace(config, epochs=epochs)))
+    callbacks = options["callbacks"]
+    kept = _log(rows.subset(~held), replayed, history)
+    model, result = fit_model(plan, kept, callbacks=callbacks, warm_start=base)
     report.history = list(result.history)
     if validator is None:
         return model
@@ -320,8 +323,8 @@ def _train(
         report.forced = True
         warnings.warn(f"update kept although {m} validates worse", NCFWarning, stacklevel=4)
     if options["refit"]:
-        model = copy.deepcopy(base)
-        trainer.fit(model, _log(rows, replayed, history))
+        everything = _log(rows, replayed, history)
+        model, _ = fit_model(plan, everything, callbacks=callbacks, warm_start=base)
     return model
 
 

@@ -9,6 +9,7 @@ rating); the test set never enters here.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -35,6 +36,7 @@ def fit_model(
     callbacks: Sequence[Callback] = (),
     user_features: Features | None = None,
     item_features: Features | None = None,
+    warm_start: RecModel | None = None,
 ) -> tuple[RecModel, TrainResult]:
     """Train what ``plan`` says on ``train``, selecting on ``validator``.
 
@@ -53,6 +55,10 @@ def fit_model(
     user_features, item_features : Features, optional
         Side features over ``train``'s id maps; they feed the MLP tower (MLP, NeuMF and
         NeuMF's MLP branch).
+    warm_start : RecModel, optional
+        A warm start (an incremental update): a copy of this model is trained by the final
+        stage's config instead of a fresh one (no pre-training, no ensemble); ``warm_start``
+        itself is never changed.
 
     Returns
     -------
@@ -76,12 +82,16 @@ def fit_model(
             f"{train.n_users} and {train.n_items}; pass the data the validation split was "
             "carved from"
         )
+    if warm_start is not None and (plan.pretrain or plan.final.config.ensemble > 1):
+        raise ConfigError("a warm start trains one model: no pre-training, no ensemble")
     if plan.final.config.ensemble > 1:
         return _fit_ensemble(plan, train, validate, refit_on, callbacks, features)
-    model, result, epochs = _fit_once(plan, train, validate, callbacks, features)
+    model, result, epochs = _fit_once(
+        plan, train, validate, callbacks, features, warm_start=warm_start
+    )
     if refit_on is None:
         return model, result
-    return _refit(plan, refit_on, result, epochs, callbacks, features), result
+    return _refit(plan, refit_on, result, epochs, callbacks, features, warm_start), result
 
 
 def _refit(
@@ -91,13 +101,21 @@ def _refit(
     epochs: dict[str, int],
     callbacks: Sequence[Callback],
     features: tuple[Features | None, Features | None],
+    warm_start: RecModel | None = None,
 ) -> RecModel:
-    """Every stage trained afresh on ``refit_on`` for its selected epochs."""
+    """Every stage trained afresh (from ``warm_start`` when given) on ``refit_on`` for its
+    selected epochs."""
     logger.info("refitting on all %d interactions for %s epochs", len(refit_on), epochs)
     alpha = result.best_metrics.get("pretrain_alpha", plan.alpha)
     refit_plan = replace(plan.for_refit(epochs), alpha=alpha)
     model, _, _ = _fit_once(
-        refit_plan, refit_on, None, callbacks, features, fine_tune=epochs["final"] > 0
+        refit_plan,
+        refit_on,
+        None,
+        callbacks,
+        features,
+        fine_tune=epochs["final"] > 0,
+        warm_start=warm_start,
     )
     result.refit_epochs = epochs
     return model
@@ -199,6 +217,7 @@ def _fit_once(
     callbacks: Sequence[Callback],
     features: tuple[Features | None, Features | None],
     fine_tune: bool = True,
+    warm_start: RecModel | None = None,
 ) -> tuple[RecModel, TrainResult, dict[str, int]]:
     """One selection pass (no refit); also returns each stage's selected epoch.
 
@@ -207,7 +226,10 @@ def _fit_once(
     final = plan.final
     trainer = Trainer(final.config, callbacks)
     if not plan.pretrain:
-        model = build_stage(final, n_users, n_items, features)
+        if warm_start is None:
+            model = build_stage(final, n_users, n_items, features)
+        else:
+            model = copy.deepcopy(warm_start)
         result = trainer.fit(model, train, validate=validate)
         return model, result, {"final": result.selected_epoch}
     branches: dict[str, RecModel] = {}
