@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ncf.data.holdout import IMPLICIT_PROTOCOLS, IMPLICIT_TEST_FRACTION, RATING_PROTOCOLS
 from ncf.exceptions import ConfigError
 from ncf.training.config import DEVICES, LOSSES, PRECISIONS, SAMPLING, SCHEDULES
 from ncf.training.presets import PRESETS
 
 DEFAULT_DATASET = "ml-latest-small"
 MODEL_CHOICES = ("neumf", "gmf", "mlp", "mf", "pop", "itempop")
+#: ``--protocol``'s values: the implicit task's, then the rating task's (``random`` is both's).
+PROTOCOL_CHOICES = tuple(dict.fromkeys((*IMPLICIT_PROTOCOLS, *RATING_PROTOCOLS)))
 
 
 # ---------------------------------------------------------------------- value parsers
@@ -66,6 +69,7 @@ def _number(what: str, ok: Callable[[float], bool]) -> Callable[[Any], float]:
 positive_float = _number("a positive number", lambda v: v > 0)
 non_negative_float = _number("a number >= 0", lambda v: v >= 0)
 unit_float = _number("a number in [0, 1)", lambda v: 0 <= v < 1)
+fraction = _number("a number strictly between 0 and 1", lambda v: 0 < v < 1)
 decay = _number("a number in (0, 1]", lambda v: 0 < v <= 1)
 real = _number("a finite number", lambda v: True)
 
@@ -128,6 +132,23 @@ def monitor(text: Any) -> str:
     if not (ranking or value in ("mrr", "rmse", "mae")):
         raise _fail("hr@K, ndcg@K (K a positive integer), mrr, rmse or mae", text)
     return value
+
+
+def cutoffs(text: Any) -> tuple[int, ...]:
+    """Cut-offs: ``10``, ``"10,20"`` or a list of positive integers, as a sorted tuple."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        parts: list[Any] = [text]
+    elif isinstance(text, list | tuple):
+        parts = list(text)
+    else:
+        parts = str(text).split(",")
+    try:
+        values = {positive_int(str(p).strip()) for p in parts}
+    except argparse.ArgumentTypeError:
+        raise _fail("a positive integer or a comma list like 10,20", text) from None
+    if not values:
+        raise _fail("a positive integer or a comma list like 10,20", text)
+    return tuple(sorted(values))
 
 
 def one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
@@ -193,15 +214,22 @@ OPTIONS: tuple[Option, ...] = (
       "model (default: the preset's, mf for implicit feedback, neumf for ratings; pop = ItemPop)"),
     opt("preset", "run", one_of(PRESETS),
       "named recipe under the other options: fast, default, best or paper (docs/cli.md)"),
-    opt("protocol", "run", one_of(("folds", "random", "per-user")),
-      "rating task: the test protocol, folds, random or per-user (default: folds)"),
+    opt("protocol", "run", one_of(PROTOCOL_CHOICES), "the test protocol; implicit task: loo "
+      "(default), random (a share of each user's interactions) or time (a global cut by "
+      "timestamp); rating task: folds (default), random or per-user"),
+    opt("test_fraction", "run", fraction, "--protocol random or time: the share held out "
+      f"(default: {IMPLICIT_TEST_FRACTION})"),
+    opt("train", "run", path, "a given split's training file: CSV/Parquet pairs, or one line "
+      "per user ('user item item ...'); with --test, in place of --dataset"),
+    opt("test", "run", path, "a given split's test file (several items per user allowed), "
+      "scored by full ranking; with --train"),
     opt("features", "run", names, "side features for the MLP tower: user and item metadata "
       "and/or each user's rated items, e.g. user,item,history (default: the preset's)"),
     opt("threshold", "run", real, "implicit task: keep ratings >= this (default: all count)"),
     opt("refit", "run", boolean,
       "retrain on all training data for the selected epochs (default: the preset's)", True),
     opt("seed", "run", integer, "seed of weights, sampling and splits (default: 0)"),
-    opt("k", "run", positive_int, "cut-off of the metrics (default: 10)"),
+    opt("k", "run", cutoffs, "cut-off(s) of the test metrics, e.g. 10 or 10,20 (default: 10)"),
     opt("user", "run", text, "user whose top items are shown (default: the first test user)"),
     opt("threads", "run", positive_int, "CPU threads (default: 1; more rarely pays on small data)"),
     opt("nproc", "run", positive_int, "training processes on this machine, each on its share of "
@@ -269,11 +297,14 @@ RUN_DEFAULTS: dict[str, Any] = {
     "model": None,
     "preset": "default",
     "protocol": None,
+    "test_fraction": None,
+    "train": None,
+    "test": None,
     "features": None,
     "threshold": None,
     "refit": None,
     "seed": 0,
-    "k": 10,
+    "k": (10,),
     "user": None,
     "threads": 1,
     "nproc": 1,
@@ -353,16 +384,43 @@ def train_request(given: Mapping[str, Any]) -> TrainRequest:
         finetune = {k[len(FINETUNE_PREFIX) :]: pre.pop(k) for k in tuned}
         pretrain = {**pre, "finetune": finetune}
     _check_task_options(run, groups["train"])
+    _check_protocol(run, set(groups["run"]))
     return TrainRequest(run, groups["model"], groups["train"], pretrain)
+
+
+def _check_protocol(run: dict[str, Any], given: set[str]) -> None:
+    """``--protocol``, ``--test-fraction`` and a given split (``--train``/``--test``) fit the
+    task and each other, or a one-line ConfigError says what to change."""
+    task, protocol = run["task"], run["protocol"]
+    if "train" in given or "test" in given:
+        if "train" not in given or "test" not in given:
+            missing, has = ("--test", "--train") if "test" not in given else ("--train", "--test")
+            raise ConfigError(f"{has} needs {missing}: a given split is a training and a test file")
+        if task == "rating":
+            raise ConfigError("--train/--test (a given split) apply to the implicit task")
+        if "dataset" in given:
+            raise ConfigError("--dataset and --train/--test both name the data: give one or the "
+                              "other")  # fmt: skip
+        clash = next((f for f in ("protocol", "test_fraction", "threshold") if f in given), None)
+        if clash is not None:
+            raise ConfigError(
+                f"{BY_NAME[clash].flag_name} does not apply to a given split: its files are the "
+                "training data and the test, as they are"
+            )
+        return
+    valid = RATING_PROTOCOLS if task == "rating" else IMPLICIT_PROTOCOLS
+    if protocol is not None and protocol not in valid:
+        names = ", ".join(valid)
+        raise ConfigError(f"--protocol {protocol} is not one of the {task} task's: {names}")
+    if run["test_fraction"] is not None and (task == "rating" or protocol in (None, "loo")):
+        raise ConfigError(
+            "--test-fraction applies to the implicit task's --protocol random or time (loo holds "
+            "out one interaction per user; the rating protocols hold out 10 %)"
+        )
 
 
 def _check_task_options(run: dict[str, Any], train: dict[str, Any]) -> None:
     task = run["task"]
-    if task != "rating" and run["protocol"] is not None:
-        raise ConfigError(
-            "--protocol applies to --task rating; the implicit task always reports sampled "
-            "(1 + 99) and full-ranking metrics"
-        )
     value = train.get("monitor")
     if value is None:
         return

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ncf.cli import output
 from ncf.cli.options import COLUMN_OPTIONS, TrainRequest, given_options, train_request
 from ncf.data.datasets import Dataset
+from ncf.data.given import given_split
 from ncf.data.holdout import Holdout, implicit_holdout
 from ncf.data.sources import load_source
 from ncf.data.transforms import rating_scale
@@ -91,7 +93,7 @@ def _train(req: TrainRequest, main: bool) -> Lines:
     # every setting checked here, before the data loads
     sides = check_features(run["features"] if given else estimator.plan().features)
     suffix = "-rating" if run["task"] == "rating" else ""
-    out = Path(run["out"] or Path("models") / f"{name}-{Path(str(run['dataset'])).stem}{suffix}")
+    out = Path(run["out"] or Path("models") / f"{name}-{Path(_source(run)).stem}{suffix}")
     _check_out(out, run)
     checkpoints = out.parent / f".{out.name}.checkpoints"
     if checkpoints.exists() and not run["resume"] and main:
@@ -101,7 +103,11 @@ def _train(req: TrainRequest, main: bool) -> Lines:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     columns = {role: run[opt] for role, opt in COLUMN_OPTIONS.items() if run[opt] is not None}
-    ds = load_source(run["dataset"], run["data_dir"], columns=columns)
+    given_split_ = None
+    if run["train"] is not None:  # a given split: both files read and checked here
+        ds, given_split_ = given_split(run["train"], run["test"], columns=columns)
+    else:
+        ds = load_source(run["dataset"], run["data_dir"], columns=columns)
     if not given:  # the preset's features: those this data has
         sides = available_features(ds, sides)
     yield _recipe_line(estimator, estimator.plan(data=ds.interactions), sides, ds)
@@ -110,7 +116,10 @@ def _train(req: TrainRequest, main: bool) -> Lines:
         timings["data"] = time.perf_counter() - t0
         yield from _train_rating(job)
     else:
-        holdout = implicit_holdout(ds, threshold=run["threshold"], seed=run["seed"])
+        holdout = given_split_ or implicit_holdout(
+            ds, protocol=run["protocol"] or "loo", test_fraction=run["test_fraction"],
+            threshold=run["threshold"], seed=run["seed"],
+        )  # fmt: skip
         timings["data"] = time.perf_counter() - t0
         yield from _train_implicit(job, holdout)
     if main:
@@ -137,6 +146,11 @@ def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) ->
     )
 
 
+def _source(run: dict[str, Any]) -> str:
+    """The data the run trains on: ``--dataset``, or a given split's training file."""
+    return str(run["train"] if run["train"] is not None else run["dataset"])
+
+
 def _check_out(out: Path, run: dict[str, Any]) -> None:
     """The output folder can take this model, or a ConfigError says why, before any work."""
     existing = artifacts.check_target(out)
@@ -144,7 +158,7 @@ def _check_out(out: Path, run: dict[str, Any]) -> None:
         return
     prov = existing.get("provenance") or {}
     theirs = (str(prov.get("dataset")), existing.get("task", "implicit"))
-    ours = (str(run["dataset"]), run["task"])
+    ours = (_source(run), run["task"])
     if theirs != ours:
         model = (existing.get("model") or {}).get("name", "?")
         raise ConfigError(
@@ -173,6 +187,7 @@ def _train_implicit(job: _Job, holdout: Holdout) -> Lines:
     )  # fmt: skip
     checkpoints = job.checkpoints
     run, part = req.run, holdout.train
+    ks = _cutoffs(run["k"], holdout.negatives)  # checked before any training
     yield (
         f"dataset {ds.name}: {part.n_users:,} users, {part.n_items:,} items, "
         f"{len(part):,} training interactions; test: {holdout.description}"
@@ -186,19 +201,36 @@ def _train_implicit(job: _Job, holdout: Holdout) -> Lines:
     if not job.main:
         return
     yield f"trained {rec.model_name} ({_epochs(rec)})"
-    t, k = time.perf_counter(), run["k"]
-    metrics = rec.evaluate(holdout.test, "sampled", negatives=holdout.negatives, k=k)
-    full = rec.evaluate(holdout.test, "full", k=k)
+    t, negatives = time.perf_counter(), holdout.negatives
+    full = {n: float(v) for n, v in rec.evaluate(holdout.test, "full", k=ks).items()}
+    sampled: dict[str, float] = {}
+    if negatives is not None:
+        scores = rec.evaluate(holdout.test, "sampled", negatives=negatives, k=ks)
+        sampled = {n: float(v) for n, v in scores.items()}
     timings["evaluation"] = time.perf_counter() - t
+    metrics: dict[str, Any] = dict(sampled)  # flat, as before: hr@K..., full_recall@K...
     metrics.update({f"full_{name}": v for name, v in full.items()})
     metrics.update({f"val_{name}": v for name, v in rec.metrics_.items() if name != "loss"})
     metrics["train_seconds"] = timings["training"]
-    assert holdout.negatives is not None
-    yield f"test, each positive ranked among {holdout.negatives.shape[1] + 1} candidates:"
-    yield from output.format_metrics({n: metrics[n] for n in (f"hr@{k}", f"ndcg@{k}", "mrr")})
-    yield "test, full ranking of every item (one held-out item per user: recall = hit ratio):"
-    shown = (f"recall@{k}", f"ndcg@{k}", f"map@{k}")
-    yield from output.format_metrics({f"full_{n}": full[n] for n in shown})
+    metrics["test"] = holdout.summary()  # and the same figures by protocol, in sections
+    metrics["full_ranking"] = full
+    if negatives is not None:
+        n = negatives.shape[1]
+        metrics["sampled"] = {"candidates": n + 1, **sampled}
+        yield f"test, sampled 1+{n}: each held-out item ranked among {n + 1} candidates:"
+        shown = [f"{m}@{k}" for k in ks for m in ("hr", "ndcg")] + ["mrr"]
+        yield from output.format_metrics({m: sampled[m] for m in shown})
+    if holdout.protocol == "loo":  # one held-out item per user
+        yield "test, full ranking of every item (one held-out item per user: recall = hit ratio):"
+        names: tuple[str, ...] = ("recall", "ndcg", "map")
+    else:
+        summary = holdout.summary()
+        yield (
+            f"test, full ranking of every item each user has not trained on ({summary['users']:,}"
+            f" users, {summary['pairs']:,} held-out pairs):"
+        )
+        names = ("recall", "ndcg", "precision", "map", "hr")
+    yield from output.format_metrics({f"full_{m}@{k}": full[f"{m}@{k}"] for k in ks for m in names})
     yield "validation (each user's latest training interaction; it picked the epoch):"
     yield from output.format_metrics({n: v for n, v in metrics.items() if n.startswith("val_")})
     yield from _save(rec, req, ds, holdout, metrics, out)
@@ -259,9 +291,12 @@ def _save(
 ) -> Lines:
     run = req.run
     provenance = {
-        "dataset": str(run["dataset"]),
+        "dataset": _source(run),
         "threshold": run["threshold"],
         "split": holdout.description,
+        "protocol": holdout.protocol,
+        **({"test_fraction": run["test_fraction"]} if run["test_fraction"] is not None else {}),
+        **({"test_file": str(run["test"])} if run["test"] is not None else {}),
         "features": list(run["features"] or []),
         **extra,
     }
@@ -306,6 +341,19 @@ def _epochs(rec: Recommender) -> str:
         text = f"{len(members)} members averaged, best epochs {epochs}"
     text += f"; branches' epochs {branches}" if branches else ""
     return text + (", then refit on all training data" if rec.refit_ else "")
+
+
+def _cutoffs(k: int | tuple[int, ...], negatives: np.ndarray | None) -> list[int]:
+    """``--k`` as a list, checked against the sampled candidates (when there are any)."""
+    ks = [k] if isinstance(k, int) else sorted(k)
+    if negatives is not None and ks[-1] > negatives.shape[1]:
+        n = negatives.shape[1]
+        raise ConfigError(
+            f"--k {ks[-1]} ranks among {n + 1} sampled candidates, where nearly every positive "
+            f"would count as a hit; use --k <= {n}, or a full-ranking protocol (--protocol "
+            "random or time)"
+        )
+    return ks
 
 
 def _first(holdout: Holdout) -> Any:
