@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ncf.data.given import given_split, read_pairs, read_user_lines, sniff_format
+from ncf.data.given import given_split, read_pairs, read_rows, read_user_lines, sniff_format
 from ncf.exceptions import ConfigError, DataError
 
 
@@ -40,6 +40,23 @@ def test_format_by_suffix_or_header(tmp_path: Path, train_txt: Path) -> None:
     assert sniff_format(_write(tmp_path / "t.csv", "1,2\n")) == "table"
     assert sniff_format(_write(tmp_path / "t.dat", "a b c\n")) == "lines"
     assert sniff_format(_write(tmp_path / "c.txt", "cust item\n"), {"user": "cust"}) == "table"
+
+
+def test_rows_without_header_like_movielens_u1(tmp_path: Path) -> None:
+    """``user item rating time`` rows, a user on several lines: the first two fields."""
+    train = _write(tmp_path / "u1.base", "1\t1\t5\t874965758\n1\t2\t3\t876893171\n"
+                                         "2\t1\t4\t888550871\n3\t2\t2\t889237455\n")  # fmt: skip
+    test = _write(tmp_path / "u1.test", "1\t3\t4\t1\n2\t2\t5\t2\n2\t9\t1\t3\n")
+    assert sniff_format(train) == sniff_format(test) == "rows"
+    pairs = read_rows(test)
+    assert pairs.to_dict("list") == {"user": [1, 2, 2], "item": [3, 2, 9], "line": [1, 2, 3]}
+    ds, held = given_split(train, test)
+    assert len(ds.interactions) == 4 and len(held.test) == 1  # items 3 and 9 never trained
+    assert held.unseen.items == 2 and "(rows)" in held.description
+    with pytest.raises(DataError, match=r"line 2: expected 4 fields like the first line"):
+        read_rows(_write(tmp_path / "bad.base", "1 2 3 4\n1 2 3\n"))
+    # one line per user with as many items each stays one line per user (no user repeats)
+    assert sniff_format(_write(tmp_path / "l.txt", "1 2 3\n2 3 4\n")) == "lines"
 
 
 def test_lines_format_refuses_commas_and_empty_files(tmp_path: Path) -> None:
@@ -106,7 +123,7 @@ def test_given_split_errors(tmp_path: Path, train_txt: Path) -> None:
     only_new = _write(tmp_path / "new.txt", "8 1 2\n9 3\n")
     with pytest.raises(ConfigError, match="no test pair can be scored: all 3 have a user or"):
         given_split(train_txt, only_new)
-    with pytest.raises(ConfigError, match="column names .* apply to CSV/TSV/Parquet files"):
+    with pytest.raises(ConfigError, match="one line per user: column names .* files with a header"):
         given_split(train_txt, _write(tmp_path / "t.txt", "0 4\n"), columns={"user": "u"})
     with pytest.raises(DataError, match="cannot find the user column"):
         given_split(train_txt, _write(tmp_path / "t.csv", "who,item\n0,4\n"))

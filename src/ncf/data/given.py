@@ -8,12 +8,16 @@ one of
   TSV or Parquet with a header naming the user and item columns (``--user-col`` and
   ``--item-col`` say which when the names are others);
 * the one-line-per-user text format many papers publish: ``user item item ...``, ids
-  separated by whitespace, one line per user (LightGCN's ``train.txt``/``test.txt``, say).
+  separated by whitespace, one line per user (LightGCN's ``train.txt``/``test.txt``, say);
+* rows without a header, ``user item [more fields]`` separated by whitespace, every line with
+  as many fields (MovieLens-100K's ``u1.base``/``u1.test``, the NCF ``.rating`` files): the
+  first two fields are the pair, the others are not read.
 
 A ``.csv``, ``.tsv``, ``.parquet`` or ``.pq`` file is a table; any other file (``.txt``...)
-is a table when its first line is a header naming a user or item column, else one line per
-user (:func:`sniff_format`). Ids typed alike in both files match (``"7"`` in one file matches
-``7`` in the other).
+is a table when its first line is a header naming a user or item column; else rows without a
+header when, among its first lines, every line has as many fields and a user starts two lines;
+else one line per user (:func:`sniff_format`). Ids typed alike in both files match (``"7"`` in
+one file matches ``7`` in the other).
 
 The test file is checked against the training file before anything trains:
 
@@ -43,8 +47,8 @@ from ncf.data.sources import ITEM_COLUMNS, USER_COLUMNS, _header, _pick, load_so
 from ncf.data.textfile import PathLike, read_delimited, row_line_numbers
 from ncf.exceptions import ConfigError, DataError
 
-#: How a given file is laid out: a table of pairs, or one line per user.
-Format = Literal["table", "lines"]
+#: How a given file is laid out: a table with a header, one line per user, rows without header.
+Format = Literal["table", "lines", "rows"]
 #: Suffixes always read as tables.
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 _PARQUET = (".parquet", ".pq")
@@ -62,7 +66,14 @@ def sniff_format(path: PathLike, columns: dict[str, str] | None = None) -> Forma
     first = _first_line(path)
     names = {n.lower() for n in (*USER_COLUMNS, *ITEM_COLUMNS, *(columns or {}).values())}
     fields = [f for f in re.split(r"[\s,;|]+", first.strip()) if f]
-    return "table" if any(f.lower() in names for f in fields) else "lines"
+    if any(f.lower() in names for f in fields):
+        return "table"
+    head = [line.split() for line in _head_lines(path)]
+    head = [tokens for tokens in head if tokens]
+    widths = {len(tokens) for tokens in head}
+    starts = [tokens[0] for tokens in head]
+    same_width = len(widths) == 1 and widths != {1}
+    return "rows" if same_width and len(set(starts)) < len(starts) else "lines"
 
 
 def read_user_lines(path: PathLike) -> pd.DataFrame:
@@ -78,33 +89,56 @@ def read_user_lines(path: PathLike) -> pd.DataFrame:
         The file is missing or not text, a field holds a comma or semicolon (a CSV without a
         header line, say), or no line holds a pair.
     """
-    path = Path(path)
+    return _read_text_pairs(Path(path), rows=False)
+
+
+def read_rows(path: PathLike) -> pd.DataFrame:
+    """Pairs of a text file of rows without a header, ``user item [more fields]`` separated
+    by whitespace (the first two fields; every line must have as many fields as the first).
+
+    Returns the same DataFrame as :func:`read_user_lines`.
+
+    Raises
+    ------
+    DataError
+        As :func:`read_user_lines`, and a line whose number of fields differs from the first's.
+    """
+    return _read_text_pairs(Path(path), rows=True)
+
+
+def _read_text_pairs(path: Path, rows: bool) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     text = path.read_bytes().decode(_ENCODING, errors="replace")
+    layout = "user item [more fields]" if rows else "user item item ..."
     users: list[str] = []
     items: list[str] = []
     counts: list[int] = []
     lines: list[int] = []
+    width = 0
     for no, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
-        if len(tokens) < 2:
+        if not tokens or (len(tokens) < 2 and not rows):
             continue
+        width = width or len(tokens)
+        if rows and len(tokens) != width:
+            raise DataError(
+                f"{path}: line {no}: expected {width} fields like the first line "
+                f"({layout}), found {len(tokens)}"
+            )
         odd = next((t for t in tokens if "\ufffd" in t or "," in t or ";" in t), None)
         if odd is not None:
             raise DataError(
-                f"{path}: line {no}: expected ids separated by whitespace (user item item ...), "
-                f"found {odd!r}; a CSV file needs a header line naming its user and item columns"
+                f"{path}: line {no}: expected ids separated by whitespace ({layout}), found "
+                f"{odd!r}; a CSV file needs a header line naming its user and item columns"
             )
         users.append(tokens[0])
-        items.extend(tokens[1:])
-        counts.append(len(tokens) - 1)
+        pair = tokens[1:2] if rows else tokens[1:]
+        items.extend(pair)
+        counts.append(len(pair))
         lines.append(no)
-    if not users:
-        raise DataError(
-            f"{path}: no line holds a user and an item; expected one line per user, "
-            "'user item item ...'"
-        )
+    if not users or width < 2:
+        raise DataError(f"{path}: no line holds a user and an item; expected {layout!r}")
     reps = np.asarray(counts, dtype=np.int64)
     return pd.DataFrame({
         "user": np.repeat(_typed(users), reps),
@@ -125,13 +159,14 @@ def read_pairs(
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     fmt = sniff_format(path, columns)
-    if fmt == "lines":
+    if fmt != "table":
         if columns:
+            layout = "one line per user" if fmt == "lines" else "rows without a header"
             raise ConfigError(
-                f"{path} holds one line per user (user item item ...): column names "
-                "(--user-col, --item-col...) apply to CSV/TSV/Parquet files only"
+                f"{path} holds {layout}: column names (--user-col, --item-col...) apply to "
+                "files with a header line"
             )
-        return read_user_lines(path), fmt
+        return (read_user_lines(path) if fmt == "lines" else read_rows(path)), fmt
     user, item = _columns(path, columns or {})
     if path.suffix.lower() in _PARQUET:
         frame = read_parquet(path)
@@ -216,7 +251,7 @@ def given_split(
     )
     repeated = int(known.sum()) - len(keep)
     n_users = int(np.unique(held.users).size)
-    layout = "one line per user" if fmt == "lines" else "pairs"
+    layout = {"lines": "one line per user", "rows": "rows", "table": "pairs"}[fmt]
     text = (
         f"the given test file {test} ({layout}): {len(held):,} pairs of {n_users:,} users, "
         "full ranking"
@@ -236,10 +271,11 @@ def _read_train(path: Path, columns: dict[str, str] | None) -> Dataset:
             name=path.stem, interactions=ds.interactions, items=ds.items, users=ds.users,
             rating_scale=ds.rating_scale, description=f"given training file {path}",
         )  # fmt: skip
-    pairs, _ = read_pairs(path, columns)
+    pairs, fmt = read_pairs(path, columns)
     inter = Interactions.from_dataframe(pairs, duplicates="last", source=str(path))
+    layout = "one line per user" if fmt == "lines" else "rows"
     return Dataset(name=path.stem, interactions=inter, implicit=True,
-                   description=f"given training file {path} (one line per user)")  # fmt: skip
+                   description=f"given training file {path} ({layout})")  # fmt: skip
 
 
 def _columns(path: Path, given: dict[str, str]) -> tuple[str, str]:
@@ -278,6 +314,15 @@ def _index_of(id_map: IdMap, raw: np.ndarray) -> np.ndarray:
     return pd.Index(ids.astype(str)).get_indexer(raw.astype(str)).astype(np.int64)
 
 
+def _head_lines(path: Path) -> list[str]:
+    """The complete lines of the file's first 64 KiB."""
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+        complete = len(fh.read(1)) == 0
+    lines = head.decode(_ENCODING, errors="replace").splitlines()
+    return lines if complete or len(lines) < 2 else lines[:-1]
+
+
 def _first_line(path: Path) -> str:
     with path.open("rb") as fh:
         head = fh.read(65536)
@@ -287,4 +332,4 @@ def _first_line(path: Path) -> str:
     raise DataError(f"{path}: the file is empty")
 
 
-__all__ = ["Format", "given_split", "read_pairs", "read_user_lines", "sniff_format"]
+__all__ = ["Format", "given_split", "read_pairs", "read_rows", "read_user_lines", "sniff_format"]
