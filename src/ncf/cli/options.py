@@ -219,8 +219,9 @@ OPTIONS: tuple[Option, ...] = (
       "timestamp); rating task: folds (default), random or per-user"),
     opt("test_fraction", "run", fraction, "--protocol random or time: the share held out "
       f"(default: {IMPLICIT_TEST_FRACTION})"),
-    opt("train", "run", path, "a given split's training file: CSV/Parquet pairs, or one line "
-      "per user ('user item item ...'); with --test, in place of --dataset"),
+    opt("train", "run", path, "a given split's training file: CSV/Parquet pairs, one line per "
+      "user ('user item item ...') or rows without a header ('user item ...', u1.base); with "
+      "--test, in place of --dataset"),
     opt("test", "run", path, "a given split's test file (several items per user allowed), "
       "scored by full ranking; with --train"),
     opt("features", "run", names, "side features for the MLP tower: user and item metadata "
