@@ -209,3 +209,30 @@ def test_full_ranking_input_errors() -> None:
         evaluate_full(model, np.zeros((2, 4)), [0], [1])  # type: ignore[arg-type]
     with pytest.raises(DataError, match="no test interactions"):
         evaluate_full(model, _csr([], (2, 4)), [], [])
+
+
+def test_the_full_validator_ranks_the_whole_catalogue_and_carves_like_the_test() -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from ncf.data.interactions import Interactions
+    from ncf.evaluation.validators import FullValidator, carve_validation
+
+    seen = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32))
+
+    def scores(users: np.ndarray) -> np.ndarray:  # item 0 best, then 1, 2, 3 for everyone
+        return np.tile(np.array([4.0, 3.0, 2.0, 1.0]), (len(users), 1))
+
+    v = FullValidator(seen, [0, 1], [2, 3], ks=(2,))
+    got = v(type("M", (), {"score_all": staticmethod(scores), "n_users": 2, "n_items": 4})())
+    # user 0: item 0 masked -> ranks 1, 2, 3 -> item 2 at rank 2 (hit); user 1: 0, 2 -> miss
+    assert got["recall@2"] == 0.5 and got["hr@2"] == 0.5
+    assert "ndcg@2" in v.metric_names and "map@2" in v.metric_names
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(20), 10)
+    items = np.concatenate([rng.choice(50, 10, replace=False) for _ in range(20)])
+    inter = Interactions.from_arrays(users, items)
+    _, held = carve_validation(inter, ranking="full", fraction=0.2, ks=(10,))
+    assert isinstance(held, FullValidator) and len(held) == 40  # 2 of each user's 10
+    _, held = carve_validation(inter, ranking="full", ks=(10,))
+    assert len(held) == 20  # leave-one-out: one per user

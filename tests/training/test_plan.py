@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,3 +70,39 @@ def test_fit_resolves_once(monkeypatch: pytest.MonkeyPatch) -> None:
     log = log.drop_duplicates()
     Recommender("mf", epochs=1, factors=4, refit=True).fit(log)
     assert len(calls) == 1
+
+
+def test_full_ranking_selects_on_ndcg_at_20_unless_given() -> None:
+    assert resolve(Given()).final.config.monitor == "ndcg@20"
+    assert resolve(Given(ranking="sampled")).final.config.monitor == "hr@10"
+    assert resolve(Given(train={"monitor": "recall@10"})).final.config.monitor == "recall@10"
+
+
+def _blocks(seed: int = 0) -> pd.DataFrame:
+    """Four groups of 10 users, each with 8 of its own block's 10 items."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        (u, 10 * (u // 10) + i) for u in range(40) for i in rng.choice(10, size=8, replace=False)
+    ]
+    return pd.DataFrame(rows, columns=["user", "item"])
+
+
+def test_the_preset_chooses_among_its_candidates_on_validation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ncf.training import presets
+
+    default = presets.PRESET_TABLE[("implicit", "default")]
+    with_pop = replace(default, candidates=(("popularity", "itempop", {}),))
+    monkeypatch.setitem(presets.PRESET_TABLE, ("implicit", "default"), with_pop)
+    plan = resolve(Given())
+    assert [c.label for c in plan.candidates] == ["mf", "popularity"]
+    assert "chosen on validation among mf, popularity" in plan.why
+    rec = Recommender(epochs=8, factors=8, validation_fraction=0.25).fit(_blocks())
+    assert set(rec.candidates_) == {"mf", "popularity"}
+    for figures in rec.candidates_.values():
+        assert {"ndcg@20", "seconds"} <= set(figures)
+    # the planted blocks: MF ranks each user's own block first, popularity cannot
+    assert rec.candidates_["mf"]["ndcg@20"] > rec.candidates_["popularity"]["ndcg@20"]
+    assert rec.model_name == "mf" and rec.plan_.label == "mf"
+    assert Recommender("itempop").plan().candidates == ()  # a named model is trained as named

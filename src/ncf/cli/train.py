@@ -40,9 +40,16 @@ from ncf.training import Plan, distributed
 Lines = Iterator[str]
 
 
-def recommender(req: TrainRequest, scale: tuple[float, float] | None = None) -> Recommender:
+def recommender(
+    req: TrainRequest,
+    scale: tuple[float, float] | None = None,
+    *,
+    ranking: str = "full",
+    fraction: float | None = None,
+) -> Recommender:
     """The estimator ``ncf train`` fits: the run's settings and exactly the fields given, each
-    under its one spelling (a keyword where ``Recommender`` has one)."""
+    under its one spelling (a keyword where ``Recommender`` has one), validated the way the
+    test is made (``ranking``, ``fraction``: see :func:`validation_shape`)."""
     run, model, train = req.run, dict(req.model), dict(req.train)
     flat = {k: model.pop(k) for k in MODEL_KEYWORDS if k in model}
     flat_train = {k: train.pop(k) for k in TRAIN_KEYWORDS if k in train}
@@ -59,7 +66,29 @@ def recommender(req: TrainRequest, scale: tuple[float, float] | None = None) -> 
         rating_scale=scale,
         seed=run["seed"],
         progress=run["progress"],
+        validation_ranking=ranking,
+        validation_fraction=fraction,
     )
+
+
+def validation_shape(
+    holdout: Holdout, ds: Dataset, test_fraction: float | None
+) -> tuple[str, float | None]:
+    """How selection validates, following the test: (ranking, per-user fraction).
+
+    The validation carve has the test's shape: each user's latest item for leave-one-out, a
+    per-user share for the random, time and given protocols (the test's share, else
+    :data:`VALIDATION_FRACTION`). It ranks over the whole catalogue, as users receive it,
+    except where the data ships its own sampled test candidates (ml-1m-ncf): then among
+    sampled items, as that test does."""
+    if holdout.protocol == "loo":
+        shipped = ds.test is not None and ds.test_negatives is not None and holdout.test is ds.test
+        return ("sampled" if shipped else "full"), None
+    return "full", VALIDATION_FRACTION if test_fraction is None else test_fraction
+
+
+#: The per-user validation share when the test's own share is not known (given splits).
+VALIDATION_FRACTION = 0.2
 
 
 def train(args: argparse.Namespace) -> Lines:
@@ -110,9 +139,9 @@ def _train(req: TrainRequest, main: bool) -> Lines:
         ds = load_source(run["dataset"], run["data_dir"], columns=columns)
     if not given:  # the preset's features: those this data has
         sides = available_features(ds, sides)
-    yield _recipe_line(estimator, estimator.plan(data=ds.interactions), sides, ds)
     job = _Job(req, ds, sides, [output.EpochLines()], out, timings, checkpoints, main)
     if run["task"] == "rating":
+        yield _recipe_line(estimator, estimator.plan(data=ds.interactions), sides, ds)
         timings["data"] = time.perf_counter() - t0
         yield from _train_rating(job)
     else:
@@ -120,8 +149,13 @@ def _train(req: TrainRequest, main: bool) -> Lines:
             ds, protocol=run["protocol"] or "loo", test_fraction=run["test_fraction"],
             threshold=run["threshold"], seed=run["seed"],
         )  # fmt: skip
+        ranking, fraction = validation_shape(holdout, ds, run["test_fraction"])
+        estimator = recommender(req, ranking=ranking, fraction=fraction)
+        plan = estimator.plan(data=holdout.train)
+        yield _recipe_line(estimator, plan, sides, ds)
+        yield _selection_line(plan.final.config.monitor, ranking, fraction)
         timings["data"] = time.perf_counter() - t0
-        yield from _train_implicit(job, holdout)
+        yield from _train_implicit(job, holdout, estimator)
     if main:
         shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: no run to resume
     spent = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
@@ -144,6 +178,15 @@ def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) ->
         f"{c.batch_size}, up to {c.epochs} epochs, {stop}{feats}{', refit' if plan.refit else ''})"
         f": {plan.why}; any option overrides it"
     )
+
+
+def _selection_line(monitor: str, ranking: str, fraction: float | None) -> str:
+    """How epochs (and whatever else is picked) are selected, in one line."""
+    carve = "each user's latest item"
+    if fraction is not None:
+        carve = f"{fraction:.0%} of each user's items"
+    how = "full ranking over the catalogue" if ranking == "full" else "sampled 1+99 candidates"
+    return f"selection: {monitor} by {how}, on a validation carve of {carve} (the test's shape)"
 
 
 def _source(run: dict[str, Any]) -> str:
@@ -181,7 +224,7 @@ class _Job:
     main: bool = True  # rank 0 of a distributed run (or the only process) evaluates and saves
 
 
-def _train_implicit(job: _Job, holdout: Holdout) -> Lines:
+def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
     req, ds, sides, callbacks, out, timings = (
         job.req, job.ds, job.sides, job.callbacks, job.out, job.timings
     )  # fmt: skip
@@ -192,7 +235,6 @@ def _train_implicit(job: _Job, holdout: Holdout) -> Lines:
         f"dataset {ds.name}: {part.n_users:,} users, {part.n_items:,} items, "
         f"{len(part):,} training interactions; test: {holdout.description}"
     )
-    rec = recommender(req)
     user, item = split_features(ds, holdout, sides)
     t = time.perf_counter()
     rec.fit(part, item_metadata=ds.items, user_features=user, item_features=item,
@@ -231,7 +273,9 @@ def _train_implicit(job: _Job, holdout: Holdout) -> Lines:
         )
         names = ("recall", "ndcg", "precision", "map", "hr")
     yield from output.format_metrics({f"full_{m}@{k}": full[f"{m}@{k}"] for k in ks for m in names})
-    yield "validation (each user's latest training interaction; it picked the epoch):"
+    how = "full ranking" if rec.validation_ranking == "full" else "sampled candidates"
+    monitor = rec.train_config_.monitor
+    yield f"validation ({how} of the carve; {monitor} picked the epoch):"
     yield from output.format_metrics({n: v for n, v in metrics.items() if n.startswith("val_")})
     yield from _save(rec, req, ds, holdout, metrics, out)
     wanted = run["user"]

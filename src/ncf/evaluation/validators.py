@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +20,8 @@ import torch
 
 from ncf.data.interactions import Interactions, reindex
 from ncf.data.sampling import evaluation_candidates
-from ncf.data.split import leave_one_out, random_split
-from ncf.evaluation.protocols import eval_mode, evaluate_sampled
+from ncf.data.split import holdout_per_user, leave_one_out, random_split
+from ncf.evaluation.protocols import eval_mode, evaluate_full, evaluate_sampled
 from ncf.evaluation.rating import rating_metrics
 from ncf.exceptions import ConfigError, DataError
 
@@ -98,6 +98,48 @@ class SampledValidator(Validator):
 
     def _hint(self) -> str:
         return f" (the cut-offs are the validator's ks, now {list(self.ks)})"
+
+
+class FullValidator(Validator):
+    """Recall, NDCG, HR, precision and MAP at each cut-off of held-out items ranked over the
+    whole catalogue, the training items masked: the ranking users receive
+    (:func:`~ncf.evaluation.evaluate_full`).
+
+    Parameters
+    ----------
+    seen : scipy sparse matrix, shape (n_users, n_items)
+        The items each user trained on (masked).
+    users, items : array of int, shape (n,)
+        The held-out pairs (several per user allowed).
+    ks : sequence of int
+        Cut-offs.
+    """
+
+    def __init__(
+        self,
+        seen: sp.spmatrix | sp.sparray,
+        users: npt.ArrayLike,
+        items: npt.ArrayLike,
+        ks: Sequence[int] = (20,),
+    ) -> None:
+        self.seen = sp.csr_array(cast(Any, seen))
+        self.users = np.asarray(users, dtype=np.int64)
+        self.items = np.asarray(items, dtype=np.int64)
+        self.ks = tuple(ks)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        return evaluate_full(model, self.seen, self.users, self.items, self.ks)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        names = ("recall", "ndcg", "hr", "precision", "map")
+        return tuple(f"{name}@{k}" for k in self.ks for name in names)
+
+    def _hint(self) -> str:
+        return f" (full ranking; the cut-offs are the validator's ks, now {list(self.ks)})"
 
 
 class RatingValidator(Validator):
@@ -187,30 +229,35 @@ def selection_split(
     seed: int = 0,
     ks: Sequence[int] = (10,),
     rating_scale: tuple[float, float] | None = None,
+    ranking: str = "sampled",
+    fraction: float | None = None,
 ) -> tuple[Interactions, Validator | None]:
     """(the rows to train on, the validator) for a fit: over ``validation`` when given (any
-    ids of ``inter``), else carved from ``inter`` for ``task``; ``task=None``: no validation."""
+    ids of ``inter``), else carved from ``inter`` for ``task``; ``task=None``: no validation.
+    ``ranking`` and ``fraction`` as in :func:`carve_validation`."""
     if validation is not None:
         held = reindex(validation, inter.user_map, inter.item_map)
         return inter, held_out_validator(
             inter, held, task=task or "implicit", n_negatives=n_negatives, seed=seed, ks=ks,
-            rating_scale=rating_scale,
+            rating_scale=rating_scale, ranking=ranking,
         )  # fmt: skip
     if task is None:
         return inter, None
     return carve_validation(
-        inter, task=task, n_negatives=n_negatives, seed=seed, ks=ks, rating_scale=rating_scale
-    )
+        inter, task=task, n_negatives=n_negatives, seed=seed, ks=ks, rating_scale=rating_scale,
+        ranking=ranking, fraction=fraction,
+    )  # fmt: skip
 
 
 def validation_ks(monitors: Iterable[str], ks: Sequence[int] = (10,)) -> tuple[int, ...]:
-    """``ks`` plus the cut-off of each ``hr@K`` / ``ndcg@K`` among ``monitors``, sorted.
+    """``ks`` plus the cut-off of each ranking metric (``hr@K``, ``ndcg@K``, ``recall@K``...)
+    among ``monitors``, sorted.
 
     So a validator built with them reports every metric the monitors name."""
     found = set(ks)
     for monitor in monitors:
         name, _, k = monitor.partition("@")
-        if name in ("hr", "ndcg") and k.isdigit() and int(k) > 0:
+        if name in ("hr", "ndcg", "recall", "precision", "map") and k.isdigit() and int(k) > 0:
             found.add(int(k))
     return tuple(sorted(found))
 
@@ -240,10 +287,16 @@ def held_out_validator(
     seed: int = 0,
     ks: Sequence[int] = (10,),
     rating_scale: tuple[float, float] | None = None,
+    ranking: str = "sampled",
 ) -> Validator:
-    """A validator over given held-out rows (over ``train``'s id maps) for a task."""
+    """A validator over given held-out rows (over ``train``'s id maps) for a task: a
+    rating error, or the rows ranked over the whole catalogue (``ranking="full"``) or among
+    ``n_negatives`` sampled items (``"sampled"``)."""
     if task == "rating":
         return RatingValidator.from_interactions(held, clip=rating_scale)
+    _check_ranking(ranking)
+    if ranking == "full":
+        return FullValidator(train.csr, held.users, held.items, ks)
     n_neg = validation_negatives(train, held, n_negatives)
     negs = evaluation_candidates(train, held, n_negatives=n_neg, seed=seed)
     return SampledValidator(held.users, held.items, negs, ks)
@@ -258,14 +311,21 @@ def carve_validation(
     ks: Sequence[int] = (10,),
     rating_scale: tuple[float, float] | None = None,
     ratio: float = RATING_VALIDATION_RATIO,
+    ranking: str = "sampled",
+    fraction: float | None = None,
 ) -> tuple[Interactions, Any]:
-    """Hold out a validation set from ``train`` for model selection.
+    """Hold out a validation set from ``train`` for model selection, shaped like the test.
 
-    ``task="implicit"``: one interaction per user (:func:`~ncf.data.split.leave_one_out` with
-    ``by="auto"``: the latest by time when there are timestamps, else a random one; users with
-    a single interaction keep it), each with ``n_negatives`` distinct negatives the user never
-    interacted with in ``train``. ``task="rating"``: a random ``ratio`` of the ratings, scored
-    with predictions clipped to ``rating_scale``.
+    ``task="implicit"``: with ``fraction=None``, one interaction per user
+    (:func:`~ncf.data.split.leave_one_out` with ``by="auto"``: the latest by time when there
+    are timestamps, else a random one; users with a single interaction keep it), the shape of
+    a leave-one-out test; with a ``fraction``, that share of each user's interactions at
+    random (:func:`~ncf.data.split.holdout_per_user`), the shape of a per-user random test.
+    ``ranking="full"`` ranks the held-out items over the whole catalogue (the training part
+    masked, :class:`FullValidator`); ``"sampled"`` among ``n_negatives`` distinct items the
+    user never interacted with in ``train`` (:class:`SampledValidator`).
+    ``task="rating"``: a random ``ratio`` of the ratings, scored with predictions clipped to
+    ``rating_scale``.
 
     Returns
     -------
@@ -276,14 +336,31 @@ def carve_validation(
         return part, RatingValidator.from_interactions(held, clip=rating_scale)
     if task != "implicit":
         raise ConfigError(f"unknown task {task!r}; valid: implicit, rating")
+    _check_ranking(ranking)
+    if fraction is None:
+        part, held = leave_one_out(train, by="auto", seed=seed)
+    else:
+        part, held = holdout_per_user(train, ratio=fraction, seed=seed)
+    if ranking == "full":
+        return part, FullValidator(part.csr, held.users, held.items, ks)
     n_neg = validation_negatives(train, None, n_negatives)
-    part, held = leave_one_out(train, by="auto", seed=seed)
     negatives = evaluation_candidates(part, held, n_negatives=n_neg, seed=seed)
     return part, SampledValidator(held.users, held.items, negatives, ks)
 
 
+#: How validation ranks its held-out items: over the whole catalogue, or among sampled ones.
+RANKINGS = ("full", "sampled")
+
+
+def _check_ranking(ranking: str) -> None:
+    if ranking not in RANKINGS:
+        raise ConfigError(f"unknown validation ranking {ranking!r}; valid: {', '.join(RANKINGS)}")
+
+
 __all__ = [
+    "RANKINGS",
     "RATING_VALIDATION_RATIO",
+    "FullValidator",
     "RatingValidator",
     "SampledValidator",
     "Validator",

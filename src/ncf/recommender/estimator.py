@@ -122,6 +122,16 @@ class Recommender(Estimator, Inference, Updating):
         Negatives per validation row (implicit task; fewer when a user has fewer unseen items).
     validation_seed : int, optional
         Seeds the validation carve (default: ``seed``).
+    validation_ranking : {"full", "sampled"}
+        Implicit task: how validation ranks its held-out items to pick epochs (and what else
+        is picked): ``"full"`` over the whole catalogue with the training items masked, the
+        ranking ``recommend`` returns (selection then monitors full-ranking ``ndcg@20`` unless
+        ``monitor`` is given); ``"sampled"`` among ``validation_negatives`` sampled items (the
+        NCF paper's protocol; ``hr@10``).
+    validation_fraction : float, optional
+        Implicit task: the share of each user's interactions carved at random for validation
+        (the shape of a per-user random test); None: each user's latest interaction (the shape
+        of a leave-one-out test).
     refit : bool, optional
         After selection on the carved validation split, train every stage afresh on all the
         interactions for its selected epochs. Needs ``validate=True`` and no ``validation``.
@@ -157,7 +167,11 @@ class Recommender(Estimator, Inference, Updating):
     history_, stage_history_ : list of dict; dict of str to list of dict
         One entry per epoch (loss, time, validation metrics); the same per pre-trained branch.
     plan_ : Plan
-        What was trained (stages, their models, hyper-parameters and training configs).
+        What was trained (stages, their models, hyper-parameters and training configs); when
+        the preset chose among candidates, the chosen one's.
+    candidates_ : dict
+        When the preset chose among candidates (no model named): each candidate's label ->
+        its validation metrics and seconds; else empty.
     item_metadata_ : pandas.DataFrame or None
         Item metadata (titles...) aligned to ``item_map_``, when given to ``fit``.
     rating_scale_ : (float, float) or None
@@ -192,6 +206,8 @@ class Recommender(Estimator, Inference, Updating):
         validate: bool = True,
         validation_negatives: int = 99,
         validation_seed: int | None = None,
+        validation_ranking: str = "full",
+        validation_fraction: float | None = None,
         refit: bool | None = None,
         preset: str = "default",
         rating_scale: tuple[float, float] | None = None,
@@ -217,6 +233,8 @@ class Recommender(Estimator, Inference, Updating):
         self.validate = validate
         self.validation_negatives = validation_negatives
         self.validation_seed = validation_seed
+        self.validation_ranking = validation_ranking
+        self.validation_fraction = validation_fraction
         self.refit = refit
         self.preset = preset
         self.rating_scale = rating_scale
@@ -226,8 +244,10 @@ class Recommender(Estimator, Inference, Updating):
 
     @property
     def model_name(self) -> str:
-        """The registry name of ``model`` (aliases resolved); None: the preset's model."""
-        return self.given().model_name
+        """The registry name of the model fitted; before ``fit``, of ``model`` (aliases
+        resolved; None: the preset's model)."""
+        fitted = getattr(self, "model_", None)
+        return str(fitted.name) if fitted is not None else self.given().model_name
 
     def given(self) -> Given:
         """What was given, as the one value :func:`~ncf.training.plan.resolve` takes: the
@@ -258,6 +278,7 @@ class Recommender(Estimator, Inference, Updating):
             seed=self.seed,
             progress=self.progress,
             rating_scale=self.rating_scale,
+            ranking=self.validation_ranking,
         )
 
     @property
@@ -351,6 +372,8 @@ class Recommender(Estimator, Inference, Updating):
             seed=self.seed if self.validation_seed is None else self.validation_seed,
             ks=validation_ks([c.monitor for c in plan.configs]),
             rating_scale=scale,
+            ranking=self.validation_ranking,
+            fraction=self.validation_fraction,
         )
         if validator is None and self.patience is not None:
             raise ConfigError("patience needs a validation set: pass validation= or validate=True")
@@ -373,6 +396,9 @@ class Recommender(Estimator, Inference, Updating):
         self.history_ = list(result.history)
         self.stage_history_ = dict(result.stage_history)
         self.best_epoch_ = result.best_epoch
+        if result.chosen is not None:  # the preset's candidates: the one validation chose
+            plan = plan.candidate(result.chosen)
+        self.candidates_ = dict(result.candidates)
         self.plan_ = plan
         self.train_config_ = plan.final.config
         self.rating_scale_ = scale

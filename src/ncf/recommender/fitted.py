@@ -42,6 +42,7 @@ class Fitted(Protocol):
     provenance_: dict[str, Any]
     test_split_: tuple[Interactions, np.ndarray | None] | None
     lineage_: list[dict[str, Any]]
+    candidates_: dict[str, dict[str, float]]
     checksum_: str | None
     update_report_: Any
 

@@ -53,6 +53,7 @@ def save(
         "stage_history": getattr(rec, "stage_history_", {}),
         "provenance": dict(rec.provenance_ if provenance is None else provenance),
         "lineage": list(getattr(rec, "lineage_", [])),
+        "candidates": dict(getattr(rec, "candidates_", {})),
     }
     saved = artifacts.SavedModel(
         model=rec.model_,
@@ -98,6 +99,7 @@ def restore(rec: Fitted, saved: artifacts.SavedModel) -> None:
     rec.item_metadata_ = saved.item_metadata
     rec.provenance_ = dict(saved.info.get("provenance") or {})
     rec.lineage_ = list(saved.info.get("lineage") or [])
+    rec.candidates_ = dict(saved.info.get("candidates") or {})
     rec.checksum_ = saved.checksum
     rec.test_split_ = None
     if saved.test is not None:

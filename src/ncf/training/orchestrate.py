@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -82,6 +83,8 @@ def fit_model(
             f"{train.n_users} and {train.n_items}; pass the data the validation split was "
             "carved from"
         )
+    if plan.candidates:
+        return _choose(plan, train, validate, refit_on, callbacks, (user_features, item_features))
     if warm_start is not None and (plan.pretrain or plan.final.config.ensemble > 1):
         raise ConfigError("a warm start trains one model: no pre-training, no ensemble")
     if plan.final.config.ensemble > 1:
@@ -92,6 +95,43 @@ def fit_model(
     if refit_on is None:
         return model, result
     return _refit(plan, refit_on, result, epochs, callbacks, features, warm_start), result
+
+
+def _choose(
+    plan: Plan,
+    train: Interactions,
+    validate: Validator | None,
+    refit_on: Interactions | None,
+    callbacks: Sequence[Callback],
+    features: tuple[Features | None, Features | None],
+) -> tuple[RecModel, TrainResult]:
+    """Each candidate plan trained and selected on ``train``, the best on validation kept
+    (the first of equals) and refit alone; ``result.chosen`` names it and
+    ``result.candidates`` holds every candidate's validation figures and seconds."""
+    if validate is None:
+        raise ConfigError(
+            "choosing among the preset's candidates needs validation: name a model, or validate"
+        )
+    monitor = plan.final.config.monitor
+    sign = 1.0 if plan.final.config.monitor_mode == "max" else -1.0
+    tried: list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]] = []
+    figures: dict[str, dict[str, float]] = {}
+    for candidate in plan.candidates:
+        logger.info("candidate %s", candidate.label)
+        t0 = time.perf_counter()
+        feats = features if _takes_features(candidate.final.model) else (None, None)
+        model, result, epochs = _fit_once(candidate, train, validate, callbacks, feats)
+        scores = result.best_metrics if result.best_metrics else validate(model)
+        figures[candidate.label] = {**scores, "seconds": time.perf_counter() - t0}
+        tried.append((sign * scores[monitor], candidate, model, result, epochs))
+        logger.info("candidate %s: %s %.4f", candidate.label, monitor, scores[monitor])
+    best = max(range(len(tried)), key=lambda i: (tried[i][0], -i))
+    _, chosen, model, result, epochs = tried[best]
+    result.chosen, result.candidates = chosen.label, figures
+    if refit_on is not None and chosen.refit:
+        feats = features if _takes_features(chosen.final.model) else (None, None)
+        model = _refit(chosen, refit_on, result, epochs, callbacks, feats)
+    return model, result
 
 
 def _refit(

@@ -162,6 +162,17 @@ class Plan:
     why: str = ""
     #: The side features the preset asks for (the data may lack some).
     features: tuple[str, ...] = ()
+    #: A short name of what this plan trains (``"mf"``, ``"ease l2=500"``).
+    label: str = ""
+    #: Alternatives chosen among on validation (the preset's candidates, when the user named
+    #: no model): each is a whole plan; this plan's own stages are the first candidate's.
+    candidates: tuple[Plan, ...] = ()
+
+    def candidate(self, label: str) -> Plan:
+        """The candidate of that label (this plan itself when it has none)."""
+        if not self.candidates:
+            return self
+        return next(c for c in self.candidates if c.label == label)
 
     @property
     def pretrain(self) -> bool:
@@ -177,9 +188,11 @@ class Plan:
             b: replace(s, config=s.config.for_refit(epochs[b])) for b, s in self.branches.items()
         }
         final = replace(self.final, config=self.final.config.for_refit(max(epochs["final"], 1)))
-        return replace(self, final=final, branches=branches)
+        return replace(self, final=final, branches=branches, candidates=())
 
 
+#: What selection monitors when validation ranks the whole catalogue (unless given).
+FULL_RANKING_MONITOR = "ndcg@20"
 #: Short names accepted for a model besides the registry's.
 MODEL_ALIASES = {"pop": "itempop", "popularity": "itempop"}
 #: Model hyper-parameters that a model which does not take them drops with a warning (the
@@ -212,6 +225,9 @@ class Given:
     progress : bool
     rating_scale : (low, high), optional
         The rating task's declared scale.
+    ranking : {"full", "sampled"}
+        How validation ranks (implicit task): the monitor defaults to full-ranking
+        ``ndcg@20`` for ``"full"``, to sampled ``hr@10`` for ``"sampled"``.
     """
 
     task: str = "implicit"
@@ -224,6 +240,7 @@ class Given:
     seed: int = 0
     progress: bool = False
     rating_scale: tuple[float, float] | None = None
+    ranking: str = "full"
 
     @property
     def model_name(self) -> str:
@@ -287,6 +304,8 @@ def resolve(
             train.update(changed)
             why += f"; {reason}"
     train["progress"] = given.progress
+    if task == "implicit" and given.ranking == "full":
+        train["monitor"] = FULL_RANKING_MONITOR
     train.update(given.train)
     if checkpoint_dir is not None:
         train.update(checkpoint_dir=str(checkpoint_dir), resume=True)
@@ -299,7 +318,30 @@ def resolve(
         rating_scale=rating_scale or given.rating_scale,
     )
     refit = bool(found["refit"] if given.refit is None else given.refit)
-    return replace(plan, refit=refit, why=why, features=found["features"])
+    plan = replace(plan, refit=refit, why=why, features=found["features"], label=name)
+    if given.model is not None or not chosen.candidates or task != "implicit":
+        return plan
+    alternatives = [plan]
+    for label, model, extra in chosen.candidates:
+        if not applies_to(model, extra, shape):
+            continue
+        other = replace(given, model=model, model_params={**extra, **given.model_params})
+        alt = resolve(other, shape=shape, rating_scale=rating_scale, checkpoint_dir=None)
+        alternatives.append(replace(alt, label=label, why=why, refit=refit))
+    if len(alternatives) == 1:
+        return plan
+    labels = ", ".join(a.label for a in alternatives)
+    return replace(plan, why=f"{why}; chosen on validation among {labels}",
+                   candidates=tuple(alternatives))  # fmt: skip
+
+
+def applies_to(model: str, params: Mapping[str, Any], shape: tuple[int, int] | None) -> bool:
+    """Whether a preset's candidate fits the data: a model's own rule (``fits(n_items)``, say
+    EASE's item-item matrix in memory); any candidate before the shape is known."""
+    if shape is None:
+        return True
+    fits = getattr(get_model_class(model), "fits", None)
+    return True if fits is None else bool(fits(shape[1], **dict(params)))
 
 
 def _pretraining(given: Given, theirs: Any) -> PretrainConfig | None:

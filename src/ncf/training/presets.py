@@ -104,6 +104,9 @@ class Preset:
     model: str
     summary: str
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Alternatives to ``model`` chosen among on validation when the user names no model:
+    #: (label, model, hyper-parameters over the model's recipe).
+    candidates: tuple[tuple[str, str, dict[str, Any]], ...] = ()
 
     def recipe(self, model: str) -> dict[str, Any]:
         found = self.recipes.get(model, {})
