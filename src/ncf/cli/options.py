@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ncf.data.holdout import IMPLICIT_PROTOCOLS, IMPLICIT_TEST_FRACTION, RATING_PROTOCOLS
+from ncf.data.protocols import IMPLICIT_PROTOCOLS, IMPLICIT_TEST_FRACTION, RATING_PROTOCOLS
 from ncf.exceptions import ConfigError
 from ncf.training.config import DEVICES, LOSSES, PRECISIONS, SAMPLING, SCHEDULES
 from ncf.training.presets import PRESETS

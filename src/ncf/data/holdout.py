@@ -29,6 +29,13 @@ import numpy as np
 
 from ncf.data.datasets import Dataset
 from ncf.data.interactions import Interactions
+from ncf.data.protocols import (
+    IMPLICIT_PROTOCOLS,
+    IMPLICIT_TEST_FRACTION,
+    PROTOCOLS,
+    RATING_PROTOCOLS,
+    TEST_RATIO,
+)
 from ncf.data.sampling import evaluation_candidates
 from ncf.data.split import (
     holdout_per_user,
@@ -41,14 +48,6 @@ from ncf.data.split import (
 from ncf.data.transforms import to_implicit
 from ncf.exceptions import ConfigError
 
-#: The rating task's protocols.
-PROTOCOLS = RATING_PROTOCOLS = ("folds", "random", "per-user")
-#: The implicit task's protocols (the first is the default).
-IMPLICIT_PROTOCOLS = ("loo", "random", "time")
-#: Share held out for testing by the rating task's ``random`` and ``per-user`` protocols.
-TEST_RATIO = 0.1
-#: Share held out by the implicit task's ``random`` and ``time`` protocols, unless given.
-IMPLICIT_TEST_FRACTION = 0.2
 #: Candidates drawn per test positive (the paper's 99), fewer when a user has fewer unseen.
 TEST_NEGATIVES = 99
 
