@@ -88,8 +88,8 @@ def test_given_one_line_per_user_end_to_end(
     assert (metrics["test"]["unseen_users"], metrics["test"]["unseen_items"]) == (1, 1)
     assert metrics["test"]["unseen_rows"] == 3 and metrics["test"]["pairs"] == 72
     full = metrics["full_ranking"]
-    assert set(full) == {f"{m}@{k}" for m in ("recall", "precision", "hr", "ndcg", "map")
-                         for k in (5, 10)}  # fmt: skip
+    names = ("recall", "precision", "hr", "ndcg", "map", "coverage", "novelty", "arp", "gini")
+    assert set(full) == {f"{m}@{k}" for m in names for k in (5, 10)}
     assert metrics["full_recall@10"] == full["recall@10"] and "sampled" not in metrics
     assert "hr@10" not in metrics  # no sampled candidates, no sampled figures
     assert len(saved_test(out)) == 72

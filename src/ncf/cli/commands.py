@@ -44,7 +44,11 @@ def evaluate(args: argparse.Namespace) -> Lines:
         if rec.rating_scale_ is not None:
             test, negatives = rating_holdouts(ds, seed=rec.seed)[0].test, None
         else:
-            held = implicit_holdout(ds, threshold=rec.provenance_.get("threshold"), seed=rec.seed)
+            prov = rec.provenance_  # the split the model was tested on, cut again
+            held = implicit_holdout(
+                ds, protocol=prov.get("protocol") or "loo", test_fraction=prov.get("test_fraction"),
+                threshold=prov.get("threshold"), seed=rec.seed,
+            )  # fmt: skip
             test, negatives = held.test, held.negatives
     metrics = rec.evaluate(test, args.protocol, negatives=negatives, k=args.k)
     if args.json:

@@ -273,6 +273,9 @@ def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
         )
         names = ("recall", "ndcg", "precision", "map", "hr")
     yield from output.format_metrics({f"full_{m}@{k}": full[f"{m}@{k}"] for k in ks for m in names})
+    yield "beyond accuracy of the same lists (coverage, novelty in bits, mean popularity, Gini):"
+    wide = ("coverage", "novelty", "arp", "gini")
+    yield from output.format_metrics({f"{m}@{k}": full[f"{m}@{k}"] for k in ks for m in wide})
     how = "full ranking" if rec.validation_ranking == "full" else "sampled candidates"
     monitor = rec.train_config_.monitor
     yield f"validation ({how} of the carve; {monitor} picked the epoch):"
