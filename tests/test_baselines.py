@@ -1,35 +1,54 @@
-"""The ALS baseline (implicit library): a planted structure, the scorer interfaces, tuning on
-validation only."""
+"""The baselines: ALS (implicit library) and EASE (closed form) on a planted structure, through
+both scorer interfaces, tuned on validation only (sampled or full-ranking selection)."""
 
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ncf import Interactions
+from ncf.data.idmap import IdMap
+from ncf.data.split import holdout_per_user
 from ncf.evaluation import evaluate_full, evaluate_sampled
 from ncf.evaluation.validators import carve_validation
-from ncf.exceptions import NotFittedError
-from ncf.studies.baselines import ALS, tune_als
+from ncf.exceptions import ConfigError, DataError, NotFittedError
+from ncf.studies.baselines import ALS, EASE, EASE_GRID, tune_als, tune_ease
 
-pytest.importorskip("implicit")
+needs_implicit = pytest.mark.skipif(
+    importlib.util.find_spec("implicit") is None, reason="the ALS baseline needs implicit"
+)
 
 
-@pytest.fixture(scope="module")
-def blocks() -> Interactions:
+def _blocks(n_users: int, block_items: int, per_user: int) -> Interactions:
     """Two planted blocks: users of each half interact only with items of their half."""
     rng = np.random.default_rng(0)
     rows = []
-    for u in range(60):
-        start = 0 if u < 30 else 20
-        for t, i in enumerate(rng.choice(20, size=8, replace=False)):
+    for u in range(n_users):
+        start = 0 if u < n_users // 2 else block_items
+        for t, i in enumerate(rng.choice(block_items, size=per_user, replace=False)):
             rows.append((u, int(start + i), t))
     return Interactions.from_dataframe(
         pd.DataFrame(rows, columns=["user", "item", "timestamp"]), timestamp="timestamp"
     )
 
 
+@pytest.fixture(scope="module")
+def blocks() -> Interactions:
+    """60 users, 40 items (more users than items: EASE's Gram path)."""
+    return _blocks(60, 20, 8)
+
+
+@pytest.fixture(scope="module")
+def wide_blocks() -> Interactions:
+    """20 users, 80 items (fewer users than items: EASE's Woodbury path)."""
+    return _blocks(20, 40, 12)
+
+
+# ---------------------------------------------------------------------- ALS
+@needs_implicit
 def test_als_recovers_the_blocks_through_both_scorer_interfaces(blocks: Interactions) -> None:
     part, validator = carve_validation(blocks, n_negatives=20, seed=0)
     als = ALS(factors=8, regularization=0.01, alpha=10.0).fit(part)
@@ -48,11 +67,135 @@ def test_als_recovers_the_blocks_through_both_scorer_interfaces(blocks: Interact
         ALS().score_all(np.arange(2))
 
 
+@needs_implicit
 def test_tune_als_picks_the_best_validation_setting(blocks: Interactions) -> None:
     part, validator = carve_validation(blocks, n_negatives=20, seed=0)
     grid = {"factors": (2, 8), "regularization": (0.01,), "alpha": (1.0, 10.0)}
     tuned = tune_als(part, validator, grid=grid)
     assert len(tuned.trials) == 4
+    assert tuned.key == "val_hr@10"
     assert tuned.best["val_hr@10"] == max(t["val_hr@10"] for t in tuned.trials)
     again = ALS(**{k: tuned.best[k] for k in grid}).fit(part)
     assert validator(again)["hr@10"] == pytest.approx(tuned.best["val_hr@10"])  # type: ignore[arg-type]
+
+
+@needs_implicit
+def test_tune_als_selects_on_full_ranking_ndcg(blocks: Interactions) -> None:
+    part, held = holdout_per_user(blocks, ratio=0.25, seed=0)
+    grid = {"factors": (2, 8), "regularization": (0.01,), "alpha": (1.0, 10.0)}
+    tuned = tune_als(part, held, grid=grid, metric="ndcg@20")
+    assert tuned.key == "val_full_ndcg@20"
+    assert tuned.best["val_full_ndcg@20"] == max(t["val_full_ndcg@20"] for t in tuned.trials)
+    again = ALS(**{k: tuned.best[k] for k in grid}).fit(part)
+    full = evaluate_full(again, part.csr, held.users, held.items, ks=20)
+    assert full["ndcg@20"] == pytest.approx(tuned.best["val_full_ndcg@20"])
+    # a sampled validator's rows can be ranked in full too
+    vpart, validator = carve_validation(blocks, n_negatives=20, seed=0)
+    assert tune_als(vpart, validator, grid=grid, metric="full_recall@10").key == (
+        "val_full_recall@10"
+    )
+
+
+# ---------------------------------------------------------------------- EASE
+def _closed_form(train: Interactions, lam: float) -> np.ndarray:
+    """Steck's formula in float64, written out."""
+    x = train.csr.toarray().astype(np.float64)
+    p = np.linalg.inv(x.T @ x + lam * np.eye(train.n_items))
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
+@pytest.mark.parametrize("shape", ["blocks", "wide_blocks"])
+def test_ease_matches_the_closed_form(shape: str, request: pytest.FixtureRequest) -> None:
+    train = request.getfixturevalue(shape)
+    ease = EASE(regularization=5.0).fit(train)
+    assert ease.weights_.dtype == np.float32
+    assert ease.weights_.shape == (train.n_items, train.n_items)
+    np.testing.assert_allclose(ease.weights_, _closed_form(train, 5.0), atol=2e-6)
+    assert not ease.weights_.diagonal().any()
+
+
+@pytest.mark.parametrize("shape", ["blocks", "wide_blocks"])
+def test_ease_recovers_the_blocks_through_both_scorer_interfaces(
+    shape: str, request: pytest.FixtureRequest
+) -> None:
+    train = request.getfixturevalue(shape)
+    # block membership from the raw ids (an item nobody drew has no index)
+    first_users = train.user_map.ids < train.n_users // 2  # (n_users,)
+    block_items = train.item_map.ids.max() // 2 + 1
+    first_items = train.item_map.ids < block_items  # (n_items,)
+    same = first_users[:, None] == first_items[None, :]  # (n_users, n_items)
+    part, validator = carve_validation(train, n_negatives=20, seed=0)
+    ease = EASE(regularization=10.0).fit(part)
+    w = ease.weights_
+    # no weight crosses the blocks: items of one block never co-occur with the other's
+    assert np.abs(w[first_items][:, ~first_items]).max() < 1e-6
+    assert np.abs(w[~first_items][:, first_items]).max() < 1e-6
+    scores = ease.score_all(np.arange(train.n_users))
+    assert scores.shape == (train.n_users, train.n_items) and scores.dtype == np.float32
+    assert scores[same].mean() > 0.1 and np.abs(scores[~same]).max() < 1e-5
+    users = np.array([0, 0, train.n_users - 1, 3])
+    items = np.array([3, train.n_items - 1, train.n_items - 2, 7])
+    np.testing.assert_allclose(ease(users, items), scores[users, items], rtol=1e-6)
+    sampled = evaluate_sampled(ease, validator.users, validator.positives, validator.negatives)
+    assert sampled["hr@10"] >= 0.85
+    full = evaluate_full(ease, part.csr, validator.users, validator.positives, ks=10)
+    assert full["recall@10"] > 0.4
+    with pytest.raises(NotFittedError):
+        EASE().score_all(np.arange(2))
+
+
+def test_ease_pairs_scorer_handles_many_users_in_blocks(blocks: Interactions) -> None:
+    ease = EASE(regularization=10.0).fit(blocks)
+    rng = np.random.default_rng(1)
+    users = rng.integers(0, blocks.n_users, 5000)
+    items = rng.integers(0, blocks.n_items, 5000)
+    expected = ease.score_all(np.arange(blocks.n_users))[users, items]
+    np.testing.assert_allclose(ease(users, items), expected, rtol=1e-6)
+
+
+def test_tune_ease_picks_lambda_from_the_grid(blocks: Interactions) -> None:
+    part, held = holdout_per_user(blocks, ratio=0.25, seed=0)
+    tuned = tune_ease(part, held, grid=(1.0, 10.0, 100.0), metric="ndcg@20")
+    assert [t["regularization"] for t in tuned.trials] == [1.0, 10.0, 100.0]
+    assert tuned.key == "val_full_ndcg@20"
+    assert tuned.best["regularization"] in (1.0, 10.0, 100.0)
+    assert tuned.best[tuned.key] == max(t[tuned.key] for t in tuned.trials)
+    chosen = EASE(regularization=tuned.best["regularization"]).fit(part)
+    full = evaluate_full(chosen, part.csr, held.users, held.items, ks=20)
+    assert full["ndcg@20"] == pytest.approx(tuned.best[tuned.key])
+    # the default grid, on a sampled validator's HR@10
+    vpart, validator = carve_validation(blocks, n_negatives=20, seed=0)
+    sampled = tune_ease(vpart, validator)
+    assert [t["regularization"] for t in sampled.trials] == list(EASE_GRID)
+    assert sampled.key == "val_hr@10"
+
+
+def test_tune_checks_the_selection_before_fitting(blocks: Interactions) -> None:
+    part, held = holdout_per_user(blocks, ratio=0.25, seed=0)
+    with pytest.raises(ConfigError, match="full-ranking metric"):
+        tune_ease(part, held, metric="auc@20")
+    with pytest.raises(ConfigError, match="metric="):
+        tune_ease(part, held)  # held-out interactions need a full-ranking metric
+    vpart, validator = carve_validation(blocks, n_negatives=20, seed=0)
+    with pytest.raises(ConfigError, match="monitor"):
+        tune_ease(vpart, validator, monitor="recall@10")
+    with pytest.raises(DataError, match="id maps"):
+        tune_ease(part, _blocks(10, 5, 3), metric="ndcg@20")
+
+
+def test_ease_refuses_a_catalogue_too_big_for_memory() -> None:
+    n_items = 40_000  # 2 x 4 x 40,000^2 bytes = 12.8 GB, over the default 4 GiB
+    train = Interactions(
+        np.arange(3) % 2, np.array([0, 1, n_items - 1]),
+        user_map=IdMap.range(50_000), item_map=IdMap.range(n_items),
+    )  # fmt: skip
+    assert EASE.estimated_bytes(50_000, n_items) == 8 * n_items**2
+    with pytest.raises(ConfigError, match="12,800,000,000 bytes"):
+        EASE().fit(train)
+    small = _blocks(20, 10, 4)
+    with pytest.raises(ConfigError, match="limit of 1,000 bytes"):
+        EASE(max_bytes=1000).fit(small)
+    with pytest.raises(ConfigError, match="regularization"):
+        EASE(regularization=0.0).fit(small)

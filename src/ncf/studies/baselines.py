@@ -1,10 +1,14 @@
-"""Non-neural baselines for honest comparisons: ALS from the ``implicit`` library, tuned on the
-same validation carve that ncf selects its models on, never on test.
+"""Non-neural baselines for honest comparisons, tuned on the same validation carve that ncf
+selects its models on, never on test: ALS from the ``implicit`` library and EASE (closed form).
 
 ``implicit`` is an optional dependency (``pip install 'ncf[bench]'``); importing this module
-works without it, fitting raises a :class:`~ncf.exceptions.ConfigError` that says what to
-install. :class:`ALS` plugs into the evaluation protocols as a scorer: ``als(users, items)``
-(sampled candidates) and ``als.score_all(users)`` (full ranking).
+works without it, fitting ALS raises a :class:`~ncf.exceptions.ConfigError` that says what to
+install. EASE needs only numpy and scipy. Both plug into the evaluation protocols as scorers:
+``model(users, items)`` (sampled candidates) and ``model.score_all(users)`` (full ranking).
+
+:func:`tune_als` and :func:`tune_ease` select on a sampled validator's metric (``monitor``,
+the default, HR@10) or on a full-ranking metric of held-out rows (``metric="ndcg@20"``: every
+item ranked, the training items masked, :func:`~ncf.evaluation.evaluate_full`).
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.linalg as la
 import scipy.sparse as sp
 
 from ncf.data.interactions import Interactions
+from ncf.evaluation.protocols import evaluate_full
 from ncf.evaluation.validators import SampledValidator
-from ncf.exceptions import ConfigError, NotFittedError
+from ncf.exceptions import ConfigError, DataError, NotFittedError
 
 logger = logging.getLogger("ncf.studies.baselines")
 
@@ -31,6 +37,27 @@ ALS_GRID: dict[str, tuple[Any, ...]] = {
     "regularization": (0.01, 0.05, 0.2),
     "alpha": (1.0, 5.0, 20.0, 40.0),
 }
+
+#: A wider grid for selection on full-ranking metrics. With ``metric="ndcg@20"`` the best of
+#: :data:`ALS_GRID` sat on its edges (regularization 0.2, alpha 1) on ml-latest-small and
+#: lastfm-2k under ``bench/defaults.py --protocol random``, and two first widenings' best on
+#: their top regularization (5, then 50): full ranking wants far more than HR@10 does. On this
+#: grid the choice is inside the regularization range on both (50 and 200); lastfm-2k's alpha
+#: (50) and both sets' factors (128) still sit at the top of theirs.
+ALS_FULL_GRID: dict[str, tuple[Any, ...]] = {
+    "factors": (64, 128),
+    "regularization": (5.0, 20.0, 50.0, 200.0, 1000.0),
+    "alpha": (1.0, 5.0, 20.0, 50.0),
+}
+
+#: The L2 regularizations (lambda) :func:`tune_ease` searches.
+EASE_GRID: tuple[float, ...] = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+
+#: EASE refuses to fit when its dense item-item matrices would need more than this (4 GiB).
+EASE_MAX_BYTES = 4 * 2**30
+
+#: Metrics :func:`evaluate_full` reports, any of which ``metric=`` can select on.
+FULL_METRICS = ("recall", "precision", "hr", "ndcg", "map")
 
 
 class ALS:
@@ -73,23 +100,26 @@ class ALS:
 
     def fit(self, train: Interactions) -> ALS:
         """Fit on the interactions (binary: repeated pairs count once)."""
-        try:
+        try:  # threadpoolctl comes with implicit
             from implicit.cpu.als import AlternatingLeastSquares
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
         except ImportError:
             raise ConfigError(
                 "the ALS baseline needs the implicit library: pip install 'ncf[bench]'"
             ) from None
         csr = sp.csr_matrix(train.csr, dtype=np.float32)
         csr.data[:] = 1.0
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.seed,
-            num_threads=self.threads,
-        )
-        model.fit(csr, show_progress=False)
+        # implicit runs its own threads and asks for a single-threaded BLAS under them
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=self.threads,
+            )
+            model.fit(csr, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.n_users, self.n_items = train.n_users, train.n_items
@@ -110,21 +140,167 @@ class ALS:
         return self.user_factors_[users] @ self.item_factors_.T
 
 
+class EASE:
+    """EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"), closed form.
+
+    With ``X`` the binary user-item matrix of training, ``G = X^T X + lambda I``,
+    ``P = G^-1``, the item-item weights are ``B = -P / diag(P)`` (column ``j`` divided by
+    ``P_jj``) with ``diag(B) = 0``, and a user's scores are their row of ``X B``.
+
+    ``P`` is computed in float32 by a Cholesky factorization in place when there are at least
+    as many users as items; with fewer users than items (Last.fm, ml-latest-small) by the
+    Woodbury identity ``P = (I - X^T (X X^T + lambda I)^-1 X) / lambda``, the small
+    user-user system in float64, which costs ``O(users^3 + nnz(X) items)`` instead of
+    ``O(items^3)``. Both give the same ``B`` (up to float32 rounding).
+
+    Parameters
+    ----------
+    regularization : float
+        The L2 penalty ``lambda`` (> 0); Steck's best values lie in the hundreds to thousands.
+    max_bytes : int
+        ``fit`` raises a :class:`~ncf.exceptions.ConfigError` instead of allocating more than
+        this for the dense matrices (see :meth:`estimated_bytes`).
+    """
+
+    def __init__(self, regularization: float = 500.0, max_bytes: int = EASE_MAX_BYTES) -> None:
+        self.regularization = regularization
+        self.max_bytes = max_bytes
+
+    def params(self) -> dict[str, Any]:
+        return {"regularization": self.regularization}
+
+    @staticmethod
+    def estimated_bytes(n_users: int, n_items: int) -> int:
+        """Bytes of the dense matrices ``fit`` holds at its peak: the float32 item-item
+        weights ``B`` (``4 * n_items**2``) plus, with at least as many users as items, the
+        Gram matrix factorized beside it (another ``4 * n_items**2``), else the float64
+        ``n_items x n_users`` Woodbury factor and user-user system."""
+        if n_users >= n_items:
+            return 8 * n_items * n_items
+        return 4 * n_items * n_items + 8 * n_users * (n_items + n_users)
+
+    def fit(self, train: Interactions) -> EASE:
+        """Fit on the interactions (binary: repeated pairs count once)."""
+        lam = self.regularization
+        if isinstance(lam, bool) or not isinstance(lam, int | float) or not lam > 0:
+            raise ConfigError(f"EASE's regularization must be a number > 0, got {lam!r}")
+        n_users, n_items = train.n_users, train.n_items
+        need = self.estimated_bytes(n_users, n_items)
+        if need > self.max_bytes:
+            raise ConfigError(
+                f"EASE on {n_items:,} items needs about {need:,} bytes ({need / 2**30:.1f} GiB) "
+                f"of dense item-item matrices, over the limit of {self.max_bytes:,} bytes; "
+                "drop rare items first or raise max_bytes if the memory is there"
+            )
+        x = sp.csr_matrix(train.csr, dtype=np.float32)  # (n_users, n_items), binary
+        x.data[:] = 1.0
+        weights = _ease_dual(x, float(lam)) if n_users < n_items else _ease_primal(x, float(lam))
+        self.weights_ = weights  # (n_items, n_items) float32, zero diagonal
+        self.seen_ = x
+        self.n_users, self.n_items = n_users, n_items
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "weights_"):
+            raise NotFittedError("this EASE is not fitted yet; call fit(interactions)")
+
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        """Scores of every item for each user, shape (len(users), n_items) (full ranking)."""
+        self._check_fitted()
+        rows = self.seen_[np.asarray(users, dtype=np.int64)]  # (b, n_items) sparse
+        return np.asarray(rows @ self.weights_, dtype=np.float32)
+
+    def __call__(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Scores of (user, item) pairs (the sampled protocol's scorer): each distinct user's
+        row of ``X B`` is computed once, in blocks of users, and the pairs gathered from it."""
+        self._check_fitted()
+        u = np.asarray(users, dtype=np.int64)
+        i = np.asarray(items, dtype=np.int64)
+        distinct, where = np.unique(u, return_inverse=True)
+        out = np.empty(len(u), dtype=np.float32)
+        block = max(1, 2**24 // max(self.n_items, 1))  # about 64 MB of scores per block
+        order = np.argsort(where, kind="stable")
+        bounds = np.searchsorted(where[order], np.arange(0, len(distinct) + block, block))
+        for b, start in enumerate(range(0, len(distinct), block)):
+            scores = self.score_all(distinct[start : start + block])  # (block, n_items)
+            pick = order[bounds[b] : bounds[b + 1]]  # pairs of this block's users
+            out[pick] = scores[where[pick] - start, i[pick]]
+        return out
+
+
+def _ease_primal(x: sp.csr_matrix, lam: float) -> np.ndarray:
+    """``B`` from the Gram matrix, inverted in place by Cholesky (float32)."""
+    n = x.shape[1]
+    gram = np.asarray((x.T @ x).toarray(), dtype=np.float32)  # (n_items, n_items), exact counts
+    gram[np.diag_indices(n)] += np.float32(lam)
+    # G is symmetric, so its C-ordered buffer is also G in Fortran order: LAPACK works in place.
+    factor, info = la.lapack.spotrf(gram.T, lower=0, overwrite_a=1, clean=0)
+    if info != 0:
+        raise DataError(f"EASE: the Gram matrix is not positive definite (LAPACK info {info})")
+    inverse, info = la.lapack.spotri(factor, lower=0, overwrite_c=1)
+    if info != 0:
+        raise DataError(f"EASE: inverting the Gram matrix failed (LAPACK info {info})")
+    p = gram if np.shares_memory(inverse, gram) else np.ascontiguousarray(inverse.T)
+    # Fortran's upper triangle is the C view's lower one: mirror it, a block of rows at a time.
+    block = 1024
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        p[s:e, e:] = p[e:, s:e].T
+        tile = p[s:e, s:e]
+        tile[np.triu_indices(e - s, 1)] = tile.T[np.triu_indices(e - s, 1)]
+    diag = p.diagonal().copy()  # (n_items,) P_jj > 0
+    p /= -diag[None, :]
+    p[np.diag_indices(n)] = 0.0
+    return p
+
+
+def _ease_dual(x: sp.csr_matrix, lam: float) -> np.ndarray:
+    """``B`` by the Woodbury identity, for fewer users than items."""
+    n = x.shape[1]
+    x64 = sp.csr_matrix(x, dtype=np.float64)
+    inner = np.asarray((x64 @ x64.T).toarray())  # (n_users, n_users)
+    inner[np.diag_indices(len(inner))] += lam
+    factor = la.cho_factor(inner, lower=True, overwrite_a=True, check_finite=False)
+    inverse = la.cho_solve(factor, np.eye(len(inner)), overwrite_b=True, check_finite=False)
+    xt = sp.csr_matrix(x64.T)  # (n_items, n_users)
+    # W = X^T (X X^T + lambda I)^-1, (n_items, n_users): sparse times dense, O(nnz(X) users).
+    w = np.ascontiguousarray(xt @ inverse)
+    # P = (I - W X) / lambda; its diagonal first: P_jj = (1 - sum_u W_ju X_uj) / lambda.
+    diag = (1.0 - np.asarray(xt.multiply(w).sum(axis=1)).ravel()) / lam  # (n_items,)
+    out = np.empty((n, n), dtype=np.float32)
+    block = max(1, 2**24 // n)
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        wx = np.asarray(xt @ w[s:e].T).T  # (e - s, n_items): rows s..e of W X
+        # B_ij = -P_ij / P_jj = (W X)_ij / (lambda P_jj) off the diagonal.
+        out[s:e] = wx / (lam * diag[None, :])
+    out[np.diag_indices(n)] = 0.0
+    return out
+
+
 @dataclass
 class Tuned:
-    """What :func:`tune_als` returns: the best setting by validation, and every one tried."""
+    """What :func:`tune_als` and :func:`tune_ease` return: the best setting by validation,
+    every one tried, and ``key``, the trials' entry it was selected on (``"val_hr@10"``,
+    ``"val_full_ndcg@20"``)."""
 
     best: dict[str, Any]
     trials: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    key: str = ""
+
+
+#: Held-out rows for selection: a sampled validator, or interactions ranked in full.
+Validation = SampledValidator | Interactions
 
 
 def tune_als(
     train: Interactions,
-    validator: SampledValidator,
+    validator: Validation,
     *,
     grid: dict[str, Iterable[Any]] | None = None,
     monitor: str = "hr@10",
+    metric: str | None = None,
     iterations: int = 15,
     seed: int = 0,
     threads: int = 1,
@@ -135,25 +311,133 @@ def tune_als(
     ----------
     train : Interactions
         The training part the validator's rows were carved from (without them).
-    validator : SampledValidator
-        Held-out rows with their candidates.
+    validator : SampledValidator or Interactions
+        Held-out rows: with their candidates (a validator), or plain rows over ``train``'s
+        id maps (only with ``metric``).
     grid : dict of str to values, optional
         Values to try per parameter (default :data:`ALS_GRID`); every combination is fitted.
     monitor : str
-        The validation metric to maximize.
+        The sampled validator's metric to maximize when ``metric`` is None (the default).
+    metric : str, optional
+        A full-ranking metric to maximize instead, ``"ndcg@20"`` say (any of
+        :data:`FULL_METRICS` at a cut-off, optionally written ``"full_ndcg@20"``): every
+        item ranked for each held-out user, ``train``'s items masked
+        (:func:`~ncf.evaluation.evaluate_full`). The trials then hold ``val_full_*`` entries.
     """
     space = dict(ALS_GRID if grid is None else grid)
     names: Sequence[str] = list(space)
+    settings = [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product(*(space[n] for n in names))
+    ]
+
+    def build(params: dict[str, Any]) -> ALS:
+        return ALS(**params, iterations=iterations, seed=seed, threads=threads)
+
+    return _tune("ALS", build, settings, train, validator, monitor, metric)
+
+
+def tune_ease(
+    train: Interactions,
+    validator: Validation,
+    *,
+    grid: Iterable[float] = EASE_GRID,
+    monitor: str = "hr@10",
+    metric: str | None = None,
+    max_bytes: int = EASE_MAX_BYTES,
+) -> Tuned:
+    """Pick EASE's ``regularization`` (lambda) from ``grid`` on ``validator``.
+
+    ``train``, ``validator``, ``monitor`` and ``metric`` as in :func:`tune_als`; ``best``
+    holds ``{"regularization": lambda, "val_...": ...}``.
+    """
+    settings = [{"regularization": float(lam)} for lam in grid]
+    if not settings:
+        raise ConfigError("tune_ease needs at least one regularization in grid")
+
+    def build(params: dict[str, Any]) -> EASE:
+        return EASE(**params, max_bytes=max_bytes)
+
+    return _tune("EASE", build, settings, train, validator, monitor, metric)
+
+
+def _tune(
+    label: str,
+    build: Any,
+    settings: list[dict[str, Any]],
+    train: Interactions,
+    validator: Validation,
+    monitor: str,
+    metric: str | None,
+) -> Tuned:
+    """Fit ``build(params)`` on ``train`` for each setting and keep the best on validation."""
+    score, key = _selection(train, validator, monitor, metric)
     t0 = time.perf_counter()
     trials = []
-    for values in itertools.product(*(space[n] for n in names)):
-        params = dict(zip(names, values, strict=True))
-        model = ALS(**params, iterations=iterations, seed=seed, threads=threads).fit(train)
-        scores = validator(model)  # type: ignore[arg-type]
+    for params in settings:
+        model = build(params).fit(train)
+        scores = score(model)
         trials.append({**params, **{f"val_{k}": v for k, v in scores.items()}})
-        logger.info("ALS %s: %s %.4f", params, monitor, scores[monitor])
-    best = max(trials, key=lambda t: t[f"val_{monitor}"])
-    return Tuned(best, trials, time.perf_counter() - t0)
+        logger.info("%s %s: %s %.4f", label, params, key, trials[-1][key])
+    best = max(trials, key=lambda t: t[key])
+    return Tuned(best, trials, time.perf_counter() - t0, key)
 
 
-__all__ = ["ALS", "ALS_GRID", "Tuned", "tune_als"]
+def _selection(
+    train: Interactions, validator: Validation, monitor: str, metric: str | None
+) -> tuple[Any, str]:
+    """(model -> validation scores, the trial key to maximize), checked before any fit."""
+    if metric is None:
+        if not isinstance(validator, SampledValidator):
+            raise ConfigError(
+                "held-out interactions are ranked in full: pass metric='ndcg@20' (say), or a "
+                "SampledValidator to select on its sampled metrics"
+            )
+        validator.check_monitor([monitor])
+        return validator, f"val_{monitor}"
+    name, k = _full_metric(metric)
+    if isinstance(validator, SampledValidator):
+        users, items = validator.users, validator.positives
+    elif isinstance(validator, Interactions):
+        if validator.shape != train.shape:
+            raise DataError(
+                f"the held-out rows are over {validator.shape} (users, items) and train over "
+                f"{train.shape}: carve them from train so they share its id maps"
+            )
+        users, items = validator.users, validator.items
+    else:
+        raise ConfigError(
+            f"validator must be a SampledValidator or Interactions, got {type(validator).__name__}"
+        )
+
+    def score(model: Any) -> dict[str, float]:
+        full = evaluate_full(model, train.csr, users, items, ks=(k,))
+        return {f"full_{n}": v for n, v in full.items()}
+
+    return score, f"val_full_{name}@{k}"
+
+
+def _full_metric(metric: str) -> tuple[str, int]:
+    """``"ndcg@20"`` (or ``"full_ndcg@20"``) as ``("ndcg", 20)``; a ConfigError otherwise."""
+    text = metric.removeprefix("full_")
+    name, _, k = text.partition("@")
+    if name not in FULL_METRICS or not k.isdigit() or int(k) < 1:
+        raise ConfigError(
+            f"metric {metric!r} is not a full-ranking metric; valid: NAME@K with NAME one of "
+            f"{', '.join(FULL_METRICS)} and K a positive integer (ndcg@20, say)"
+        )
+    return name, int(k)
+
+
+__all__ = [
+    "ALS",
+    "ALS_FULL_GRID",
+    "ALS_GRID",
+    "EASE",
+    "EASE_GRID",
+    "EASE_MAX_BYTES",
+    "FULL_METRICS",
+    "Tuned",
+    "tune_als",
+    "tune_ease",
+]
