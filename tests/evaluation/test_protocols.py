@@ -236,3 +236,25 @@ def test_the_full_validator_ranks_the_whole_catalogue_and_carves_like_the_test()
     assert isinstance(held, FullValidator) and len(held) == 40  # 2 of each user's 10
     _, held = carve_validation(inter, ranking="full", ks=(10,))
     assert len(held) == 20  # leave-one-out: one per user
+
+
+def test_full_ranking_reports_the_lists_beyond_accuracy() -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from ncf.evaluation import evaluate_full
+
+    seen = sp.csr_matrix((3, 4), dtype=np.float32)
+
+    def scores(users: np.ndarray) -> np.ndarray:  # everyone: item 0, then 1 (then 2, 3)
+        return np.tile(np.array([4.0, 3.0, 2.0, 1.0]), (len(users), 1))
+
+    model = type("M", (), {"score_all": staticmethod(scores), "n_users": 3, "n_items": 4})()
+    pop = np.array([3.0, 1.0, 0.0, 0.0])
+    got = evaluate_full(model, seen, [0, 1, 2], [0, 1, 2], ks=(2,), popularity=pop)
+    # every list is [0, 1]: half the catalogue covered, exposure (0, 0, 3, 3) -> Gini 0.5
+    assert got["coverage@2"] == 0.5 and abs(got["gini@2"] - 0.5) < 1e-12
+    assert got["arp@2"] == 2.0  # (3 + 1) / 2
+    # p = 3/3 and 1/3: (0 + log2 3) / 2 bits
+    assert abs(got["novelty@2"] - np.log2(3) / 2) < 1e-12
+    assert "coverage@2" not in evaluate_full(model, seen, [0], [0], ks=(2,))

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ncf.evaluation import metrics
+from ncf.evaluation.beyond import beyond_accuracy
 from ncf.evaluation.ranking import masked_top_k
 from ncf.exceptions import DataError
 
@@ -157,6 +158,7 @@ def evaluate_full(
     test_items: npt.ArrayLike,
     ks: Sequence[int] | int = (10,),
     user_batch: int = 1024,
+    popularity: npt.ArrayLike | None = None,
 ) -> dict[str, float]:
     """Rank every item for each test user, excluding the user's training items.
 
@@ -180,12 +182,16 @@ def evaluate_full(
         Cut-offs.
     user_batch : int
         Users scored per call.
+    popularity : array of float, shape (n_items,), optional
+        Training interactions per item: with it, the lists' beyond-accuracy figures too
+        (:func:`ncf.evaluation.beyond.beyond_accuracy`: ``coverage@k``, ``novelty@k``,
+        ``arp@k``, ``gini@k`` over the test users' top-k lists).
 
     Returns
     -------
     dict
         ``recall@k``, ``precision@k``, ``hr@k``, ``ndcg@k``, ``map@k`` for each cut-off,
-        averaged over the distinct test users.
+        averaged over the distinct test users (and the beyond-accuracy figures).
     """
     ks = _ks(ks)
     _check_positive("user_batch", user_batch)
@@ -209,6 +215,7 @@ def evaluate_full(
     k_max = max(ks)
     k_top = min(k_max, n_items)
     hits = np.zeros((len(eval_users), k_max), dtype=bool)  # padded when n_items < k_max
+    lists = np.full((len(eval_users), k_max), -1, dtype=np.int64)  # the top k, -1: none
     for start in range(0, len(eval_users), user_batch):
         batch = eval_users[start : start + user_batch]
         scores = _score_all(model, batch, n_items)  # (b, n_items) float
@@ -219,6 +226,8 @@ def evaluate_full(
         # A masked (-inf) item only reaches the top when nothing else is left: never a hit.
         hit = (keys[pos] == codes) & torch.isfinite(values).cpu().numpy()
         hits[start : start + len(batch), :k_top] = hit
+        finite = torch.isfinite(values).cpu().numpy()
+        lists[start : start + len(batch), :k_top] = np.where(finite, top, -1)
 
     out: dict[str, float] = {}
     for k in ks:
@@ -227,6 +236,12 @@ def evaluate_full(
         out[f"hr@{k}"] = metrics.hr_at_k(hits, n_relevant, k)
         out[f"ndcg@{k}"] = metrics.ndcg_at_k_multi(hits, n_relevant, k)
         out[f"map@{k}"] = metrics.map_at_k(hits, n_relevant, k)
+    if popularity is not None:
+        pop = np.asarray(popularity, dtype=np.float64)
+        if pop.shape != (n_items,):
+            raise DataError(f"popularity must have shape ({n_items},), got {pop.shape}")
+        for k in ks:
+            out.update(beyond_accuracy(lists, pop, n_users, k))
     return out
 
 
