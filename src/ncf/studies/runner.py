@@ -160,7 +160,8 @@ def _run_als(data: StudyData, settings: Settings) -> dict[str, Any]:
     test = held.test
     assert held.negatives is not None
     sampled = evaluate_sampled(als, test.users, test.items, held.negatives, ks=(k,))
-    full = evaluate_full(als, held.train.csr, test.users, test.items, ks=(k,))
+    pop = held.train.item_counts()
+    full = evaluate_full(als, held.train.csr, test.users, test.items, ks=(k,), popularity=pop)
     return {
         **_test_metrics(sampled, full, k),
         f"val_{MONITOR}": float(tuned.best[f"val_{MONITOR}"]),
@@ -180,6 +181,7 @@ def _test_metrics(sampled: dict[str, float], full: dict[str, float], k: int) -> 
         "mrr": float(sampled["mrr"]),
         f"full_recall@{k}": float(full[f"recall@{k}"]),
         f"full_ndcg@{k}": float(full[f"ndcg@{k}"]),
+        **{f"{m}@{k}": float(full[f"{m}@{k}"]) for m in ("coverage", "novelty", "gini")},
     }
 
 
