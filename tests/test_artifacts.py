@@ -11,7 +11,7 @@ import pytest
 
 from ncf import ModelFileError
 from ncf.recommender import Recommender
-from ncf.recommender.artifacts import FORMAT_VERSION, SUPPORTED_VERSIONS, load
+from ncf.recommender.artifacts import FORMAT_VERSION, SUPPORTED_VERSIONS, check_target, load
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +119,19 @@ def test_not_a_model_directory(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ModelFileError, match="not valid JSON"):
         load(tmp_path)
+
+
+def test_a_killed_save_leaves_nothing_behind(tmp_path: Path) -> None:
+    rows = pd.DataFrame({"user": [1, 1, 2, 2, 3], "item": [1, 2, 1, 3, 2]})
+    rec = Recommender("gmf", factors=2, epochs=1, validate=False).fit(rows)
+    target = tmp_path / "m"
+    rec.save(target)
+    (tmp_path / ".m.tmp-deadbeef").mkdir()  # a save killed while writing
+    stale = tmp_path / ".m.old-cafebabe"
+    stale.mkdir()
+    rec.save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    # killed between the two renames: the old copy is put back, then replaced as asked
+    target.rename(tmp_path / ".m.old-12345678")
+    assert check_target(target) is not None and target.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]

@@ -4,9 +4,10 @@ both scorer interfaces, tuned on validation only (sampled or full-ranking select
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from ncf import Interactions
@@ -17,34 +18,25 @@ from ncf.evaluation.validators import carve_validation
 from ncf.exceptions import ConfigError, DataError, NotFittedError
 from ncf.studies.baselines import ALS, EASE, EASE_GRID, tune_als, tune_ease
 
+if TYPE_CHECKING:
+    from conftest import Planted
+
 needs_implicit = pytest.mark.skipif(
     importlib.util.find_spec("implicit") is None, reason="the ALS baseline needs implicit"
 )
 
 
-def _blocks(n_users: int, block_items: int, per_user: int) -> Interactions:
-    """Two planted blocks: users of each half interact only with items of their half."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(n_users):
-        start = 0 if u < n_users // 2 else block_items
-        for t, i in enumerate(rng.choice(block_items, size=per_user, replace=False)):
-            rows.append((u, int(start + i), t))
-    return Interactions.from_dataframe(
-        pd.DataFrame(rows, columns=["user", "item", "timestamp"]), timestamp="timestamp"
-    )
+@pytest.fixture(scope="module")
+def blocks(make_planted: Callable[..., Planted]) -> Interactions:
+    """Two planted blocks (users of each half interact only with items of their half): 60 users,
+    40 items (more users than items: EASE's Gram path)."""
+    return make_planted(groups=2, users_per_group=30, block=20, per_user=8).interactions()
 
 
 @pytest.fixture(scope="module")
-def blocks() -> Interactions:
-    """60 users, 40 items (more users than items: EASE's Gram path)."""
-    return _blocks(60, 20, 8)
-
-
-@pytest.fixture(scope="module")
-def wide_blocks() -> Interactions:
+def wide_blocks(make_planted: Callable[..., Planted]) -> Interactions:
     """20 users, 80 items (fewer users than items: EASE's Woodbury path)."""
-    return _blocks(20, 40, 12)
+    return make_planted(groups=2, users_per_group=10, block=40, per_user=12).interactions()
 
 
 # ---------------------------------------------------------------------- ALS
@@ -172,7 +164,9 @@ def test_tune_ease_picks_lambda_from_the_grid(blocks: Interactions) -> None:
     assert sampled.key == "val_hr@10"
 
 
-def test_tune_checks_the_selection_before_fitting(blocks: Interactions) -> None:
+def test_tune_checks_the_selection_before_fitting(
+    blocks: Interactions, make_planted: Callable[..., Planted]
+) -> None:
     part, held = holdout_per_user(blocks, ratio=0.25, seed=0)
     with pytest.raises(ConfigError, match="full-ranking metric"):
         tune_ease(part, held, metric="auc@20")
@@ -182,10 +176,11 @@ def test_tune_checks_the_selection_before_fitting(blocks: Interactions) -> None:
     with pytest.raises(ConfigError, match="monitor"):
         tune_ease(vpart, validator, monitor="recall@10")
     with pytest.raises(DataError, match="id maps"):
-        tune_ease(part, _blocks(10, 5, 3), metric="ndcg@20")
+        other = make_planted(groups=2, users_per_group=5, block=5, per_user=3).interactions()
+        tune_ease(part, other, metric="ndcg@20")
 
 
-def test_ease_refuses_a_catalogue_too_big_for_memory() -> None:
+def test_ease_refuses_a_catalogue_too_big_for_memory(make_planted: Callable[..., Planted]) -> None:
     n_items = 40_000  # 2 x 4 x 40,000^2 bytes = 12.8 GB, over the default 4 GiB
     train = Interactions(
         np.arange(3) % 2, np.array([0, 1, n_items - 1]),
@@ -194,7 +189,7 @@ def test_ease_refuses_a_catalogue_too_big_for_memory() -> None:
     assert EASE.estimated_bytes(50_000, n_items) == 8 * n_items**2
     with pytest.raises(ConfigError, match="12,800,000,000 bytes"):
         EASE().fit(train)
-    small = _blocks(20, 10, 4)
+    small = make_planted(groups=2, users_per_group=10, block=10, per_user=4).interactions()
     with pytest.raises(ConfigError, match="limit of 1,000 bytes"):
         EASE(max_bytes=1000).fit(small)
     with pytest.raises(ConfigError, match="regularization"):

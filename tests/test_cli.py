@@ -6,6 +6,7 @@ import json
 import os
 import re
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -388,3 +389,157 @@ def test_every_training_flag_given_at_its_default_reaches_the_trainer(option) ->
     assert req.train == {option.name: default}
     plan = recommender(req, (1.0, 5.0)).plan()
     assert getattr(plan.final.config, option.name) == default
+
+
+# ---------------------------------------------------------------------- a newcomer's own files
+# Bad input as one line, runs that stop, feedback: each case failed (a traceback, silence or a
+# late error) before its fix.
+
+
+@pytest.fixture(scope="module")
+def own_frame() -> pd.DataFrame:
+    """A user's own log: their column names, star ratings and ISO dates (a special shape: the
+    cases read it as a foreign file, so the planted fixture's standard columns would not do)."""
+    rng = np.random.default_rng(1)
+    n = 400
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D")
+    return pd.DataFrame({
+        "customer": rng.integers(1, 21, n),
+        "product": rng.integers(1, 31, n),
+        "stars": rng.integers(1, 6, n),
+        "when": days.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })  # fmt: skip
+
+
+def test_own_csv_with_bom_iso_dates_and_named_columns(
+    own_frame: pd.DataFrame, tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "mine.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + own_frame.to_csv(index=False).encode())
+    out = tmp_path / "m"
+    args = ["train", "--dataset", str(path), "--user-col", "customer", "--item-col", "product",
+            "--time-col", "when", *TINY, "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "leave-one-out by time" in capsys.readouterr().out  # the ISO dates were read
+    # the rating task on the same file, the scale inferred and said
+    args = ["train", "--task", "rating", "--dataset", str(path), "--user-col", "customer",
+            "--item-col", "product", "--rating-col", "stars", "--protocol", "random",
+            "--epochs", "1", "--no-progress", "--out", str(tmp_path / "r")]  # fmt: skip
+    assert main(args) == 0
+    assert "ratings on 1 to 5 (inferred from the data)" in capsys.readouterr().out
+    assert main(["train", "--dataset", str(path), "--user-col", "client", *TINY]) == 1
+    assert "no column(s) {'user': 'client'}" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "the file is empty"),
+        ("noise.parquet", bytes(range(256)) * 8, "not a readable Parquet file"),
+        ("noise.csv", bytes(range(256)) * 8, "does not look like a text table"),
+    ],
+)
+def test_unreadable_files_are_one_line(
+    name: str, content: bytes, message: str, tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["train", "--dataset", str(path), *TINY]) == 1
+    assert message in one_error_line(capsys)
+
+
+def test_silent_cases_now_warn_or_refuse(own_frame: pd.DataFrame, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "small.csv"
+    own_frame.rename(columns={"customer": "user", "product": "item"}).to_csv(path, index=False)
+    out = tmp_path / "m"
+    assert main(["train", "--dataset", str(path), *TINY, "--negatives", "100",
+                 "--out", str(out)]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "ncf: warning: negatives=100 per positive, but some users have only" in err
+    assert main(["evaluate", str(out), "--k", "1000"]) == 2
+    assert "k=1000 ranks among 11 candidates per row" in one_error_line(capsys)
+    # other data with the same ids: each user's rows given to the next user
+    rng = np.random.default_rng(2)
+    own = pd.DataFrame(
+        [(u, int(i), t) for u in range(1, 21)
+         for t, i in enumerate(rng.choice(np.arange(1, 301), 15, replace=False))],
+        columns=["user", "item", "timestamp"],
+    )  # fmt: skip
+    mine, other = tmp_path / "mine.csv", tmp_path / "other.csv"
+    own.to_csv(mine, index=False)
+    own.assign(user=own["user"] % 20 + 1).to_csv(other, index=False)
+    assert main(["train", "--dataset", str(mine), *TINY, "--out", str(tmp_path / "x")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "x"), "--dataset", str(other)]) == 0
+    assert "ncf: warning: only 5% of other's interactions are among the" in capsys.readouterr().err
+
+
+def test_a_bad_out_fails_before_the_data_loads(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    # the dataset does not even exist: the output is checked first
+    assert main(["train", "--dataset", "nope.csv", "--out", str(blocker), *TINY]) == 2
+    assert "is a file, not a model directory" in one_error_line(capsys)
+    assert main(["train", "--dataset", "nope.csv", "--out", str(blocker / "m"), *TINY]) == 2
+    assert "cannot write a model under" in one_error_line(capsys)
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('dataset = "nope.csv"\nfactors = "eight"\n')
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "factors: expected a positive integer, got 'eight'" in one_error_line(capsys)
+
+
+def test_a_model_of_other_data_is_not_replaced_without_force(
+    own_frame: pd.DataFrame, tmp_path: Path, capsys
+) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    renamed = own_frame.rename(columns={"customer": "user", "product": "item"})
+    renamed.to_csv(a, index=False)
+    renamed.iloc[::2].to_csv(b, index=False)
+    out = tmp_path / "m"
+    assert main(["train", "--dataset", str(a), *TINY, "--out", str(out)]) == 0
+    assert main(["train", "--dataset", str(a), *TINY, "--out", str(out)]) == 0  # same data
+    capsys.readouterr()
+    assert main(["train", "--dataset", str(b), *TINY, "--out", str(out)]) == 2
+    assert f"holds a mf model of {a} (implicit task); pass --force" in one_error_line(capsys)
+    assert main(["train", "--dataset", str(b), *TINY, "--out", str(out), "--force"]) == 0
+
+
+def test_resume_continues_a_killed_run(
+    own_frame: pd.DataFrame, tmp_path: Path, monkeypatch
+) -> None:
+    path = tmp_path / "d.csv"
+    own_frame.rename(columns={"customer": "user", "product": "item"}).to_csv(path, index=False)
+    args = ["train", "--dataset", str(path), "--epochs", "3", "--factors", "4", "--layers",
+            "8,4", "--no-progress"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    from ncf.cli import output
+
+    real = output.EpochLines.on_epoch_end
+
+    def killed(self, trainer, epoch, logs):  # type: ignore[no-untyped-def]
+        real(self, trainer, epoch, logs)
+        if epoch == 2:
+            raise KeyboardInterrupt  # as a kill at epoch 2 of 3
+
+    monkeypatch.setattr(output.EpochLines, "on_epoch_end", killed)
+    out = tmp_path / "resumed"
+    assert main([*args, "--out", str(out)]) == 130
+    checkpoints = tmp_path / ".resumed.checkpoints"
+    assert checkpoints.is_dir() and not out.exists()
+    monkeypatch.setattr(output.EpochLines, "on_epoch_end", real)
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert resumed["hr@10"] == whole["hr@10"] and resumed["val_hr@10"] == whole["val_hr@10"]
+    assert not checkpoints.exists()  # kept until the model is saved, then removed
+
+
+@pytest.mark.slow  # starts a Python subprocess
+def test_pipes_and_bare_datasets_command(capsys) -> None:
+    assert main(["datasets"]) == 0
+    assert "ml-latest-small" in capsys.readouterr().out
+    code = "import sys; from ncf.cli import main; sys.exit(main(['datasets', 'list']))"
+    proc = subprocess.run(
+        f'{sys.executable} -c "{code}" | head -1', shell=True, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stderr == "" and proc.stdout.count("\n") == 1

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
-from ncf import ConfigError, DataError, IdMap, Interactions
+from ncf import ConfigError, DataError
 from ncf.models import RecModel, build_model
 from ncf.recommender.foldin import append_users, fold_in, score, score_all, user_tables
 from ncf.training import TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from conftest import Planted
 
 N_USERS, N_ITEMS = 30, 40
 SIZES = {
@@ -29,25 +35,14 @@ TABLES = {
 }
 
 
-def planted() -> Interactions:
-    """Users 0..14 use items 0..19, users 15..29 items 20..39 (10 each)."""
-    rng = np.random.default_rng(0)
-    users, items = [], []
-    for u in range(N_USERS):
-        start = 0 if u < N_USERS // 2 else N_ITEMS // 2
-        users += [u] * 10
-        items += list(start + rng.choice(N_ITEMS // 2, 10, replace=False))
-    return Interactions(
-        np.array(users), np.array(items),
-        user_map=IdMap.range(N_USERS, "user"), item_map=IdMap.range(N_ITEMS, "item"),
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module", params=list(SIZES))
-def trained(request: pytest.FixtureRequest) -> RecModel:
+def trained(request: pytest.FixtureRequest, make_planted: Callable[..., Planted]) -> RecModel:
+    """Trained on the planted blocks: users 0..14 use items 0..19, users 15..29 items 20..39
+    (10 each)."""
     name = request.param
+    blocks = make_planted(groups=2, users_per_group=N_USERS // 2, block=N_ITEMS // 2, per_user=10)
     model = build_model(name, N_USERS, N_ITEMS, **SIZES[name])
-    Trainer(TrainConfig(epochs=30, batch_size=128, lr=0.02)).fit(model, planted())
+    Trainer(TrainConfig(epochs=30, batch_size=128, lr=0.02)).fit(model, blocks.interactions())
     return model
 
 

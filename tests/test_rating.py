@@ -56,6 +56,8 @@ def test_y_range_validation() -> None:
         build_model("mlp", 3, 3, y_range="0,5")
 
 
+# Its own generator, not the planted blocks of conftest.py: these recipes are checked on
+# continuous ratings from a low-rank matrix with per-user biases, densely observed.
 def _planted(seed: int = 0) -> tuple[Interactions, Interactions]:
     """Ratings from a rank-2 matrix plus biases on 1-5, 60 % observed; split 85/15."""
     rng = np.random.default_rng(seed)

@@ -6,16 +6,25 @@ recommend (and find similar items) within the right block.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from ncf import ConfigError, DataError, Interactions, NotFittedError, UnknownIdError
 from ncf.exceptions import NCFWarning
 from ncf.recommender import Recommender
 
-N_USERS, N_ITEMS, PER_USER = 40, 60, 12
-BLOCK = N_ITEMS // 2
+if TYPE_CHECKING:
+    from conftest import Planted
+
+#: The planted shape (tests/conftest.py): users u0..u19 use items 0..29, u20..u39 items 30..59.
+SHAPE = {"groups": 2, "users_per_group": 20, "block": 30, "per_user": 12, "user_prefix": "u"}
+N_USERS, BLOCK = 40, 30
+N_ITEMS = 2 * BLOCK
 #: Adam on tiny data (over the default preset's SGD recipe), no refit.
 FAST = {"epochs": 25, "batch_size": 256, "lr": 0.02, "optimizer": "adam", "negatives": 4,
         "factors": 8, "layers": (16, 8), "refit": False}  # fmt: skip
@@ -25,19 +34,9 @@ def block_of_user(u: int) -> int:
     return 0 if u < N_USERS // 2 else 1
 
 
-def planted(seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(N_USERS):
-        start = block_of_user(u) * BLOCK
-        for i in rng.choice(BLOCK, size=PER_USER, replace=False):
-            rows.append((f"u{u}", int(start + i), int(rng.integers(1000))))
-    return pd.DataFrame(rows, columns=["user", "item", "timestamp"])
-
-
 @pytest.fixture(scope="module")
-def data() -> pd.DataFrame:
-    return planted()
+def data(make_planted: Callable[..., Planted]) -> pd.DataFrame:
+    return make_planted(**SHAPE).frame()
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +127,12 @@ def test_similar_items_stay_in_block(fitted: Recommender) -> None:
     assert (sim["score"].abs() <= 1 + 1e-6).all()
 
 
-def test_fold_in_new_users(fitted: Recommender) -> None:
+def test_fold_in_new_users(fitted: Recommender, make_planted: Callable[..., Planted]) -> None:
     anon = fitted.recommend_for_items([[0, 1, 2, 3, 4, 5], [31, 32, 33, 34, 35]], k=5)
     assert in_block(anon.loc[anon.user == 0, "item"], 0).all()
     assert in_block(anon.loc[anon.user == 1, "item"], 1).all()
     assert not {0, 1, 2, 3, 4, 5} & set(anon.loc[anon.user == 0, "item"])
-    rec = Recommender(**FAST).fit(planted(1))
+    rec = Recommender(**FAST).fit(make_planted(**SHAPE, seed=1).frame())
     before = rec.recommend("u1", k=5)
     rec.fold_in(["new1", "new2"], [[0, 1, 2, 3], [40, 41, 42]])
     assert rec.n_users == N_USERS + 2 and rec.seen_.shape[0] == N_USERS + 2
@@ -202,3 +201,35 @@ def test_invalid_hyper_parameters_fail_at_fit(data: pd.DataFrame) -> None:
         Recommender().fit([("u", 1)])  # type: ignore[arg-type]
     with pytest.raises(DataError, match="k must be"):
         Recommender("pop", validate=False).fit(data).recommend("u0", k=0)
+
+
+def test_duplicates_are_one_policy_with_a_count(planted_frame: pd.DataFrame) -> None:
+    rows = pd.concat([planted_frame, planted_frame.iloc[:7]], ignore_index=True)[["user", "item"]]
+    pairs = len(planted_frame)
+    with pytest.warns(NCFWarning, match=rf"{len(rows) - pairs} repeated \(user, item\) row"):
+        rec = Recommender("gmf", factors=4, epochs=1).fit(rows)
+    assert rec.seen_.nnz == pairs
+
+
+def test_an_id_of_the_other_kind_is_refused() -> None:
+    rows = pd.DataFrame({"user": ["a", "a", "b", "b"], "item": ["x", "y", "x", "z"]})
+    rec = Recommender("gmf", factors=2, epochs=1, validate=False).fit(rows)
+    with pytest.raises(DataError, match="this model's user ids are strings; got \\[42\\]"):
+        rec.recommend([42])
+    assert rec.recommend(["zz"])["fallback"].all()  # an unknown id of the right kind
+
+
+def test_the_library_trains_on_one_thread_and_restores_the_callers() -> None:
+    """A busy machine crawled with torch's default threads: fit uses one unless told."""
+    from ncf.training import Callback
+
+    seen: list[int] = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):  # type: ignore[no-untyped-def]
+            seen.append(torch.get_num_threads())
+
+    rows = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": [1, 2, 1, 3, 2, 3]})
+    torch.set_num_threads(2)
+    Recommender("gmf", factors=2, epochs=1, refit=False).fit(rows, callbacks=[Spy()])
+    assert seen == [1] and torch.get_num_threads() == 2

@@ -8,10 +8,10 @@ import argparse
 import csv
 import json
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from ncf.cli import main
@@ -20,21 +20,20 @@ from ncf.cli.studies import int_list
 from ncf.studies import runner, specs
 from ncf.studies.cells import CellStore, cell_key
 
+if TYPE_CHECKING:
+    from conftest import Planted
+
 pytest.importorskip("matplotlib")
 FAST = ["--epochs", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 users in two groups, each group interacting only with its own half of 60 items."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for user in range(40):
-        block = np.arange(30) + (30 if user % 2 else 0)
-        for item in rng.choice(block, size=8, replace=False):
-            rows.append((user, int(item), int(rng.integers(0, 1000))))
+def blocks(make_planted: Callable[..., Planted], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The planted blocks as a CSV file: 40 users in two groups, each group interacting only
+    with its own half of 60 items (8 items a user)."""
     path = tmp_path_factory.mktemp("data") / "planted.csv"
-    pd.DataFrame(rows, columns=["user", "item", "timestamp"]).to_csv(path, index=False)
+    frame = make_planted(groups=2, users_per_group=20, block=30, per_user=8).frame()
+    frame.to_csv(path, index=False)
     return path
 
 
@@ -59,9 +58,9 @@ def check_outputs(out: Path, study: str, expected: set[tuple[str, str]]) -> list
     return rows
 
 
-def test_negatives_study_and_resume(planted: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_negatives_study_and_resume(blocks: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     out = tmp_path / "neg"
-    assert experiment("negatives", planted, out, "--models", "gmf,mlp", "--negatives", "1,3",
+    assert experiment("negatives", blocks, out, "--models", "gmf,mlp", "--negatives", "1,3",
                       "--factors", "4") == 0  # fmt: skip
     rows = check_outputs(out, "negatives", {(m, n) for m in ("GMF", "MLP") for n in ("1", "3")})
     assert {r["negatives"] for r in rows} == {"1", "3"}
@@ -73,7 +72,7 @@ def test_negatives_study_and_resume(planted: Path, tmp_path: Path, monkeypatch, 
         raise AssertionError("a finished cell was trained again")
 
     monkeypatch.setattr(runner, "run_cell", no_training)  # a second run trains nothing
-    assert experiment("negatives", planted, out, "--models", "gmf,mlp", "--negatives", "1,3",
+    assert experiment("negatives", blocks, out, "--models", "gmf,mlp", "--negatives", "1,3",
                       "--factors", "4") == 0  # fmt: skip
     text = capsys.readouterr().out
     assert (
@@ -86,7 +85,7 @@ def test_negatives_study_and_resume(planted: Path, tmp_path: Path, monkeypatch, 
         runner, "run_cell", lambda cell, *a, **k: ran.append(cell.name) or rows_result()
     )
     # one more negatives value: only the new cells run
-    assert experiment("negatives", planted, out, "--models", "gmf,mlp", "--negatives", "1,3,5",
+    assert experiment("negatives", blocks, out, "--models", "gmf,mlp", "--negatives", "1,3,5",
                       "--factors", "4") == 0  # fmt: skip
     assert ran == ["GMF-5", "MLP-5"]
 
@@ -97,27 +96,27 @@ def rows_result() -> dict:
             "refit": False, "train_seconds": 0.1, "setting": "stub"}  # fmt: skip
 
 
-def test_factors_and_depth_studies(planted: Path, tmp_path: Path) -> None:
-    assert experiment("factors", planted, tmp_path / "f", "--models", "gmf,neumf",
+def test_factors_and_depth_studies(blocks: Path, tmp_path: Path) -> None:
+    assert experiment("factors", blocks, tmp_path / "f", "--models", "gmf,neumf",
                       "--factors", "2,4") == 0  # fmt: skip
     check_outputs(tmp_path / "f", "factors", {(m, f) for m in ("GMF", "NeuMF") for f in "24"})
-    assert experiment("depth", planted, tmp_path / "d", "--factors", "4", "--depths", "0-2") == 0
+    assert experiment("depth", blocks, tmp_path / "d", "--factors", "4", "--depths", "0-2") == 0
     rows = check_outputs(tmp_path / "d", "depth", {("MLP, 4 factors", d) for d in "012"})
     assert [r["layers"] for r in rows] == ["4", "8-4", "16-8-4"]
 
 
-def test_compare_leaderboard(planted: Path, tmp_path: Path) -> None:
+def test_compare_leaderboard(blocks: Path, tmp_path: Path) -> None:
     models = "gmf,pop,als" if _has("implicit") else "gmf,pop"
     out = tmp_path / "c"
-    assert experiment("compare", planted, out, "--models", models) == 0
+    assert experiment("compare", blocks, out, "--models", models) == 0
     names = {"gmf": "GMF", "pop": "ItemPop", "als": "ALS"}
     rows = check_outputs(out, "compare", {(names[m], m) for m in models.split(",")})
     assert all(float(r["train_seconds"]) >= 0 and r["setting"] for r in rows)
 
 
-def test_k_for_a_saved_model(planted: Path, tmp_path: Path) -> None:
+def test_k_for_a_saved_model(blocks: Path, tmp_path: Path) -> None:
     model = tmp_path / "m"
-    assert main(["train", "--dataset", str(planted), "--model", "gmf", "--factors", "4",
+    assert main(["train", "--dataset", str(blocks), "--model", "gmf", "--factors", "4",
                  "--epochs", "2", "--no-progress", "--out", str(model)]) == 0  # fmt: skip
     assert (model / "curves.png").stat().st_size > 1000  # every ncf train draws its curves
     assert main(["experiment", "k", str(model), "--max-k", "12"]) == 0
@@ -130,10 +129,10 @@ def test_k_for_a_saved_model(planted: Path, tmp_path: Path) -> None:
     ).read_text()
 
 
-def test_tune_writes_a_config_ncf_train_takes(planted: Path, tmp_path: Path, capsys) -> None:
+def test_tune_writes_a_config_ncf_train_takes(blocks: Path, tmp_path: Path, capsys) -> None:
     pytest.importorskip("optuna")
     out = tmp_path / "tune"
-    args = ["tune", "--dataset", str(planted), "--model", "gmf", "--trials", "2", "--epochs", "1",
+    args = ["tune", "--dataset", str(blocks), "--model", "gmf", "--trials", "2", "--epochs", "1",
             "--out", str(out), "--no-progress"]  # fmt: skip
     assert main(args) == 0
     config = tomllib.loads((out / "best.toml").read_text())
@@ -151,10 +150,10 @@ def test_tune_writes_a_config_ncf_train_takes(planted: Path, tmp_path: Path, cap
     assert len(read_rows(out / "trials.csv")) == 3
 
 
-def test_tune_mf_searches_the_rate_and_its_decay(planted: Path, tmp_path: Path) -> None:
+def test_tune_mf_searches_the_rate_and_its_decay(blocks: Path, tmp_path: Path) -> None:
     pytest.importorskip("optuna")
     out = tmp_path / "tune-mf"
-    assert main(["tune", "--dataset", str(planted), "--model", "mf", "--trials", "1",
+    assert main(["tune", "--dataset", str(blocks), "--model", "mf", "--trials", "1",
                  "--epochs", "1", "--out", str(out), "--no-progress"]) == 0  # fmt: skip
     config = tomllib.loads((out / "best.toml").read_text())
     assert 10.0 <= config["lr"] <= 320.0 and 0.5 <= config["gamma"] <= 1.0

@@ -7,8 +7,9 @@ import copy
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,9 @@ from ncf import ConfigError, DataError, NCFWarning, Recommender, TrainingError
 from ncf.cli import main
 from ncf.data.features import Features
 from ncf.training import trainer as trainer_module
+
+if TYPE_CHECKING:
+    from conftest import Planted
 
 N_USERS, N_ITEMS = 60, 40
 NEW_ITEMS = [100, 101, 102, 103]
@@ -32,15 +36,15 @@ COMMON = {"epochs": 25, "optimizer": "adam", "lr": 0.02, "batch_size": 128, "neg
           "validate": False, "refit": False}  # fmt: skip
 
 
-def planted(seed: int = 0) -> pd.DataFrame:
-    """Users u0..u14 use items 0..19, users u15..u29 items 20..39 (12 each), in time order."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(N_USERS):
-        start = 0 if u < N_USERS // 2 else N_ITEMS // 2
-        for i in rng.choice(N_ITEMS // 2, 12, replace=False):
-            rows.append((f"u{u}", int(start + i), len(rows)))
-    return pd.DataFrame(rows, columns=["user", "item", "timestamp"])
+@pytest.fixture(scope="module")
+def blocks(make_planted: Callable[..., Planted]) -> Planted:
+    """Users u0..u29 use items 0..19, users u30..u59 items 20..39 (12 each)."""
+    return make_planted(groups=2, users_per_group=30, block=20, per_user=12, user_prefix="u")
+
+
+@pytest.fixture
+def log(blocks: Planted) -> pd.DataFrame:
+    return blocks.frame()
 
 
 def new_rows() -> pd.DataFrame:
@@ -51,9 +55,9 @@ def new_rows() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module", params=list(SETTINGS))
-def base(request: pytest.FixtureRequest) -> Recommender:
+def base(request: pytest.FixtureRequest, blocks: Planted) -> Recommender:
     name = request.param
-    return Recommender(name, **SETTINGS[name], **COMMON, seed=0).fit(planted())
+    return Recommender(name, **SETTINGS[name], **COMMON, seed=0).fit(blocks.frame())
 
 
 def fresh_copy(rec: Recommender) -> Recommender:
@@ -116,10 +120,10 @@ def test_an_update_without_training_changes_no_known_row(base: Recommender) -> N
 
 
 @pytest.mark.parametrize("name", ["mf", "gmf"])
-def test_rows_the_update_never_touches_stay_exact(name: str) -> None:
+def test_rows_the_update_never_touches_stay_exact(name: str, log: pd.DataFrame) -> None:
     """With no replay, users absent from the new rows keep their rows exactly (their
     meaning), while the update learns; known-only data adds no id."""
-    rec = Recommender(name, **SETTINGS[name], **COMMON, seed=0).fit(planted())
+    rec = Recommender(name, **SETTINGS[name], **COMMON, seed=0).fit(log)
     table = "user_embedding.weight"
     old = rec.model_.state_dict()[table].clone()
     known_only = pd.DataFrame({"user": ["u0", "u0", "u1"], "item": [5, 6, 7]})
@@ -143,8 +147,10 @@ def test_the_same_seed_repeats_the_update_bit_for_bit(base: Recommender) -> None
     assert any(not torch.equal(t, other[n]) for n, t in a.model_.state_dict().items())
 
 
-def test_negatives_avoid_the_whole_history(monkeypatch: pytest.MonkeyPatch) -> None:
-    rec = Recommender("gmf", **SETTINGS["gmf"], **COMMON, seed=0).fit(planted())
+def test_negatives_avoid_the_whole_history(
+    monkeypatch: pytest.MonkeyPatch, log: pd.DataFrame
+) -> None:
+    rec = Recommender("gmf", **SETTINGS["gmf"], **COMMON, seed=0).fit(log)
     seen: list[Any] = []
     real = trainer_module.NegativeSampler
 
@@ -159,8 +165,8 @@ def test_negatives_avoid_the_whole_history(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 # ---------------------------------------------------------------------- validation
-def test_validation_reports_before_and_after_and_refuses_a_worse_model() -> None:
-    rec = Recommender("gmf", **SETTINGS["gmf"], **COMMON, seed=0).fit(planted())
+def test_validation_reports_before_and_after_and_refuses_a_worse_model(log: pd.DataFrame) -> None:
+    rec = Recommender("gmf", **SETTINGS["gmf"], **COMMON, seed=0).fit(log)
     more = pd.DataFrame([(f"u{u}", i, 100 + k) for u in range(N_USERS)
                          for k, i in enumerate(_unseen(rec, f"u{u}")[:3])],
                         columns=["user", "item", "timestamp"])  # fmt: skip
@@ -213,8 +219,8 @@ def test_bad_settings_are_refused(base: Recommender, options: dict[str, Any], ma
         fresh_copy(base).update(new_rows(), **options)
 
 
-def test_a_rating_model_needs_ratings_on_its_scale() -> None:
-    df = planted().assign(rating=lambda f: 1.0 + f["item"] % 5)
+def test_a_rating_model_needs_ratings_on_its_scale(log: pd.DataFrame) -> None:
+    df = log.assign(rating=lambda f: 1.0 + f["item"] % 5)
     rec = Recommender("mf", task="rating", factors=4, epochs=2, preset="fast", seed=0).fit(df)
     with pytest.raises(DataError, match="outside the declared scale"):
         rec.update(new_rows().assign(rating=9.0))
@@ -224,13 +230,13 @@ def test_a_rating_model_needs_ratings_on_its_scale() -> None:
     assert rec.update_report_.monitor == "rmse" and np.isfinite(rec.predict("fresh", [100]))
 
 
-def test_the_default_rate_is_halfway_down_the_models_decay() -> None:
+def test_the_default_rate_is_halfway_down_the_models_decay(log: pd.DataFrame) -> None:
     from dataclasses import replace
 
     from ncf.recommender.update import update_lr
 
     rec = Recommender("mf", factors=4, epochs=3, optimizer="sgd", lr=1.0, batch_size=128,
-                      validate=False, refit=False, seed=0).fit(planted())  # fmt: skip
+                      validate=False, refit=False, seed=0).fit(log)  # fmt: skip
     rec.train_config_ = replace(rec.train_config_, schedule=None)
     assert rec.best_epoch_ == 3 and update_lr(rec) == 1.0  # no schedule: the configured rate
     rec.train_config_ = replace(rec.train_config_, schedule="exponential", gamma=0.25)
@@ -245,8 +251,8 @@ def test_the_default_rate_is_halfway_down_the_models_decay() -> None:
     assert updated.update_report_.settings["lr"] == 0.1
 
 
-def test_itempop_recounts() -> None:
-    rec = Recommender("itempop").fit(planted())
+def test_itempop_recounts(log: pd.DataFrame) -> None:
+    rec = Recommender("itempop").fit(log)
     rec.update(new_rows())
     counts = rec.item_popularity_[rec.item_map_.to_index(NEW_ITEMS)]
     assert counts.tolist() == [11] * 4  # u0..u9 and the new user
@@ -254,8 +260,8 @@ def test_itempop_recounts() -> None:
     assert rec.lineage_[-1]["data"]["new_items"] == 4
 
 
-def test_new_items_take_their_side_features() -> None:
-    df = planted()
+def test_new_items_take_their_side_features(log: pd.DataFrame) -> None:
+    df = log
     frame = pd.DataFrame({"item": np.arange(N_ITEMS), "kind": np.where(np.arange(N_ITEMS) < 20,
                           "a", "b")})  # fmt: skip
     feats = Features.from_dataframe(frame, "item", _item_map(df), categorical=["kind"])
@@ -279,9 +285,11 @@ def _item_map(df: pd.DataFrame) -> Any:
 
 
 # ---------------------------------------------------------------------- saved models
-def test_a_saved_update_records_its_lineage_and_leaves_the_parent(tmp_path: Path) -> None:
+def test_a_saved_update_records_its_lineage_and_leaves_the_parent(
+    tmp_path: Path, log: pd.DataFrame
+) -> None:
     parent = tmp_path / "parent"
-    Recommender("gmf", **SETTINGS["gmf"], **COMMON, seed=0).fit(planted()).save(parent)
+    Recommender("gmf", **SETTINGS["gmf"], **COMMON, seed=0).fit(log).save(parent)
     digest = files_digest(parent)
     rec = Recommender.load(parent).update(new_rows(), epochs=2, source="day-2")
     rec.save(tmp_path / "child")
@@ -297,9 +305,11 @@ def test_a_saved_update_records_its_lineage_and_leaves_the_parent(tmp_path: Path
     assert not child.recommend("fresh", k=3)["fallback"].any()
 
 
-def test_the_command_line_update(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_line_update(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], log: pd.DataFrame
+) -> None:
     parent, out = tmp_path / "parent", tmp_path / "child"
-    Recommender("mf", **SETTINGS["mf"], **COMMON, seed=0).fit(planted()).save(parent)
+    Recommender("mf", **SETTINGS["mf"], **COMMON, seed=0).fit(log).save(parent)
     digest = files_digest(parent)
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item,clicks\nu0,1,3\n")
@@ -318,9 +328,9 @@ def test_the_command_line_update(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["update", str(parent), "--data", str(good), "--out", str(out)]) == 2  # taken
 
 
-def test_the_command_line_refuses_ratings_off_the_scale(tmp_path: Path) -> None:
+def test_the_command_line_refuses_ratings_off_the_scale(tmp_path: Path, log: pd.DataFrame) -> None:
     parent = tmp_path / "parent"
-    df = planted().assign(rating=lambda f: 1.0 + f["item"] % 5)
+    df = log.assign(rating=lambda f: 1.0 + f["item"] % 5)
     rec = Recommender("mf", task="rating", factors=4, epochs=2, preset="fast", seed=0)
     rec.fit(df).save(parent)
     digest = files_digest(parent)

@@ -3,14 +3,20 @@ better than popularity, and training twice with the same seed gives identical we
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
 import torch
 
-from ncf.data import IdMap, Interactions
+from ncf.data import Interactions
 from ncf.evaluation import evaluate_sampled
 from ncf.models import build_model
 from ncf.training import TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from conftest import Planted
 
 GROUPS, USERS_PER_GROUP, BLOCK = 4, 20, 10
 MODELS = {
@@ -21,31 +27,29 @@ MODELS = {
 }
 
 
-def planted() -> tuple[Interactions, np.ndarray, np.ndarray, np.ndarray]:
+Split = tuple[Interactions, np.ndarray, np.ndarray, np.ndarray]
+
+
+@pytest.fixture(scope="module")
+def planted_split(make_planted: Callable[..., Planted]) -> Split:
     """Users of group g interact only with item block g; every item is equally popular.
 
-    Each user keeps 8 of the block's 10 items for training and holds one out; the held-out item
-    is ranked among 20 items of the other blocks, where popularity is at chance (~5/21).
+    Each user has 9 of the block's 10 items: 8 for training, the latest held out; the held-out
+    item is ranked among 20 items of the other blocks, where popularity is at chance (~5/21).
+    Returns (train, test users, test items, their negatives).
     """
+    blocks = make_planted(groups=GROUPS, users_per_group=USERS_PER_GROUP, block=BLOCK, per_user=9)
+    whole = blocks.interactions()
+    assert whole.timestamps is not None
+    held = whole.timestamps == 8  # each user's latest
+    users, items = whole.users[held], whole.items[held]
     rng = np.random.default_rng(0)
-    users, items, test_users, test_items, negatives = [], [], [], [], []
-    for u in range(GROUPS * USERS_PER_GROUP):
-        g = u % GROUPS
-        block = g * BLOCK + rng.permutation(BLOCK)
-        users += [u] * 8
-        items += block[:8].tolist()
-        test_users.append(u)
-        test_items.append(block[8])
-        others = np.setdiff1d(np.arange(GROUPS * BLOCK), np.arange(g * BLOCK, (g + 1) * BLOCK))
-        negatives.append(rng.choice(others, size=20, replace=False))
-    n_users, n_items = GROUPS * USERS_PER_GROUP, GROUPS * BLOCK
-    train = Interactions(
-        np.array(users),
-        np.array(items),
-        user_map=IdMap.range(n_users, name="user"),
-        item_map=IdMap.range(n_items, name="item"),
-    )
-    return train, np.array(test_users), np.array(test_items), np.array(negatives)
+    item_block = np.arange(blocks.n_items) // BLOCK
+    negatives = [
+        rng.choice(np.flatnonzero(item_block != u // USERS_PER_GROUP), size=20, replace=False)
+        for u in users
+    ]
+    return whole.subset(np.flatnonzero(~held)), users, items, np.array(negatives)
 
 
 def _train(name: str, train: Interactions, seed: int = 0, epochs: int = 40) -> torch.nn.Module:
@@ -56,8 +60,10 @@ def _train(name: str, train: Interactions, seed: int = 0, epochs: int = 40) -> t
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_recovers_planted_blocks_far_better_than_popularity(name: str) -> None:
-    train, users, positives, negatives = planted()
+def test_recovers_planted_blocks_far_better_than_popularity(
+    name: str, planted_split: Split
+) -> None:
+    train, users, positives, negatives = planted_split
     pop = build_model("itempop", train.n_users, train.n_items)
     pop.fit_counts(train.item_counts())  # type: ignore[operator]
     baseline = evaluate_sampled(pop, users, positives, negatives, ks=(5,))["hr@5"]
@@ -68,8 +74,8 @@ def test_recovers_planted_blocks_far_better_than_popularity(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_same_seed_same_weights(name: str) -> None:
-    train = planted()[0]
+def test_same_seed_same_weights(name: str, planted_split: Split) -> None:
+    train = planted_split[0]
     # 6 epochs of 25 steps: any run-to-run difference would show in the bits by then.
     a, b = _train(name, train, seed=3, epochs=6), _train(name, train, seed=3, epochs=6)
     start = build_model(name, train.n_users, train.n_items, seed=3, **MODELS[name]).state_dict()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,21 +16,13 @@ from fastapi.testclient import TestClient
 from ncf.recommender import Recommender
 from ncf.service import create_app
 
+if TYPE_CHECKING:
+    from conftest import Planted
+
 N_USERS, N_ITEMS = 30, 40
 TOKEN = "s3cret"  # the admin token of the apps below
 TINY = {"epochs": 2, "batch_size": 256, "factors": 4, "layers": (8, 4)}
 TINY |= {"validate": False, "refit": False}
-
-
-def interactions(seed: int = 0, prefix: str = "") -> pd.DataFrame:
-    """Each user rates 8 items of their half of the catalogue (users 0-14: items 0-19)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(N_USERS):
-        half = 0 if u < N_USERS // 2 else N_ITEMS // 2
-        for i in rng.choice(N_ITEMS // 2, size=8, replace=False):
-            rows.append((f"{prefix}{u}" if prefix else u, int(half + i), float(rng.integers(1, 6))))
-    return pd.DataFrame(rows, columns=["user", "item", "rating"])
 
 
 def titles() -> pd.DataFrame:
@@ -39,16 +32,25 @@ def titles() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def model_dirs(
+    tmp_path_factory: pytest.TempPathFactory, make_planted: Callable[..., Planted]
+) -> dict[str, Path]:
     """``neumf`` (int ids, titles), ``neumf2`` (another seed), ``mf-str`` (string user ids),
-    ``rating`` (an MF rating model) and ``pop`` (popularity: no item embeddings)."""
+    ``rating`` (an MF rating model) and ``pop`` (popularity: no item embeddings), trained on the
+    planted blocks (``tests/conftest.py``): users 0-14 use 8 of items 0-19, users 15-29 8 of
+    items 20-39; the rating model on their ratings (4 or 5, and 1 or 2 outside the block)."""
+
+    def blocks(seed: int = 0, prefix: str = "") -> Planted:
+        return make_planted(groups=2, users_per_group=N_USERS // 2, block=N_ITEMS // 2,
+                            per_user=8, seed=seed, user_prefix=prefix)  # fmt: skip
+
     root = tmp_path_factory.mktemp("service-models")
-    data = interactions()
+    data = blocks().frame()
     fits = {
         "neumf": (Recommender("neumf", **TINY), data, titles()),
-        "neumf2": (Recommender("neumf", seed=1, **TINY), interactions(1), titles()),
-        "mf-str": (Recommender("mf", **TINY), interactions(2, prefix="u"), None),
-        "rating": (Recommender("mf", task="rating", **TINY), data, None),
+        "neumf2": (Recommender("neumf", seed=1, **TINY), blocks(1).frame(), titles()),
+        "mf-str": (Recommender("mf", **TINY), blocks(2, prefix="u").frame(), None),
+        "rating": (Recommender("mf", task="rating", **TINY), blocks().ratings(), None),
         "pop": (Recommender("pop", validate=False, refit=False), data, None),
     }
     out = {}

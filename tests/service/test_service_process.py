@@ -57,6 +57,7 @@ def serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@pytest.mark.slow  # starts a server process
 def test_a_real_server_answers_reloads_on_sighup_and_stops(model_dirs: dict[str, Path]) -> None:
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NCF_ADMIN_TOKEN": ""}

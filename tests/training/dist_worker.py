@@ -23,6 +23,7 @@ from ncf import Recommender
 from ncf.training import Callback, Trainer, distributed
 
 
+# Its own planted data, not the conftest fixture: this script runs in processes of its own.
 def planted(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """300 users in 10 clusters of 12 items; each user has 8 of its cluster's items and one
     held out (the test row)."""

@@ -240,6 +240,7 @@ def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return figures
 
 
+@pytest.mark.slow  # starts worker processes
 def test_two_processes_match_one_with_the_same_total_batch(
     two_ranks: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -251,6 +252,7 @@ def test_two_processes_match_one_with_the_same_total_batch(
     assert abs(a["hr@10"] - b["hr@10"]) <= 0.01, (a, b)
 
 
+@pytest.mark.slow  # starts worker processes
 def test_a_dead_rank_makes_the_survivor_fail_quickly_and_the_run_resumes(
     two_ranks: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -276,6 +278,7 @@ def test_a_dead_rank_makes_the_survivor_fail_quickly_and_the_run_resumes(
     assert resumed == whole and resumed["world"] == 2
 
 
+@pytest.mark.slow  # starts worker processes
 @linux_only
 def test_the_launcher_stops_every_worker_when_one_is_killed(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "ncf", "train", "--nproc", "2", "--model", "gmf", "--epochs",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,20 +27,19 @@ from ncf.training import (
     make_plan,
 )
 
+if TYPE_CHECKING:
+    from conftest import Planted
+
 N_USERS, N_ITEMS, PER_USER = 40, 30, 8
 
 
 @pytest.fixture(scope="module")
-def log() -> Interactions:
-    """Two planted blocks: users of each half interact only with items of their half."""
-    rng = np.random.default_rng(3)
-    rows = []
-    for u in range(N_USERS):
-        start = 0 if u < N_USERS // 2 else N_ITEMS // 2
-        for t, i in enumerate(rng.choice(N_ITEMS // 2, size=PER_USER, replace=False)):
-            rows.append((u, int(start + i), t))
-    df = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
-    return Interactions.from_dataframe(df, timestamp="timestamp")
+def log(make_planted: Callable[..., Planted]) -> Interactions:
+    """Two planted blocks: users of each half interact only with items of their half; a user's
+    k-th interaction happens at time k."""
+    blocks = make_planted(groups=2, users_per_group=N_USERS // 2, block=N_ITEMS // 2,
+                          per_user=PER_USER, seed=3)  # fmt: skip
+    return blocks.interactions()
 
 
 CONFIG = TrainConfig(epochs=6, batch_size=64, lr=0.01, seed=1)

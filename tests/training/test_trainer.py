@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -13,17 +15,14 @@ from ncf.exceptions import ConfigError, DataError, TrainingError
 from ncf.models import build_model
 from ncf.training import Callback, TrainConfig, Trainer
 
+if TYPE_CHECKING:
+    from conftest import Planted
 
-def _blocks(n_users: int = 40, n_items: int = 30, seed: int = 0) -> Interactions:
-    """Two user groups, each interacting with (most of) its own half of the items."""
-    rng = np.random.default_rng(seed)
-    users, items = [], []
-    for u in range(n_users):
-        half = np.arange(n_items // 2) + (n_items // 2 if u % 2 else 0)
-        chosen = rng.choice(half, size=10, replace=False)
-        users += [u] * len(chosen)
-        items += chosen.tolist()
-    return Interactions.from_arrays(users, items)
+
+@pytest.fixture(scope="module")
+def data(make_planted: Callable[..., Planted]) -> Interactions:
+    """Two user groups of 20, each interacting with 10 items of its own half of 30 items."""
+    return make_planted(groups=2, users_per_group=20, block=15, per_user=10).interactions()
 
 
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -36,8 +35,7 @@ def _fit(config: TrainConfig, data: Interactions, **kw: object) -> torch.nn.Modu
     return model
 
 
-def test_same_seed_gives_identical_weights() -> None:
-    data = _blocks()
+def test_same_seed_gives_identical_weights(data: Interactions) -> None:
     config = TrainConfig(epochs=2, batch_size=64, seed=3)
     a, b = _state(_fit(config, data)), _state(_fit(config, data))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -47,12 +45,11 @@ def test_same_seed_gives_identical_weights() -> None:
 
 @pytest.mark.parametrize("name", ["mf", "neumf"])
 def test_plain_sgd_updates_rows_sparsely_with_the_dense_result(
-    name: str, monkeypatch: pytest.MonkeyPatch
+    name: str, monkeypatch: pytest.MonkeyPatch, data: Interactions
 ) -> None:
     from ncf.models import MF
 
     monkeypatch.setattr(MF, "closed_form_sgd", property(lambda self: False))  # autograd's path
-    data = _blocks()
     config = TrainConfig(epochs=2, batch_size=64, lr=2.0, optimizer="sgd", seed=3)
     params = {"factors": 4, "seed": 1, "l2_embedding": 0.01}
     if name == "neumf":
@@ -79,16 +76,15 @@ def test_plain_sgd_updates_rows_sparsely_with_the_dense_result(
     assert not model.embeddings()[0][0].weight.grad.is_sparse
 
 
-def test_training_does_not_touch_global_rng() -> None:
+def test_training_does_not_touch_global_rng(data: Interactions) -> None:
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
-    _fit(TrainConfig(epochs=1, batch_size=64), _blocks())
+    _fit(TrainConfig(epochs=1, batch_size=64), data)
     assert torch.equal(torch.rand(1), before)
 
 
-def test_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
-    data = _blocks()
+def test_resume_matches_uninterrupted_run(tmp_path: Path, data: Interactions) -> None:
     full = _state(_fit(TrainConfig(epochs=3, batch_size=64, seed=5), data))
 
     class Kill(Callback):
@@ -110,8 +106,7 @@ def test_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert not list(Path(ckpt).glob("*.tmp"))
 
 
-def test_early_stopping_restores_best_epoch() -> None:
-    data = _blocks()
+def test_early_stopping_restores_best_epoch(data: Interactions) -> None:
     scores = iter([0.5, 0.9, 0.6, 0.4, 0.3, 0.2])
     seen: list[dict[str, torch.Tensor]] = []
 
@@ -129,15 +124,13 @@ def test_early_stopping_restores_best_epoch() -> None:
     assert result.best_metrics["hr@10"] == 0.9
 
 
-def test_monitor_missing_from_validation_is_an_error() -> None:
-    data = _blocks()
+def test_monitor_missing_from_validation_is_an_error(data: Interactions) -> None:
     model = build_model("gmf", data.n_users, data.n_items, factors=4)
     with pytest.raises(ConfigError, match="monitor 'hr@10' is not among"):
         Trainer(TrainConfig(epochs=1)).fit(model, data, validate=lambda m: {"ndcg@10": 1.0})
 
 
-def test_nan_loss_stops_with_clear_error() -> None:
-    data = _blocks()
+def test_nan_loss_stops_with_clear_error(data: Interactions) -> None:
     model = build_model("gmf", data.n_users, data.n_items, factors=4)
     with torch.no_grad():
         model.parameters().__next__().fill_(float("nan"))
@@ -146,8 +139,7 @@ def test_nan_loss_stops_with_clear_error() -> None:
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "adagrad", "sgd", "adadelta"])
-def test_every_optimizer_lowers_the_loss(optimizer: str) -> None:
-    data = _blocks()
+def test_every_optimizer_lowers_the_loss(optimizer: str, data: Interactions) -> None:
     lr = {"sgd": 0.5, "adadelta": 1.0, "adagrad": 0.1}.get(optimizer, 0.01)
     model = build_model("gmf", data.n_users, data.n_items, factors=4, seed=0)
     result = Trainer(TrainConfig(epochs=8, batch_size=32, lr=lr, optimizer=optimizer)).fit(
@@ -158,8 +150,7 @@ def test_every_optimizer_lowers_the_loss(optimizer: str) -> None:
 
 
 @pytest.mark.parametrize("schedule", ["step", "exponential", "plateau"])
-def test_schedules_change_the_learning_rate(schedule: str) -> None:
-    data = _blocks()
+def test_schedules_change_the_learning_rate(schedule: str, data: Interactions) -> None:
     model = build_model("gmf", data.n_users, data.n_items, factors=4)
     config = TrainConfig(epochs=4, lr=0.01, schedule=schedule, step_size=1, gamma=0.5)
     result = Trainer(config).fit(model, data, validate=lambda m: {"hr@10": 0.5})
@@ -167,8 +158,7 @@ def test_schedules_change_the_learning_rate(schedule: str) -> None:
 
 
 @pytest.mark.parametrize("loss", ["bce", "bpr"])
-def test_onecycle_warms_up_then_anneals_over_every_batch(loss: str) -> None:
-    data = _blocks()
+def test_onecycle_warms_up_then_anneals_over_every_batch(loss: str, data: Interactions) -> None:
     model = build_model("gmf", data.n_users, data.n_items, factors=4)
     rates: list[float] = []
 
@@ -184,8 +174,7 @@ def test_onecycle_warms_up_then_anneals_over_every_batch(loss: str) -> None:
     assert rates.index(max(rates)) in (1, 2) and rates[-1] < 1e-5  # peak, then annealed
 
 
-def test_bpr_and_rating_losses_train() -> None:
-    data = _blocks()
+def test_bpr_and_rating_losses_train(data: Interactions) -> None:
     model = build_model("mf", data.n_users, data.n_items, factors=4)
     result = Trainer(TrainConfig(epochs=4, batch_size=32, loss="bpr", lr=0.05)).fit(model, data)
     assert result.history[-1]["loss"] < result.history[0]["loss"]
@@ -217,11 +206,12 @@ def test_schedule_settings_are_checked_when_the_config_is_made() -> None:
     assert TrainConfig(schedule="exponential", gamma=1.0).gamma == 1.0  # a constant rate
 
 
-def test_device_moves_the_model_and_every_tensor(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_device_moves_the_model_and_every_tensor(
+    monkeypatch: pytest.MonkeyPatch, data: Interactions
+) -> None:
     """The trainer knows no model but a device: ``cpu`` and ``auto`` (no GPU here) train the
     same weights; ``cuda`` without a GPU fails before any training; every batch tensor reaches
     the model on the config's device."""
-    data = _blocks()
     cpu = _state(_fit(TrainConfig(epochs=1, batch_size=64, device="cpu"), data))
     auto = _state(_fit(TrainConfig(epochs=1, batch_size=64), data))
     assert all(torch.equal(cpu[k], auto[k]) for k in cpu)
@@ -237,10 +227,9 @@ def test_device_moves_the_model_and_every_tensor(monkeypatch: pytest.MonkeyPatch
         _fit(TrainConfig(epochs=1, device="cuda"), data)
 
 
-def test_the_trainer_asks_the_model_for_sparse_updates() -> None:
+def test_the_trainer_asks_the_model_for_sparse_updates(data: Interactions) -> None:
     """Plain SGD switches sparse gradients on through the model's own method, and off after."""
     calls: list[bool] = []
-    data = _blocks()
     model = build_model("mf", data.n_users, data.n_items, factors=4)
     original = model.set_sparse_updates
 
@@ -255,7 +244,7 @@ def test_the_trainer_asks_the_model_for_sparse_updates() -> None:
 
 @pytest.mark.parametrize("schedule", [None, "exponential", "step"])
 def test_closed_form_sgd_equals_autograd_sgd(
-    schedule: str | None, monkeypatch: pytest.MonkeyPatch
+    schedule: str | None, monkeypatch: pytest.MonkeyPatch, data: Interactions
 ) -> None:
     """MF's closed-form SGD step (no graph, no optimizer) trains the very weights autograd and
     torch.optim.SGD do, schedules included."""
@@ -263,7 +252,6 @@ def test_closed_form_sgd_equals_autograd_sgd(
 
     from ncf.models import MF
 
-    data = _blocks()
     config = TrainConfig(epochs=2, batch_size=64, optimizer="sgd", lr=2.0, negatives=3,
                          schedule=schedule, gamma=0.7)  # fmt: skip
 
@@ -312,14 +300,13 @@ def test_compiled_sgd_epoch_equals_torch_steps() -> None:
     assert compiled.double().sgd_epoch(users, items, targets, 2.0, bs) is None
 
 
-def test_epochs_index_in_32_bits_with_the_same_bits_as_64() -> None:
+def test_epochs_index_in_32_bits_with_the_same_bits_as_64(data: Interactions) -> None:
     """The epoch's index tensors are int32 (half the memory), and the training steps give the
     same bits as with int64 indices: the compiled MF epoch and an autograd step."""
     from ncf.data.sampling import NegativeSampler
     from ncf.models import MF
     from ncf.training.epoch import epoch_tensors
 
-    data = _blocks()
     sampler = NegativeSampler(data.csr, seed=0)
     users, items, labels = epoch_tensors(data, sampler, TrainConfig(), 1, torch.device("cpu"))
     assert users.dtype == items.dtype == torch.int32 and labels.dtype == torch.float32
