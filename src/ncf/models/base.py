@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import torch
 from torch import nn
@@ -36,6 +37,11 @@ from ncf.models.layers import FastEmbedding as FastEmbedding  # re-exported
 from ncf.models.layers import _init_tensor
 from ncf.models.layers import embedding as embedding  # re-exported
 from ncf.models.layers import linear as linear  # re-exported
+
+if TYPE_CHECKING:  # the models never import the data layer at run time
+    import scipy.sparse as sp
+
+    from ncf.data.interactions import Interactions
 
 INITS: tuple[str, ...] = ("normal", "he_normal", "glorot_uniform")
 
@@ -200,7 +206,8 @@ class RecModel(nn.Module):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
-    #: False for count-based baselines fitted by ``fit_counts`` instead of gradient steps.
+    #: False for models fitted in closed form by :meth:`fit_data` (popularity counts, least
+    #: squares) instead of gradient steps: the trainer calls ``fit_data`` once, no epochs.
     trainable: ClassVar[bool] = True
 
     def __init__(
@@ -248,6 +255,68 @@ class RecModel(nn.Module):
     def embeddings(self) -> list[tuple[nn.Embedding, str]]:
         """The embedding tables with the side they index (``"user"`` or ``"item"``)."""
         return []
+
+    def fit_data(self, train: Interactions) -> Self:
+        """Fit in closed form on the whole training log (models with ``trainable = False``).
+
+        Parameters
+        ----------
+        train : Interactions
+            The training interactions over this model's ``n_users`` x ``n_items`` (its binary
+            ``csr`` and ``item_counts()`` are what closed-form models read).
+
+        Returns
+        -------
+        self
+        """
+        raise NotImplementedError(
+            f"model {self.name!r} is trained by gradient steps (trainable = True), not fit_data"
+        )
+
+    def item_vectors(self) -> torch.Tensor | None:
+        """One vector per item whose cosine is the items' similarity, ``(n_items, d)``, or
+        None when the model has none (``similar_items`` then refuses).
+
+        By default every item-side embedding table, each row L2-normalised, side by side and
+        scaled by ``1/sqrt(tables)`` (NeuMF: GMF and MLP item embeddings): the cosine of two
+        rows is then the mean of the per-table cosines.
+        """
+        tables = [t.weight.detach() for t, side in self.embeddings() if side == "item"]
+        if not tables:
+            return None
+        rows = torch.cat([nn.functional.normalize(t, dim=1) for t in tables], dim=1)
+        return rows / len(tables) ** 0.5  # (n_items, sum of dims), unit rows
+
+    def fold_in_closed_form(self, seen: sp.csr_matrix) -> dict[str, torch.Tensor] | None:
+        """The user-side state of new users computed in closed form from their items, or None
+        (the default: fold-in then fits user rows by gradient steps, ``ncf.recommender.foldin``).
+
+        Parameters
+        ----------
+        seen : scipy.sparse.csr_matrix, shape (n_new, n_items)
+            Each new user's items (binary, sorted indices).
+
+        Returns
+        -------
+        dict of str to torch.Tensor or None
+            Tensors keyed by the ``state_dict`` names of the parameters or buffers they stand
+            in for, such that with them in place (``torch.func.functional_call``) users
+            ``0 .. n_new - 1`` score as the new users; :meth:`append_user_state` keeps them.
+        """
+        return None
+
+    @torch.no_grad()
+    def append_user_state(self, state: Mapping[str, torch.Tensor], n_new: int) -> None:
+        """Append ``n_new`` users whose user-side state is ``state`` (from a fold-in): by
+        default each ``"<table>.weight"`` key's rows are appended to that embedding table."""
+        for key, rows in state.items():
+            table = self.get_submodule(key.removesuffix(".weight"))
+            if not key.endswith(".weight") or not isinstance(table, nn.Embedding):
+                raise ConfigError(f"cannot append users to {key!r}: not an embedding table")
+            grown = torch.cat([table.weight.detach(), rows.to(table.weight)], dim=0)
+            table.weight = nn.Parameter(grown, requires_grad=table.weight.requires_grad)
+            table.num_embeddings = grown.shape[0]
+        self.n_users += int(n_new)
 
     def dense_layers(self) -> list[nn.Linear]:
         """The hidden dense layers penalised by ``l2_layers``."""

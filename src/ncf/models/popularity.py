@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from ncf.exceptions import DataError, NotFittedError
 from ncf.models.base import ModelConfig, RecModel
+
+if TYPE_CHECKING:
+    from ncf.data.interactions import Interactions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,9 +23,9 @@ class ItemPopConfig(ModelConfig):
 class ItemPop(RecModel):
     """Popularity baseline: the score of item ``i`` is ``log(1 + count_i)`` for every user.
 
-    Not trained by gradient steps (``trainable = False``): fill it with :meth:`fit_counts`
-    (the trainer does so from ``Interactions.item_counts()``). The scores are a buffer, so they
-    are saved and loaded with the ``state_dict``.
+    Not trained by gradient steps (``trainable = False``): :meth:`fit_data` (what the trainer
+    calls) counts the training interactions, :meth:`fit_counts` takes counts directly. The
+    scores are a buffer, so they are saved and loaded with the ``state_dict``.
 
     Parameters
     ----------
@@ -48,6 +51,12 @@ class ItemPop(RecModel):
     def has_regularization(self) -> bool:
         return False
 
+    def fit_data(self, train: Interactions) -> ItemPop:
+        """Set the scores from the training interactions' per-item counts."""
+        if train.n_items != self.n_items:
+            raise DataError(f"the data has {train.n_items} items but the model {self.n_items}")
+        return self.fit_counts(train.item_counts())
+
     def fit_counts(self, item_counts: np.ndarray) -> ItemPop:
         """Set the scores from per-item interaction counts, shape ``(n_items,)``."""
         counts = np.asarray(item_counts)
@@ -65,7 +74,9 @@ class ItemPop(RecModel):
 
     def _check_fitted(self) -> None:
         if not bool(self.fitted):
-            raise NotFittedError("ItemPop has no counts yet; call fit_counts(item_counts) first")
+            raise NotFittedError(
+                "ItemPop has no counts yet; call fit_data(train) or fit_counts(item_counts) first"
+            )
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         self._check_fitted()

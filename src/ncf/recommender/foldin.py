@@ -15,6 +15,13 @@ against freshly sampled unseen items (label 0) with binary cross-entropy, the mo
 mean over its own pairs, so users with long histories do not dominate the shared step size.
 The model is called through :func:`torch.func.functional_call` with the new blocks in place of
 its user tables, so nothing of the model changes unless :func:`append_users` is called.
+
+A model fitted in closed form may fold users in exactly instead
+(:meth:`~ncf.models.RecModel.fold_in_closed_form`): EASE scores a new user's items through its
+item-item weights, ALS solves the user's least-squares problem against its item factors. Then
+nothing is optimised (``steps``, ``lr``, ``negatives`` and ``l2`` do not apply), the state it
+returns takes the place of the user tables in the same way, and :func:`append_users` hands it
+to the model (:meth:`~ncf.models.RecModel.append_user_state`).
 """
 
 from __future__ import annotations
@@ -47,16 +54,20 @@ class FoldIn:
     Attributes
     ----------
     rows : dict of str to torch.Tensor
-        ``{"<table attribute>.weight": (n_new, dim)}`` for each user-side table.
+        ``{"<table attribute>.weight": (n_new, dim)}`` for each user-side table; for a fold-in
+        in closed form, the model's own user-side state (see ``closed_form``).
     seen : scipy.sparse.csr_matrix, shape (n_new, n_items)
         The items each new user was folded in from.
     losses : list of float
-        The mean loss after each optimisation step.
+        The mean loss after each optimisation step (none in closed form).
+    closed_form : bool
+        The model computed ``rows`` exactly (:meth:`~ncf.models.RecModel.fold_in_closed_form`).
     """
 
     rows: dict[str, torch.Tensor]
     seen: sp.csr_matrix
     losses: list[float] = field(default_factory=list)
+    closed_form: bool = False
 
     @property
     def n_users(self) -> int:
@@ -120,6 +131,9 @@ def fold_in(
     n_new, n_items = csr.shape
     if n_items != model.n_items:
         raise DataError(f"seen has {n_items} item columns but the model has {model.n_items} items")
+    exact = model.fold_in_closed_form(csr)
+    if exact is not None:  # the model's own exact answer: nothing to optimise
+        return FoldIn(rows={k: v.detach() for k, v in exact.items()}, seen=csr, closed_form=True)
     tables = user_tables(model)
     init = {f"{name}.weight": _mean_row(t) for name, t in tables.items()}  # (1, dim) each
     rows = {key: row.expand(n_new, -1).clone().requires_grad_(True) for key, row in init.items()}
@@ -199,17 +213,13 @@ def score(model: RecModel, folded: FoldIn, users: np.ndarray, items: np.ndarray)
 
 @torch.no_grad()
 def append_users(model: RecModel, folded: FoldIn) -> RecModel:
-    """Grow the model's user-side tables by the folded-in rows (the new users come last)."""
-    tables = user_tables(model)
-    missing = sorted(f"{n}.weight" for n in tables if f"{n}.weight" not in folded.rows)
-    if missing:
-        raise DataError(f"the fold-in lacks rows for {missing}; fold in with this model")
-    for name, table in tables.items():
-        new = folded.rows[f"{name}.weight"].to(table.weight)
-        grown = torch.cat([table.weight.detach(), new], dim=0)  # (n_users + n_new, dim)
-        table.weight = nn.Parameter(grown, requires_grad=table.weight.requires_grad)
-        table.num_embeddings = grown.shape[0]
-    model.n_users += folded.n_users
+    """Grow the model's user-side state by the folded-in users (the new users come last)."""
+    if not folded.closed_form:
+        tables = user_tables(model)
+        missing = sorted(f"{n}.weight" for n in tables if f"{n}.weight" not in folded.rows)
+        if missing:
+            raise DataError(f"the fold-in lacks rows for {missing}; fold in with this model")
+    model.append_user_state(folded.rows, folded.n_users)
     return model
 
 

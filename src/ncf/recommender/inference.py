@@ -178,11 +178,12 @@ class Inference:
     def similar_items(
         self, items: Any, k: int = 10, *, with_metadata: bool = False
     ) -> pd.DataFrame:
-        """The ``k`` items with the most similar embeddings (cosine), for each given item.
+        """The ``k`` items with the most similar vectors (cosine), for each given item.
 
-        Each item-side embedding table of the model is L2-normalised per row and the tables
-        are concatenated (NeuMF: GMF and MLP item embeddings), so the score is the mean of the
-        per-table cosines, in [-1, 1]. The item itself is left out.
+        The vectors are the model's (:meth:`~ncf.models.RecModel.item_vectors`): each
+        item-side embedding table L2-normalised per row and the tables concatenated (NeuMF:
+        GMF and MLP item embeddings), so the score is the mean of the per-table cosines, in
+        [-1, 1]; EASE's are the columns of its item-item weights. The item itself is left out.
 
         Returns
         -------
@@ -193,14 +194,13 @@ class Inference:
         self._check_fitted()
         raw = as_ids(items, "items")
         idx = self.item_map_.to_index(raw)
-        tables = [t.weight.detach().cpu() for t, side in self.model_.embeddings() if side == "item"]
-        if not tables:
+        vectors = self.model_.item_vectors()
+        if vectors is None:
             raise ConfigError(
-                f"model {self.model_.name!r} has no item embeddings; similar_items needs gmf, "
-                "mlp, neumf or mf"
+                f"model {self.model_.name!r} has no item embeddings to compare; similar_items "
+                "needs gmf, mlp, neumf, mf, als or ease"
             )
-        emb = torch.cat([torch.nn.functional.normalize(t, dim=1) for t in tables], dim=1)
-        emb = emb / len(tables) ** 0.5  # (n_items, sum of dims), unit rows
+        emb = torch.nn.functional.normalize(vectors.detach().float().cpu(), dim=1)  # unit rows
         own = sp.csr_matrix(
             (np.ones(len(idx), np.float32), (np.arange(len(idx)), idx)),
             shape=(len(idx), self.n_items),
@@ -361,7 +361,8 @@ class Inference:
             pred = predict_ratings(self.model_, users, items, clip=self.rating_scale_)
             return rating_metrics(held.ratings, pred)
         if protocol == "full":
-            return evaluate_full(self.model_, self.seen_, users, items, ks=k)
+            pop = self.item_popularity_
+            return evaluate_full(self.model_, self.seen_, users, items, ks=k, popularity=pop)
         if negatives is None:
             negs = evaluation_candidates(
                 self._train_view(), held, n_negatives=n_negatives,

@@ -6,8 +6,9 @@ and, without retraining from scratch:
 1. checks them (:mod:`ncf.recommender.update`) and extends the id maps by the new ids;
 2. grows every user and item table of a *copy* of the model (:func:`ncf.models.growth.grow`:
    new rows drawn as the model's own init; side-feature rows given or zero);
-3. adds the new pairs to the seen matrix and the popularity counts (ItemPop is recounted and
-   stops here);
+3. adds the new pairs to the seen matrix and the popularity counts (a model fitted in closed
+   form, ``trainable = False``: ItemPop, ALS, EASE, is instead rebuilt at the grown sizes and
+   refit on the whole history, ``fit_data``, and stops here);
 4. holds out each updated user's newest new row (by timestamp, else the last row) for
    validation (HR@10 / NDCG@10 of the row among 99 sampled unseen items; RMSE for a rating
    model), scored before training, on the grown model;
@@ -53,7 +54,7 @@ from ncf.evaluation.validators import (
     validation_negatives,
 )
 from ncf.exceptions import ConfigError, DataError, NCFWarning, TrainingError, UnknownIdError
-from ncf.models import RecModel
+from ncf.models import RecModel, model_from_spec
 from ncf.models.growth import grow
 from ncf.models.side_features import SideFeatures
 from ncf.recommender.fitted import Fitted
@@ -217,14 +218,6 @@ def run_update(rec: Fitted, data: Any, **options: Any) -> UpdateReport:
     popularity = np.zeros(shape[1], dtype=np.int64)
     popularity[: len(rec.item_popularity_)] = rec.item_popularity_
     popularity += np.bincount(new.rows.items[fresh], minlength=shape[1])
-    base = grow(
-        copy.deepcopy(rec.model_).cpu(),
-        len(new.new_users),
-        len(new.new_items),
-        seed=seed,
-        user_features=feats[0],
-        item_features=feats[1],
-    )
     lr = update_lr(rec) if options["lr"] is None else float(options["lr"])
     config = replace(
         rec.train_config_,
@@ -238,14 +231,30 @@ def run_update(rec: Fitted, data: Any, **options: Any) -> UpdateReport:
     )
     settings = {k: options[k] for k in ("epochs", "replay", "refit", "tolerance")}
     report = UpdateReport(summary(new, fresh), {**settings, "lr": config.lr, "seed": seed})
-    if not base.trainable:  # a counting model: recount, nothing to train
-        base.fit_counts(popularity)  # type: ignore[operator]
-        model = base
+    if not rec.model_.trainable:  # fitted in closed form: refit on everything, nothing to grow
+        model = refit_closed_form(rec.model_, history, new)
     else:
+        base = grow(
+            copy.deepcopy(rec.model_).cpu(),
+            len(new.new_users),
+            len(new.new_items),
+            seed=seed,
+            user_features=feats[0],
+            item_features=feats[1],
+        )
         model = _train(rec, new, base, old_seen, history, config, report, options)
     report.seconds = time.perf_counter() - t0
     _apply(rec, new, model.cpu().eval(), history, popularity, report)
     return report
+
+
+def refit_closed_form(model: RecModel, history: sp.csr_matrix, new: NewData) -> RecModel:
+    """A model of ``model``'s kind and hyper-parameters built at the grown sizes and fitted in
+    closed form on the whole ``history`` (every old and new pair, over the grown maps)."""
+    spec = {**model.to_spec(), "n_users": len(new.user_map), "n_items": len(new.item_map)}
+    coo = history.tocoo()
+    log = Interactions(coo.row, coo.col, user_map=new.user_map, item_map=new.item_map)
+    return model_from_spec(spec).fit_data(log)
 
 
 def update_lr(rec: Fitted) -> float:

@@ -93,11 +93,15 @@ class Trainer:
         self.dist = distributed.context()
         self.device = resolve_device(c.device) if self.dist is None else self.dist.device(c.device)
         result = TrainResult()
-        fit_counts = getattr(model, "fit_counts", None)
-        if not getattr(model, "trainable", True) and callable(fit_counts):
-            # A model that fits by counting (popularity) says so; one step, no gradients.
-            fit_counts(train.item_counts())
-            self._finish_untrained(model, validate, result)
+        fit_data = getattr(model, "fit_data", None)
+        if not getattr(model, "trainable", True) and callable(fit_data):
+            # A model fitted in closed form (popularity counts, ALS, EASE) says so: one call on
+            # the whole log, on the run's device, no epochs, no gradients; validated once. It
+            # runs on torch's own thread count (``threads`` sets the gradient loop's).
+            t0 = time.perf_counter()
+            model.to(self.device)
+            fit_data(train)
+            self._finish_untrained(model, validate, result, time.perf_counter() - t0)
             return result
 
         old_threads = torch.get_num_threads()
@@ -391,9 +395,14 @@ class Trainer:
         return {k: float(v) for k, v in metrics.items()}
 
     def _finish_untrained(
-        self, model: torch.nn.Module, validate: Validator | None, result: TrainResult
+        self,
+        model: torch.nn.Module,
+        validate: Validator | None,
+        result: TrainResult,
+        seconds: float = 0.0,
     ) -> None:
-        logs: dict[str, Any] = {"epoch": 1, "loss": 0.0, "time": 0.0, "lr": 0.0}
+        logs: dict[str, Any] = {"epoch": 1, "loss": 0.0, "time": seconds, "lr": 0.0}
+        result.train_seconds = seconds
         if validate is not None:
             logs.update(self._validate(model, validate))
         result.history.append(logs)
