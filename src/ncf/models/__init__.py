@@ -1,4 +1,5 @@
-"""Models: GMF, MLP, NeuMF, biased MF and the ItemPop baseline, chosen by name.
+"""Models: GMF, MLP, NeuMF, biased MF, the ItemPop baseline, and the closed-form ALS and EASE,
+chosen by name.
 
 >>> from ncf.models import build_model
 >>> model = build_model("neumf", n_users=100, n_items=50, factors=8, layers=(32, 16, 8))
@@ -9,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ncf.exceptions import ConfigError
+from ncf.models.als import ALS, ALSConfig
 from ncf.models.base import INITS, ModelConfig, RecModel, check_hparams
+from ncf.models.ease import EASE, EASEConfig
 from ncf.models.gmf import GMF, GMFConfig
 from ncf.models.mf import MF, MFConfig
 from ncf.models.mlp import MLP, MLPConfig
@@ -17,7 +20,9 @@ from ncf.models.neumf import NeuMF, NeuMFConfig
 from ncf.models.popularity import ItemPop, ItemPopConfig
 
 #: Registry of model classes by name (the ``name`` class attribute).
-MODELS: dict[str, type[RecModel]] = {cls.name: cls for cls in (GMF, MLP, NeuMF, MF, ItemPop)}
+MODELS: dict[str, type[RecModel]] = {
+    cls.name: cls for cls in (GMF, MLP, NeuMF, MF, ItemPop, ALS, EASE)
+}
 
 
 def model_names() -> list[str]:
@@ -39,7 +44,8 @@ def build_model(name: str, n_users: int, n_items: int, **hparams: Any) -> RecMod
     Parameters
     ----------
     name : str
-        One of :func:`model_names` (``gmf``, ``mlp``, ``neumf``, ``mf``, ``itempop``).
+        One of :func:`model_names` (``gmf``, ``mlp``, ``neumf``, ``mf``, ``itempop``, ``als``,
+        ``ease``).
     n_users, n_items : int
         Sizes of the id spaces.
     **hparams
@@ -65,11 +71,15 @@ def model_from_spec(spec: dict[str, Any]) -> RecModel:
 
 
 __all__ = [
+    "ALS",
+    "EASE",
     "GMF",
     "INITS",
     "MF",
     "MLP",
     "MODELS",
+    "ALSConfig",
+    "EASEConfig",
     "GMFConfig",
     "ItemPop",
     "ItemPopConfig",

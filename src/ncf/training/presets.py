@@ -26,7 +26,7 @@ from ncf.exceptions import ConfigError
 TASKS = ("implicit", "rating")
 #: The models each task can train.
 TASK_MODELS: dict[str, tuple[str, ...]] = {
-    "implicit": ("neumf", "gmf", "mlp", "mf", "itempop"),
+    "implicit": ("neumf", "gmf", "mlp", "mf", "itempop", "als", "ease"),
     "rating": ("mf", "mlp", "neumf"),
 }
 
