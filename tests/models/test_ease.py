@@ -1,0 +1,229 @@
+"""EASE: the closed form against a hand computation (both routes), scoring, the planted blocks,
+and every path of the estimator (save/load, fold-in, update, the service's scoring)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from ncf import ConfigError, DataError, IdMap, Interactions, NotFittedError, Recommender
+from ncf.models import EASE, build_model, model_from_spec
+from ncf.models import ease as ease_module
+from ncf.recommender.foldin import append_users, fold_in, score, score_all
+from ncf.training import TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from conftest import Planted
+
+
+@pytest.fixture(scope="module")
+def shape(make_planted: type[Planted]) -> Planted:
+    """Three groups of 12 users, blocks of 10 items, 6 items a user; ids ``u0``, ``i17``."""
+    return make_planted(groups=3, users_per_group=12, block=10, per_user=6, user_prefix="u",
+                        item_prefix="i")  # fmt: skip
+
+
+def interactions(x: np.ndarray) -> Interactions:
+    users, items = np.nonzero(x)
+    return Interactions(
+        users, items, user_map=IdMap.range(x.shape[0], "user"),
+        item_map=IdMap.range(x.shape[1], "item"),
+    )  # fmt: skip
+
+
+def by_hand(x: np.ndarray, lam: float) -> np.ndarray:
+    """Steck's closed form in numpy, float64."""
+    p = np.linalg.inv(x.T @ x + lam * np.eye(x.shape[1]))
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
+def random_binary(n_users: int, n_items: int, seed: int = 0) -> np.ndarray:
+    x = (np.random.default_rng(seed).random((n_users, n_items)) < 0.3).astype(np.float64)
+    x[np.arange(n_users), np.arange(n_users) % n_items] = 1.0  # every user has an item
+    return x
+
+
+@pytest.fixture(scope="module")
+def fitted(shape: Planted) -> Recommender:
+    return Recommender("ease", validate=False).fit(shape.frame())
+
+
+# ---------------------------------------------------------------------- the closed form
+@pytest.mark.parametrize(
+    ("n_users", "n_items", "route"), [(12, 5, "primal"), (40, 30, "primal"), (4, 20, "dual")]
+)
+def test_weights_match_a_hand_computation(n_users: int, n_items: int, route: str) -> None:
+    x = random_binary(n_users, n_items)
+    model = build_model("ease", n_users, n_items, l2=3.0)
+    assert isinstance(model, EASE) and model.estimated_bytes(n_users, n_items)[0] == route
+    assert model.fit_data(interactions(x)) is model
+    np.testing.assert_allclose(model.weights.numpy(), by_hand(x, 3.0), atol=2e-6)
+    assert torch.equal(model.weights.diagonal(), torch.zeros(n_items))
+    scores = model.score_all(torch.arange(n_users)).numpy()
+    np.testing.assert_allclose(scores, x @ by_hand(x, 3.0), atol=1e-5)
+
+
+def test_both_routes_agree_on_the_same_data() -> None:
+    x = random_binary(30, 80, seed=1)
+    csr = sp.csr_matrix(x.astype(np.float32))
+    model = build_model("ease", 30, 80, l2=10.0)
+    assert isinstance(model, EASE)
+    primal = model._primal(csr, 10.0, torch.device("cpu"))
+    dual = ease_module._dual(csr, 10.0, torch.device("cpu"))
+    np.testing.assert_allclose(primal.numpy(), dual.numpy(), atol=2e-6)
+    np.testing.assert_allclose(dual.numpy(), by_hand(x, 10.0), atol=1e-6)
+
+
+def test_forward_and_candidates_equal_score_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = random_binary(9, 7)
+    model = build_model("ease", 9, 7, l2=2.0).fit_data(interactions(x)).eval()
+    every = model.score_all(torch.arange(9))  # (9, 7)
+    users = torch.arange(9).repeat_interleave(7)
+    items = torch.arange(7).repeat(9)
+    torch.testing.assert_close(model(users, items), every.reshape(-1))
+    monkeypatch.setattr(ease_module, "BLOCK_FLOATS", 14)  # two users a block: the loop
+    order = torch.randperm(len(users), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model(users[order], items[order]), every.reshape(-1)[order])
+    cand = torch.tensor([[0, 3], [6, 6], [1, 2]])
+    torch.testing.assert_close(
+        model.score_candidates(torch.tensor([4, 0, 8]), cand), every[[4, 0, 8]].gather(1, cand)
+    )
+
+
+def test_an_unfitted_model_refuses_and_builds_nothing_large() -> None:
+    model = build_model("ease", 3, 100_000)
+    assert model.weights.shape == (0, 0) and not model.trainable
+    with pytest.raises(NotFittedError, match="fit_data"):
+        model.score_all(torch.tensor([0]))
+    with pytest.raises(ConfigError, match="l2 must be a finite number > 0"):
+        build_model("ease", 3, 4, l2=0.0)
+    with pytest.raises(DataError, match="items"):
+        build_model("ease", 3, 4).fit_data(interactions(random_binary(3, 5)))
+
+
+def test_the_memory_check_refuses_in_one_line_with_the_estimate_and_the_limit(
+    shape: Planted,
+) -> None:
+    x = random_binary(50, 40)
+    model = build_model("ease", 50, 40, memory_limit_gb=1e-6)
+    with pytest.raises(ConfigError) as err:
+        model.fit_data(interactions(x))
+    message = str(err.value)
+    assert "\n" not in message and "memory_limit_gb=1e-06" in message
+    assert "40 items needs about 0.0 GB" in message and not bool(model.fitted)
+    with pytest.raises(ConfigError, match="memory_limit_gb"):
+        Recommender("ease", validate=False, model_options={"memory_limit_gb": 1e-6}).fit(
+            shape.frame()
+        )
+    assert EASE.estimated_bytes(100_000, 30_000) == ("primal", 3 * 4 * 30_000**2)
+
+
+def test_the_trainer_fits_it_in_one_call_without_epochs() -> None:
+    x = random_binary(8, 6)
+    model = build_model("ease", 8, 6, l2=1.0)
+    calls = []
+
+    def validate(m: torch.nn.Module) -> dict[str, float]:
+        calls.append(1)
+        return {"hr@10": 1.0, "ndcg@10": 1.0}
+
+    result = Trainer(TrainConfig(epochs=50)).fit(model, interactions(x), validate=validate)
+    assert bool(model.fitted) and len(result.history) == 1 and calls == [1]
+    assert result.best_epoch == 1 and result.best_metrics["hr@10"] == 1.0
+    np.testing.assert_allclose(model.weights.numpy(), by_hand(x, 1.0), atol=1e-6)
+
+
+# ---------------------------------------------------------------------- the estimator
+def test_it_ranks_each_users_own_block_first(shape: Planted, fitted: Recommender) -> None:
+    top = fitted.recommend([f"u{u}" for u in range(shape.n_users)], k=3)
+    assert (shape.item_block(top["item"]) == shape.user_group(top["user"])).all()
+    similar = fitted.similar_items(["i0", "i15", "i29"], k=3)  # the columns of B
+    assert (shape.item_block(similar["similar_item"]) == shape.item_block(similar["item"])).all()
+    assert fitted.model_.item_vectors().shape == (shape.n_items, shape.n_items)
+
+
+def test_save_and_load_give_the_same_recommendations(
+    shape: Planted, fitted: Recommender, tmp_path: Path
+) -> None:
+    fitted.save(tmp_path / "ease")
+    back = Recommender.load(tmp_path / "ease")
+    assert isinstance(back.model_, EASE) and back.model_.history_indices.shape == (
+        len(shape.frame()),
+    )
+    users = ["u0", "u13", "u35"]
+    pd.testing.assert_frame_equal(back.recommend(users, k=5), fitted.recommend(users, k=5))
+    np.testing.assert_array_equal(
+        back.score("u3", ["i1", "i25"]), fitted.score("u3", ["i1", "i25"])
+    )
+    wrong = model_from_spec({**fitted.model_.to_spec(), "n_items": 31})
+    with pytest.raises(RuntimeError, match="weights: shape"):
+        wrong.load_state_dict(fitted.model_.state_dict())
+
+
+def test_fold_in_is_exact(shape: Planted, fitted: Recommender) -> None:
+    model = fitted.model_
+    cols = fitted.item_map_.to_index(["i1", "i2", "i21", "i22"])
+    seen = sp.csr_matrix((np.ones(4), ([0, 0, 1, 1], cols)), shape=(2, model.n_items))
+    folded = fold_in(model, seen, steps=1)
+    assert folded.closed_form and folded.losses == [] and model.n_users == 36
+    x = torch.from_numpy(seen.toarray()).float()
+    expected = x @ model.weights  # (2, n_items): x_new B
+    torch.testing.assert_close(score_all(model, folded), expected)
+    torch.testing.assert_close(
+        score(model, folded, np.array([1, 0]), np.array([25, 3])), expected[[1, 0], [25, 3]]
+    )
+    grown = append_users(copy.deepcopy(model), folded)
+    assert grown.n_users == 38 and grown.history_indptr[-1] == len(shape.frame()) + 4
+    torch.testing.assert_close(grown.score_all(torch.tensor([36, 37])), expected)
+    rec = Recommender("ease", validate=False).fit(shape.frame())
+    rec.fold_in(["new1", "new2"], [["i1", "i2"], ["i21", "i22"]])
+    top = rec.recommend(["new1", "new2"], k=3)
+    assert shape.item_block(top["item"]).tolist() == [0, 0, 0, 2, 2, 2]
+    i25 = rec.item_map_.to_index(["i25"])[0]
+    np.testing.assert_allclose(rec.score(["new1", "new2"], "i25"), expected[:, i25], rtol=1e-6)
+    anonymous = rec.recommend_for_items(["i11", "i12"], k=3)
+    assert (shape.item_block(anonymous["item"]) == 1).all()
+
+
+def test_update_refits_on_the_whole_history_at_the_new_sizes(shape: Planted) -> None:
+    frame = shape.frame()
+    rec = Recommender("ease", validate=False).fit(frame)
+    new = pd.DataFrame({"user": ["u0", "fresh", "fresh", "fresh"],
+                        "item": ["i_new", "i20", "i21", "i_new"]})  # fmt: skip
+    rec.update(new)
+    assert (rec.n_users, rec.n_items) == (37, 31) and rec.model_.n_items == 31
+    top = rec.recommend(["fresh"], k=3)
+    assert (shape.item_block(top[top["item"] != "i_new"]["item"]) == 2).all()
+    both = pd.concat([frame.drop(columns="timestamp"), new], ignore_index=True)
+    whole = Recommender("ease", validate=False).fit(both)
+    cols = whole.item_map_.to_index(rec.item_map_.ids)  # the same items, maybe reordered
+    refit = whole.model_.weights.numpy()[np.ix_(cols, cols)]
+    np.testing.assert_allclose(rec.model_.weights.numpy(), refit, atol=1e-5)
+
+
+def test_the_service_scores_through_score_all(
+    shape: Planted, fitted: Recommender, tmp_path: Path
+) -> None:
+    pytest.importorskip("prometheus_client")
+    from ncf.service import scoring
+    from ncf.service.state import load_state
+
+    fitted.save(tmp_path / "served")
+    state = load_state(tmp_path / "served")
+    answers = scoring.recommend(state, ["u0", "u30", "nobody"], 3, exclude_seen=True, strict=False)
+    assert [a["fallback"] for a in answers] == [False, False, True]
+    for answer, group in zip(answers[:2], (0, 2), strict=True):
+        assert [shape.item_block(i["item"])[0] for i in answer["items"]] == [group] * 3
+    similar = scoring.similar(state, "i5", 3)
+    assert all(shape.item_block(i["item"])[0] == 0 for i in similar)
+    folded = scoring.fold_in(state, ["i11", "i12"], 3, exclude_seen=True, strict=False)
+    assert all(shape.item_block(i["item"])[0] == 1 for i in folded["items"])
