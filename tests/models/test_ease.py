@@ -16,6 +16,7 @@ import torch
 from ncf import ConfigError, DataError, IdMap, Interactions, NotFittedError, Recommender
 from ncf.models import EASE, build_model, model_from_spec
 from ncf.models import ease as ease_module
+from ncf.models.growth import grow
 from ncf.recommender.foldin import append_users, fold_in, score, score_all
 from ncf.training import TrainConfig, Trainer
 
@@ -199,6 +200,8 @@ def test_update_refits_on_the_whole_history_at_the_new_sizes(shape: Planted) -> 
     rec = Recommender("ease", validate=False).fit(frame)
     new = pd.DataFrame({"user": ["u0", "fresh", "fresh", "fresh"],
                         "item": ["i_new", "i20", "i21", "i_new"]})  # fmt: skip
+    with pytest.raises(ConfigError, match="closed form is rebuilt"):
+        grow(copy.deepcopy(rec.model_), 1, 1)  # what gradient-trained models do
     rec.update(new)
     assert (rec.n_users, rec.n_items) == (37, 31) and rec.model_.n_items == 31
     top = rec.recommend(["fresh"], k=3)

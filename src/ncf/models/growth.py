@@ -64,7 +64,8 @@ def grow(
     Parameters
     ----------
     model : RecModel
-        A trained model (any family; a popularity model's scores grow with zeros).
+        A model trained by gradient steps (a closed-form one, ``trainable = False``, is refit
+        at the new sizes instead: :func:`ncf.recommender.update.refit_closed_form`).
     new_users, new_items : int
         Rows to append on each side (0: none).
     seed : int
@@ -80,6 +81,11 @@ def grow(
     for label, n in (("new_users", new_users), ("new_items", new_items)):
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ConfigError(f"{label} must be an integer >= 0, got {n!r}")
+    if not model.trainable:
+        raise ConfigError(
+            f"cannot grow {model.name!r}: a model fitted in closed form is rebuilt at the new "
+            "sizes and refit (fit_data)"
+        )
     c = model.config
     _write_out_sizes(model)
     gen = torch.Generator().manual_seed(int(seed))
@@ -102,9 +108,6 @@ def grow(
         if isinstance(module, SideFeatures):
             for side in SIDES:
                 _grow_features(module, side, added[side], feats[side])
-    scores = getattr(model, "item_scores", None)
-    if isinstance(scores, torch.Tensor) and new_items:  # ItemPop: recounted by the caller
-        model.item_scores = torch.cat([scores, scores.new_zeros(new_items)])
     model.n_users, model.n_items = grown["user"], grown["item"]
     return model
 
