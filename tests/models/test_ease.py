@@ -84,6 +84,27 @@ def test_both_routes_agree_on_the_same_data() -> None:
     np.testing.assert_allclose(dual.numpy(), by_hand(x, 10.0), atol=1e-6)
 
 
+def test_a_failed_float32_factorization_is_retried_in_float64(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = torch.linalg.cholesky_ex
+    dtypes = []
+
+    def failing_in_float32(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dtypes.append(a.dtype)
+        factor, info = real(a)
+        return factor, info + int(a.dtype == torch.float32)  # "not positive definite"
+
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", failing_in_float32)
+    x = random_binary(12, 5)
+    model = build_model("ease", 12, 5, l2=3.0).fit_data(interactions(x))
+    assert dtypes == [torch.float32, torch.float64] and model.weights.dtype == torch.float32
+    np.testing.assert_allclose(model.weights.numpy(), by_hand(x, 3.0), atol=1e-6)
+    big = build_model("ease", 12, 5, memory_limit_gb=3 * 4 * 25 / 1e9)  # the float32 fits only
+    with pytest.raises(ConfigError, match="for the float64 retry"):
+        big.fit_data(interactions(x))
+
+
 def test_forward_and_candidates_equal_score_all(monkeypatch: pytest.MonkeyPatch) -> None:
     x = random_binary(9, 7)
     model = build_model("ease", 9, 7, l2=2.0).fit_data(interactions(x)).eval()
