@@ -200,12 +200,19 @@ class Inference:
                 f"model {self.model_.name!r} has no item embeddings to compare; similar_items "
                 "needs gmf, mlp, neumf, mf, als or ease"
             )
-        emb = torch.nn.functional.normalize(vectors.detach().float().cpu(), dim=1)  # unit rows
+        vectors = vectors.detach()  # (n_items, d); EASE's: a view of its (n_items, n_items) B
+        norms = vectors.norm(dim=1).clamp_min(1e-12)  # no normalised copy of a large matrix
+
+        def cosines(b: np.ndarray) -> torch.Tensor:
+            rows = torch.from_numpy(idx[b]).to(vectors.device)
+            dots = vectors[rows] @ vectors.t()  # (b, n_items)
+            return (dots / (norms[rows, None] * norms[None, :])).float().cpu()
+
         own = sp.csr_matrix(
             (np.ones(len(idx), np.float32), (np.arange(len(idx)), idx)),
             shape=(len(idx), self.n_items),
         )
-        rows, cols, scores = top_k(lambda b: emb[idx[b]] @ emb.t(), len(idx), k, seen=own)
+        rows, cols, scores = top_k(cosines, len(idx), k, seen=own)
         frame = ranked_frame(raw, [(rows, cols, scores, False)], self.item_map_.ids)
         frame = frame.drop(columns=["fallback"]).rename(
             columns={"user": "item", "item": "similar_item"}
