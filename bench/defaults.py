@@ -79,7 +79,7 @@ HELD_OUT = ("ml-1m-tailsplit",)
 #: Datasets written by this script from the shared files (``ml-1m``: ml-1m-ncf's train + test).
 BUILT = ("ml-1m",)
 #: ``--protocol random``'s datasets by default (ml-1m-ncf ships its own leave-one-out split).
-RANDOM_DATASETS = ("ml-1m", "ml-100k", "ml-latest-small", "lastfm-2k")
+RANDOM_DATASETS = ("ml-1m", "ml-100k", "ml-latest-small", "lastfm-2k", *SPARSE)
 #: The cut-off of ``--protocol random``'s metrics and of its selection metric.
 K = 20
 
@@ -166,7 +166,7 @@ def run_cli(
     if proc.returncode != 0:
         raise SystemExit(f"ncf train failed on {source}: {proc.stderr.strip()}")
     metrics = json.loads((out / "metrics.json").read_text())
-    chose = [line for line in proc.stdout.splitlines() if line.startswith(("defaults", "trained"))]
+    chose = [line for line in proc.stdout.splitlines() if line.startswith(("chose", "trained"))]
     row = {"hr@10": metrics["hr@10"], "ndcg@10": metrics["ndcg@10"],
            "recall@10": metrics["full_recall@10"]}  # fmt: skip
     return row, wall, " / ".join(chose)
@@ -330,7 +330,7 @@ def run_cli_random(
                  f"gini@{K}"):  # fmt: skip
         value = metrics.get(f"full_{name}", metrics.get(name))
         row[name] = float("nan") if value is None else float(value)
-    chose = [line for line in proc.stdout.splitlines() if line.startswith(("defaults", "trained"))]
+    chose = [line for line in proc.stdout.splitlines() if line.startswith(("chose", "trained"))]
     return row, wall, " / ".join(chose)
 
 

@@ -97,7 +97,6 @@ def test_the_preset_chooses_among_its_candidates_on_validation(
     monkeypatch.setitem(presets.PRESET_TABLE, ("implicit", "default"), with_pop)
     plan = resolve(Given())
     assert [c.label for c in plan.candidates] == ["mf", "popularity"]
-    assert "chosen on validation among mf, popularity" in plan.why
     rec = Recommender(epochs=8, factors=8, validation_fraction=0.25).fit(_blocks())
     assert set(rec.candidates_) == {"mf", "popularity"}
     for figures in rec.candidates_.values():
@@ -106,3 +105,13 @@ def test_the_preset_chooses_among_its_candidates_on_validation(
     assert rec.candidates_["mf"]["ndcg@20"] > rec.candidates_["popularity"]["ndcg@20"]
     assert rec.model_name == "mf" and rec.plan_.label == "mf"
     assert Recommender("itempop").plan().candidates == ()  # a named model is trained as named
+
+
+def test_the_default_preset_also_tries_blends_of_its_closed_form_candidates() -> None:
+    rec = Recommender(validation_fraction=0.25, epochs=2, factors=8).fit(_blocks())
+    labels = list(rec.candidates_)
+    assert labels[:4] == ["mf", "als", "ease l2=100", "ease l2=1000"]
+    blends = [label for label in labels if label.startswith("blend ")]
+    assert len(blends) == 3 and all("ease l2=" in b and "als" in b for b in blends)
+    best = max(labels, key=lambda label: (rec.candidates_[label]["ndcg@20"], -labels.index(label)))
+    assert rec.plan_.label == best and rec.model_name == rec.plan_.final.model

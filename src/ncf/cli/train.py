@@ -27,6 +27,7 @@ from ncf.data.holdout import Holdout, implicit_holdout
 from ncf.data.sources import load_source
 from ncf.data.transforms import rating_scale
 from ncf.exceptions import ConfigError
+from ncf.models import get_model_class
 from ncf.recommender import Recommender, artifacts
 from ncf.recommender.estimator import MODEL_KEYWORDS, TRAIN_KEYWORDS
 from ncf.studies.rating_cv import (
@@ -173,11 +174,27 @@ def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) ->
         sizes += f", pre-trained {' + '.join(s.model for s in plan.branches.values())}"
     stop = f"patience {c.patience}" if c.patience else "no early stop"
     feats = f"; features {','.join(sides)}" if sides else ""
+    if not get_model_class(plan.final.model).trainable:  # fitted in closed form
+        shown = {k: v for k, v in plan.final.params.items() if k not in ("seed",)}
+        own = set(get_model_class(plan.final.model).config_class.field_names())
+        told = ", ".join(f"{k} {v}" for k, v in shown.items() if k in own and k not in _SHARED)
+        return (
+            f"model {plan.final.model} (closed form{'; ' + told if told else ''}"
+            f"{', refit' if plan.refit else ''}): {plan.why}; any option overrides it"
+        )
+    named = f"model {rec.model_name}"
+    if plan.candidates:  # the preset's candidates: the first one's settings shown
+        others = ", ".join(c.label for c in plan.candidates[1:])
+        named = f"model chosen on validation: {rec.model_name}, or {others}; {rec.model_name}"
     return (
-        f"model {rec.model_name} ({sizes or 'sizes'}; {c.optimizer} lr {c.lr:g}, batch "
+        f"{named} ({sizes or 'sizes'}; {c.optimizer} lr {c.lr:g}, batch "
         f"{c.batch_size}, up to {c.epochs} epochs, {stop}{feats}{', refit' if plan.refit else ''})"
         f": {plan.why}; any option overrides it"
     )
+
+
+#: Fields every model config shares (not worth a word in a closed-form model's line).
+_SHARED = ("init", "init_std", "l2_embedding", "l2_layers", "nonneg", "y_range")
 
 
 def _selection_line(monitor: str, ranking: str, fraction: float | None) -> str:
@@ -242,6 +259,8 @@ def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
     timings["training"] = time.perf_counter() - t
     if not job.main:
         return
+    if rec.candidates_:
+        yield _chosen_line(rec)
     yield f"trained {rec.model_name} ({_epochs(rec)})"
     t, negatives = time.perf_counter(), holdout.negatives
     full = {n: float(v) for n, v in rec.evaluate(holdout.test, "full", k=ks).items()}
@@ -284,7 +303,8 @@ def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
     wanted = run["user"]
     user_id = rec.user_map_.parse(wanted) if wanted is not None else _first(holdout)
     top = rec.recommend(user_id, k=10, with_metadata=True)
-    yield f"top 10 for user {user_id} (score: the model's logit, higher ranks first):"
+    what = "the model's logit" if rec.model_.trainable else "the model's score"
+    yield f"top 10 for user {user_id} (score: {what}, higher ranks first):"
     yield from output.format_table(top, ["rank", "item", "title", "score"])
 
 
@@ -374,7 +394,19 @@ def curves(rec: Recommender, out: Path, about: str) -> str:
     return f"training curves in {path} (per-epoch history in {out / 'config.json'})"
 
 
+def _chosen_line(rec: Recommender) -> str:
+    """Which candidate validation chose, against the others, in one line."""
+    monitor = rec.train_config_.monitor
+    tried = ", ".join(
+        f"{label} {figures.get(monitor, float('nan')):.4f} ({figures.get('seconds', 0.0):.1f} s)"
+        for label, figures in rec.candidates_.items()
+    )
+    return f"chose {rec.plan_.label} on validation {monitor}: {tried}"
+
+
 def _epochs(rec: Recommender) -> str:
+    if not rec.model_.trainable:  # fitted in closed form: no epochs
+        return "closed form" + (", then refit on all training data" if rec.refit_ else "")
     branches = ", ".join(
         f"{b} {rec.metrics_[f'pretrain_{b}_epoch']}"
         for b in ("gmf", "mlp")

@@ -12,6 +12,7 @@ from typing import Any
 from ncf.exceptions import ConfigError
 from ncf.models.als import ALS, ALSConfig
 from ncf.models.base import INITS, ModelConfig, RecModel, check_hparams
+from ncf.models.blend import Blend, BlendConfig
 from ncf.models.ease import EASE, EASEConfig
 from ncf.models.gmf import GMF, GMFConfig
 from ncf.models.mf import MF, MFConfig
@@ -21,7 +22,7 @@ from ncf.models.popularity import ItemPop, ItemPopConfig
 
 #: Registry of model classes by name (the ``name`` class attribute).
 MODELS: dict[str, type[RecModel]] = {
-    cls.name: cls for cls in (GMF, MLP, NeuMF, MF, ItemPop, ALS, EASE)
+    cls.name: cls for cls in (GMF, MLP, NeuMF, MF, ItemPop, ALS, EASE, Blend)
 }
 
 
@@ -79,6 +80,8 @@ __all__ = [
     "MLP",
     "MODELS",
     "ALSConfig",
+    "Blend",
+    "BlendConfig",
     "EASEConfig",
     "GMFConfig",
     "ItemPop",

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 #: Copies of an ``n_items x n_items`` float32 matrix alive at the fit's peak (G, its Cholesky
 #: factor, the inverse, with room for the solver's workspace).
 PEAK_COPIES = 3
+#: The largest catalogue on which a preset tries EASE as a candidate (its n_items² weights
+#: are saved with the model: 1.6 GB at this size).
+CANDIDATE_MAX_ITEMS = 20_000
 #: Scores (floats) computed at once by ``forward`` and per block of the Gram matrix.
 BLOCK_FLOATS = 2**24
 
@@ -135,6 +138,14 @@ class EASE(RecModel):
     @property
     def has_regularization(self) -> bool:
         return False
+
+    @classmethod
+    def fits(cls, n_items: int, **params: Any) -> bool:
+        """Whether a candidate EASE is worth trying on ``n_items`` items: its item-item
+        matrix (saved with the model) within :data:`CANDIDATE_MAX_ITEMS` and its primal fit
+        within ``memory_limit_gb``."""
+        limit = float(params.get("memory_limit_gb", EASEConfig.memory_limit_gb)) * 1e9
+        return n_items <= CANDIDATE_MAX_ITEMS and PEAK_COPIES * 4 * n_items**2 <= limit
 
     @staticmethod
     def estimated_bytes(n_users: int, n_items: int) -> tuple[str, int]:

@@ -396,8 +396,8 @@ class Recommender(Estimator, Inference, Updating):
         self.history_ = list(result.history)
         self.stage_history_ = dict(result.stage_history)
         self.best_epoch_ = result.best_epoch
-        if result.chosen is not None:  # the preset's candidates: the one validation chose
-            plan = plan.candidate(result.chosen)
+        if result.chosen_plan is not None:  # the preset's candidates: the one chosen
+            plan = result.chosen_plan
         self.candidates_ = dict(result.candidates)
         self.plan_ = plan
         self.train_config_ = plan.final.config

@@ -21,6 +21,7 @@ from ncf.data.interactions import Interactions
 from ncf.evaluation.validators import Validator
 from ncf.exceptions import ConfigError, DataError
 from ncf.models import GMF, MF, MLP, NeuMF, RecModel, build_model
+from ncf.models.blend import MEMBERS, Blend
 from ncf.training.callbacks import Callback
 from ncf.training.plan import ALPHAS, Plan, Stage
 from ncf.training.trainer import Trainer, TrainResult
@@ -125,13 +126,55 @@ def _choose(
         figures[candidate.label] = {**scores, "seconds": time.perf_counter() - t0}
         tried.append((sign * scores[monitor], candidate, model, result, epochs))
         logger.info("candidate %s: %s %.4f", candidate.label, monitor, scores[monitor])
+    tried += _blends(plan, tried, validate, monitor, sign, figures)
     best = max(range(len(tried)), key=lambda i: (tried[i][0], -i))
     _, chosen, model, result, epochs = tried[best]
-    result.chosen, result.candidates = chosen.label, figures
+    result.chosen, result.candidates, result.chosen_plan = chosen.label, figures, chosen
     if refit_on is not None and chosen.refit:
         feats = features if _takes_features(chosen.final.model) else (None, None)
         model = _refit(chosen, refit_on, result, epochs, callbacks, feats)
     return model, result
+
+
+#: The shares of the first member tried when blending two closed-form candidates.
+BLEND_WEIGHTS = (0.25, 0.5, 0.75)
+
+
+def _blends(
+    plan: Plan,
+    tried: list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]],
+    validate: Validator,
+    monitor: str,
+    sign: float,
+    figures: dict[str, dict[str, float]],
+) -> list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]]:
+    """Blends (:class:`~ncf.models.blend.Blend`) of the two best closed-form candidates of
+    different models, already fitted, at :data:`BLEND_WEIGHTS`, each validated: the
+    candidates a preset's ``blend`` adds. Nothing is fitted again here."""
+    if not plan.blend:
+        return []
+    best: dict[str, tuple[float, Plan, RecModel]] = {}
+    for score, candidate, model, _, _ in tried:
+        closed = not model.trainable and model.name in MEMBERS
+        if closed and (model.name not in best or score > best[model.name][0]):
+            best[model.name] = (score, candidate, model)
+    if len(best) < 2:
+        return []
+    (_, first, a), (_, second, b) = sorted(best.values(), key=lambda e: -e[0])[:2]
+    out: list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]] = []
+    for share in BLEND_WEIGHTS:
+        t0 = time.perf_counter()
+        blend = Blend.of([a, b], (share, 1.0 - share))
+        label = f"blend {share:g} {first.label} + {1 - share:g} {second.label}"
+        scores = validate(blend)
+        figures[label] = {**scores, "seconds": time.perf_counter() - t0}
+        params = {"members": list(blend.config.to_dict()["members"]), "weights": [share, 1 - share]}
+        stage = Stage("blend", params, first.final.config)
+        chosen = replace(first, final=stage, label=label, candidates=())
+        result = TrainResult(best_metrics=dict(scores))
+        out.append((sign * scores[monitor], chosen, blend, result, {"final": 1}))
+        logger.info("candidate %s: %s %.4f", label, monitor, scores[monitor])
+    return out
 
 
 def _refit(

@@ -167,12 +167,8 @@ class Plan:
     #: Alternatives chosen among on validation (the preset's candidates, when the user named
     #: no model): each is a whole plan; this plan's own stages are the first candidate's.
     candidates: tuple[Plan, ...] = ()
-
-    def candidate(self, label: str) -> Plan:
-        """The candidate of that label (this plan itself when it has none)."""
-        if not self.candidates:
-            return self
-        return next(c for c in self.candidates if c.label == label)
+    #: Whether choosing among candidates also tries blends of the best closed-form ones.
+    blend: bool = False
 
     @property
     def pretrain(self) -> bool:
@@ -330,9 +326,7 @@ def resolve(
         alternatives.append(replace(alt, label=label, why=why, refit=refit))
     if len(alternatives) == 1:
         return plan
-    labels = ", ".join(a.label for a in alternatives)
-    return replace(plan, why=f"{why}; chosen on validation among {labels}",
-                   candidates=tuple(alternatives))  # fmt: skip
+    return replace(plan, candidates=tuple(alternatives), blend=chosen.blend)
 
 
 def applies_to(model: str, params: Mapping[str, Any], shape: tuple[int, int] | None) -> bool:

@@ -4,9 +4,12 @@ metrics, timings)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ncf.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from ncf.training.plan import Plan
 
 
 @dataclass
@@ -32,6 +35,8 @@ class TrainResult:
     #: candidate's validation metrics and seconds (selection pass, without refit).
     chosen: str | None = None
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The chosen candidate's plan (a blend's is made during the choice).
+    chosen_plan: Plan | None = None
 
     def keep_start(self, start: dict[str, float] | None, config: TrainConfig) -> bool:
         """Select the weights training started from when no epoch beat them on validation.
