@@ -24,7 +24,7 @@ from ncf.training.config import DEVICES, LOSSES, PRECISIONS, SAMPLING, SCHEDULES
 from ncf.training.presets import PRESETS
 
 DEFAULT_DATASET = "ml-latest-small"
-MODEL_CHOICES = ("neumf", "gmf", "mlp", "mf", "als", "ease", "pop", "itempop")
+MODEL_CHOICES = ("neumf", "gmf", "mlp", "mf", "als", "ease", "blend", "pop", "itempop")
 #: ``--protocol``'s values: the implicit task's, then the rating task's (``random`` is both's).
 PROTOCOL_CHOICES = tuple(dict.fromkeys((*IMPLICIT_PROTOCOLS, *RATING_PROTOCOLS)))
 
