@@ -26,7 +26,9 @@ def test_recommender_to_cpu_scores_as_before(saved: Path) -> None:
     moved = rec.to("cpu")
     assert moved is rec
     pd.testing.assert_frame_equal(moved.recommend(3, k=5), before)
-    assert rec.to("auto").model_._device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert rec.to("auto").model_.weights_device().type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
 
 
 def test_recommend_takes_a_device(saved: Path, capsys: pytest.CaptureFixture[str]) -> None:

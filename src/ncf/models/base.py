@@ -339,7 +339,7 @@ class RecModel(nn.Module):
         squares of the full tables (the Keras convention, expensive for large catalogues).
         """
         c = self.config
-        device = self._device()
+        device = self.weights_device()
         total = torch.zeros((), device=device)
         if c.l2_embedding > 0:
             for emb, side in self.embeddings():
@@ -405,7 +405,9 @@ class RecModel(nn.Module):
         return torch.sigmoid(logits).mul(self._y_span).add(self._y_low)
 
     # ------------------------------------------------------------------ helpers
-    def _device(self) -> torch.device:
+    def weights_device(self) -> torch.device:
+        """Where the model's tensors live (its parameters', else its buffers', else the CPU):
+        where it scores."""
         for t in self.parameters():
             return t.device
         for b in self.buffers():

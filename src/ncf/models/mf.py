@@ -121,7 +121,7 @@ class MF(RecModel):
                     torch.stack([getattr(m, name).weight for m in models]).mean(0)
                 )
             out.global_bias.copy_(torch.stack([m.global_bias for m in models]).mean())
-        return out.to(first._device())
+        return out.to(first.weights_device())
 
     @property
     def closed_form_sgd(self) -> bool:

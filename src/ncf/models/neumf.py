@@ -238,7 +238,7 @@ class NeuMF(FeatureModelMixin, RecModel):
                 model.side.load_state_dict(mlp.side.state_dict())
             model.output.weight.copy_(torch.cat([a * h_gmf, (1 - a) * mlp.output.weight], dim=1))
             model.output.bias.copy_(a * b_gmf + (1 - a) * mlp.output.bias)
-        return model.to(gmf._device())
+        return model.to(gmf.weights_device())
 
 
 @torch.no_grad()

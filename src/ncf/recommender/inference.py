@@ -142,7 +142,7 @@ class Inference:
 
     def _score_all(self, users: np.ndarray) -> torch.Tensor:
         with eval_mode(self.model_):
-            index = torch.from_numpy(np.ascontiguousarray(users)).to(self.model_._device())
+            index = torch.from_numpy(np.ascontiguousarray(users)).to(self.model_.weights_device())
             return self.model_.score_all(index).float().cpu()
 
     def _with_metadata(self, frame: pd.DataFrame, column: str = "item") -> pd.DataFrame:
@@ -168,7 +168,7 @@ class Inference:
         u, i = self._pair_index(users, items)
         out = np.empty(len(u), dtype=np.float64)
         step = 1 << 16
-        device = self.model_._device()
+        device = self.model_.weights_device()
         with eval_mode(self.model_):
             for s in range(0, len(u), step):
                 ub, ib = torch.from_numpy(u[s : s + step]), torch.from_numpy(i[s : s + step])

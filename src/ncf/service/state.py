@@ -76,7 +76,7 @@ class ModelState:
     @property
     def device(self) -> torch.device:
         """Where the model scores (``ncf serve --device``)."""
-        return next((t.device for t in self.rec.model_.parameters()), torch.device("cpu"))
+        return self.rec.model_.weights_device()
 
     @property
     def is_rating(self) -> bool:
