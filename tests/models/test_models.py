@@ -46,7 +46,7 @@ def _all_pairs() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_registry_lists_every_model() -> None:
-    assert model_names() == ["gmf", "mlp", "neumf", "mf", "itempop", "als", "ease"]
+    assert model_names() == ["gmf", "mlp", "neumf", "mf", "itempop", "als", "ease", "blend"]
     assert all(MODELS[n].name == n for n in model_names())
 
 

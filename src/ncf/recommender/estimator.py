@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -359,11 +360,16 @@ class Recommender(Estimator, Inference, Updating):
         inter = as_interactions(interactions, "interactions")
         scale = rating_scale(inter, self.rating_scale) if self.task == "rating" else None
         plan = self.plan(scale, checkpoint_dir, inter)
-        if plan.refit and (validation is not None or not self.validate):
+        carved = validation is None and self.validate
+        if self.refit and not carved:
             raise ConfigError(
                 "refit retrains on the data the validation split was carved from: use it with "
                 "validate=True and no validation= argument"
             )
+        if plan.refit and not carved:  # the preset's refit: nothing was carved, nothing to redo
+            plan = replace(plan, refit=False)
+        if plan.candidates and validation is None and not self.validate:
+            plan = replace(plan, candidates=())  # nothing to choose on: the preset's model
         train, validator = selection_split(
             inter,
             None if validation is None else as_interactions(validation, "validation"),

@@ -321,7 +321,10 @@ def resolve(
     for label, model, extra in chosen.candidates:
         if not applies_to(model, extra, shape):
             continue
-        other = replace(given, model=model, model_params={**extra, **given.model_params})
+        # what was given and this model takes (an MF's factors say nothing to EASE)
+        known = set(get_model_class(model).config_class.field_names())
+        mine = {k: v for k, v in given.model_params.items() if k in known}
+        other = replace(given, model=model, model_params={**extra, **mine})
         alt = resolve(other, shape=shape, rating_scale=rating_scale, checkpoint_dir=None)
         alternatives.append(replace(alt, label=label, why=why, refit=refit))
     if len(alternatives) == 1:
