@@ -221,6 +221,13 @@ class Inference:
 
     # ------------------------------------------------------------------ fold-in
     def _fold(self, items: Any, **options: Any) -> tuple[foldin.FoldIn, int]:
+        self._check_fitted()
+        if self.rating_scale_ is not None:
+            raise ConfigError(
+                "fold-in places a new user by the items they interacted with, which says "
+                "nothing of their ratings; a rating model learns new users from their ratings: "
+                "use update() with rows of user, item and rating"
+            )
         lists = _item_lists(items)
         rows, cols = [], []
         for r, lst in enumerate(lists):
