@@ -106,10 +106,11 @@ def test_factors_and_depth_studies(blocks: Path, tmp_path: Path) -> None:
 
 
 def test_compare_leaderboard(blocks: Path, tmp_path: Path) -> None:
-    models = "gmf,pop,als" if _has("implicit") else "gmf,pop"
+    models = "gmf,pop,ease,default,als" if _has("implicit") else "gmf,pop,ease"
     out = tmp_path / "c"
     assert experiment("compare", blocks, out, "--models", models) == 0
-    names = {"gmf": "GMF", "pop": "ItemPop", "als": "ALS"}
+    names = {"gmf": "GMF", "pop": "ItemPop", "ease": "EASE", "als": "ALS (tuned)",
+             "default": "default (chosen on validation)"}  # fmt: skip
     rows = check_outputs(out, "compare", {(names[m], m) for m in models.split(",")})
     assert all(float(r["train_seconds"]) >= 0 and r["setting"] for r in rows)
 

@@ -16,14 +16,15 @@ from typing import Any
 
 from ncf.data.datasets import Dataset
 from ncf.data.holdout import Holdout, implicit_holdout
+from ncf.data.split import leave_one_out
 from ncf.evaluation.protocols import evaluate_full, evaluate_sampled
-from ncf.evaluation.validators import carve_validation
 from ncf.studies.cells import CellStore
 from ncf.studies.specs import Cell, Study
 from ncf.training import Callback
 
-#: The validation metric that selects every model (epochs, ALS's grid).
-MONITOR = "hr@10"
+#: The validation metric that selects every model (epochs, ALS's grid, the default's
+#: candidates): full-ranking NDCG@20, the Recommender's own.
+MONITOR = "ndcg@20"
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def run_cell(
     from ncf.recommender import Recommender
 
     held, k = data.holdout, settings.k
-    rec = Recommender(cell.model, preset=settings.preset, seed=settings.seed,
+    model = None if cell.model == "default" else cell.model  # default: the preset's choice
+    rec = Recommender(model, preset=settings.preset, seed=settings.seed,
                       progress=settings.progress, **cell.params)  # fmt: skip
     t0 = time.perf_counter()
     rec.fit(held.train, callbacks=callbacks)
@@ -134,7 +136,7 @@ def run_cell(
     sampled = rec.evaluate(held.test, "sampled", negatives=held.negatives, k=k)
     full = rec.evaluate(held.test, "full", k=k)
     chosen = rec.plan_.final
-    trained = chosen.model != "itempop"  # popularity counts, it does not train
+    trained = rec.model_.trainable  # popularity counts, ALS and EASE solve: no epochs
     sizes = rec.model_.config.to_dict()
     return {
         **_test_metrics(sampled, full, k),
@@ -143,7 +145,7 @@ def run_cell(
         "epochs_run": len(rec.history_),
         "refit": rec.refit_,
         "train_seconds": seconds,
-        "setting": _describe(sizes, chosen.config.to_dict()) if trained else "counts",
+        "setting": _describe(sizes, chosen.config.to_dict()) if trained else rec.plan_.label,
     }
 
 
@@ -152,8 +154,9 @@ def _run_als(data: StudyData, settings: Settings) -> dict[str, Any]:
 
     held, k = data.holdout, settings.k
     t0 = time.perf_counter()
-    part, validator = carve_validation(held.train, seed=settings.seed)
-    tuned = tune_als(part, validator, monitor=MONITOR, seed=settings.seed)
+    # the carve every Recommender cell selects on (each user's latest item), ranked in full
+    part, rows = leave_one_out(held.train, by="auto", seed=settings.seed)
+    tuned = tune_als(part, rows, metric=MONITOR, seed=settings.seed)
     best = {n: tuned.best[n] for n in ("factors", "regularization", "alpha")}
     als = ALS(**best, seed=settings.seed).fit(held.train)
     seconds = time.perf_counter() - t0
@@ -164,7 +167,7 @@ def _run_als(data: StudyData, settings: Settings) -> dict[str, Any]:
     full = evaluate_full(als, held.train.csr, test.users, test.items, ks=(k,), popularity=pop)
     return {
         **_test_metrics(sampled, full, k),
-        f"val_{MONITOR}": float(tuned.best[f"val_{MONITOR}"]),
+        f"val_{MONITOR}": float(tuned.best[tuned.key]),
         "best_epoch": None,
         "epochs_run": None,
         "refit": True,

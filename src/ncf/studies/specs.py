@@ -30,7 +30,7 @@ DEFAULT_MODELS = {
     "negatives": ("gmf", "mlp", "neumf"),
     "factors": ("gmf", "mlp", "neumf"),
     "depth": ("mlp",),
-    "compare": ("neumf", "mlp", "gmf", "mf", "als", "pop"),
+    "compare": ("default", "neumf", "mlp", "gmf", "mf", "ease", "als", "pop"),
 }
 DEFAULT_NEGATIVES = tuple(range(1, 11))
 DEFAULT_FACTORS = (8, 16, 32, 64)
@@ -39,10 +39,11 @@ DEFAULT_DEPTHS = (0, 1, 2, 3, 4)
 PAPER_DEPTH = 3
 #: Models that are not neural (scored outside the Recommender).
 BASELINES = ("als",)
-LABELS = {"gmf": "GMF", "mlp": "MLP", "neumf": "NeuMF", "mf": "MF", "als": "ALS",
-          "pop": "ItemPop", "itempop": "ItemPop"}  # fmt: skip
+LABELS = {"gmf": "GMF", "mlp": "MLP", "neumf": "NeuMF", "mf": "MF", "als": "ALS (tuned)",
+          "pop": "ItemPop", "itempop": "ItemPop", "ease": "EASE", "blend": "ALS + EASE blend",
+          "default": "default (chosen on validation)"}  # fmt: skip
 #: Models ``compare`` accepts.
-COMPARE_MODELS = ("neumf", "mlp", "gmf", "mf", "als", "pop", "itempop")
+COMPARE_MODELS = ("default", "neumf", "mlp", "gmf", "mf", "ease", "blend", "als", "pop", "itempop")
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def compare_study(
     chosen = _check(models, COMPARE_MODELS, "compare")
     cells = []
     for m in chosen:
-        params = {} if m in BASELINES or m in ("pop", "itempop") else _common(epochs)
+        trained = m not in (*BASELINES, "pop", "itempop", "ease", "blend", "default")
+        params = _common(epochs) if trained else {}
         cells.append(Cell(m, LABELS[m], m, params))
     return Study("compare", "Leaderboard", "model", tuple(cells))
 
