@@ -320,13 +320,15 @@ def test_monitor_flag(csv_file: Path, tmp_path: Path, capsys) -> None:
     assert "val_ndcg@5" in json.loads((out / "metrics.json").read_text())
     capsys.readouterr()
     assert main(["train", "--dataset", str(csv_file), "--monitor", "ndcg", *TINY]) == 2
-    assert "--monitor: expected hr@K, ndcg@K (K a positive integer), mrr" in one_error_line(capsys)
+    assert "--monitor: expected hr@K, ndcg@K, recall@K, precision@K, map@K (K a positive" in (
+        one_error_line(capsys)
+    )
     assert main(["train", "--dataset", str(csv_file), "--monitor", "rmse", *TINY]) == 2
     assert "--monitor rmse is a rating error; the implicit task" in one_error_line(capsys)
     assert main(["train", "--task", "rating", "--monitor", "hr@10", *TINY]) == 2
     assert "--monitor hr@10 is a ranking metric; the rating task" in one_error_line(capsys)
     cfg = tmp_path / "monitor.toml"
-    cfg.write_text('monitor = "map@10"\n')
+    cfg.write_text('monitor = "auc@10"\n')
     assert main(["train", "--config", str(cfg)]) == 2
     assert f"{cfg}: monitor: expected hr@K, ndcg@K" in one_error_line(capsys)
 

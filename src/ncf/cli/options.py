@@ -125,12 +125,17 @@ def alpha(text: Any) -> float | str:
 
 
 def monitor(text: Any) -> str:
-    """A validation metric name: ``hr@10``, ``ndcg@20``, ``mrr``, ``rmse``, ``mae``."""
+    """A validation metric name: ``ndcg@20``, ``recall@20``, ``hr@10``, ``precision@K``,
+    ``map@K``, ``mrr``, ``rmse``, ``mae``."""
     value = str(text).strip().lower()
     name, at, k = value.partition("@")
-    ranking = name in ("hr", "ndcg") and at and k.isdigit() and int(k) > 0
+    cut = at and k.isdigit() and int(k) > 0
+    ranking = name in ("hr", "ndcg", "recall", "precision", "map") and cut
     if not (ranking or value in ("mrr", "rmse", "mae")):
-        raise _fail("hr@K, ndcg@K (K a positive integer), mrr, rmse or mae", text)
+        raise _fail(
+            "hr@K, ndcg@K, recall@K, precision@K, map@K (K a positive integer), mrr, rmse or mae",
+            text,
+        )
     return value
 
 
@@ -211,7 +216,8 @@ OPTIONS: tuple[Option, ...] = (
     opt("task", "run", one_of(("implicit", "rating")),
       "implicit ranking (default) or rating prediction"),
     opt("model", "run", one_of(MODEL_CHOICES),
-      "model (default: the preset's, mf for implicit feedback, neumf for ratings; pop = ItemPop)"),
+      "model (default: the preset's; implicit feedback: chosen on validation among mf, als, "
+      "ease and their blends; ratings: neumf; pop = ItemPop)"),
     opt("preset", "run", one_of(PRESETS),
       "named recipe under the other options: fast, default, best or paper (docs/cli.md)"),
     opt("protocol", "run", one_of(PROTOCOL_CHOICES), "the test protocol; implicit task: loo "
@@ -257,8 +263,9 @@ OPTIONS: tuple[Option, ...] = (
     opt("negatives", "train", positive_int, "negatives sampled per positive (default: 4)"),
     opt("sampling", "train", one_of(SAMPLING), "negative sampling: uniform or popularity"),
     opt("patience", "train", positive_int, "stop after this many epochs without validation gain"),
-    opt("monitor", "train", monitor, "validation metric that picks the best epoch (and alpha): "
-      "hr@K, ndcg@K or mrr (default: hr@10); rating task: rmse or mae (default: rmse)"),
+    opt("monitor", "train", monitor, "validation metric that picks epochs, alpha and the "
+      "default's model: ndcg@K, recall@K, hr@K... (default: ndcg@20 over the full ranking; "
+      "hr@10 of sampled candidates where the data ships them); rating task: rmse or mae"),
     opt("schedule", "train", one_of(SCHEDULES), "learning-rate schedule (default: none)"),
     opt("gamma", "train", decay, "--schedule's decay factor in (0, 1] (default: 0.5)"),
     opt("step_size", "train", positive_int, "--schedule step: epochs between decays (default: 10)"),
@@ -432,8 +439,8 @@ def _check_task_options(run: dict[str, Any], train: dict[str, Any]) -> None:
         )
     if task != "rating" and rating:
         raise ConfigError(
-            f"--monitor {value} is a rating error; the implicit task validates with hr@K, "
-            "ndcg@K or mrr"
+            f"--monitor {value} is a rating error; the implicit task validates with ndcg@K, "
+            "recall@K, hr@K, precision@K, map@K or mrr"
         )
 
 
