@@ -181,13 +181,13 @@ def test_tune_checks_the_selection_before_fitting(
 
 
 def test_ease_refuses_a_catalogue_too_big_for_memory(make_planted: Callable[..., Planted]) -> None:
-    n_items = 40_000  # 2 x 4 x 40,000^2 bytes = 12.8 GB, over the default 4 GiB
+    n_items = 40_000  # the primal route: 3 x 4 x 40,000^2 bytes = 19.2 GB, over 4 GiB
     train = Interactions(
         np.arange(3) % 2, np.array([0, 1, n_items - 1]),
         user_map=IdMap.range(50_000), item_map=IdMap.range(n_items),
     )  # fmt: skip
-    assert EASE.estimated_bytes(50_000, n_items) == 8 * n_items**2
-    with pytest.raises(ConfigError, match="12,800,000,000 bytes"):
+    assert EASE.estimated_bytes(50_000, n_items) == 12 * n_items**2
+    with pytest.raises(ConfigError, match="19,200,000,000 bytes"):
         EASE().fit(train)
     small = make_planted(groups=2, users_per_group=10, block=10, per_user=4).interactions()
     with pytest.raises(ConfigError, match="limit of 1,000 bytes"):

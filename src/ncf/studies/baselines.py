@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
+import torch
 
 from ncf.data.interactions import Interactions
 from ncf.evaluation.protocols import evaluate_full
 from ncf.evaluation.validators import SampledValidator
 from ncf.exceptions import ConfigError, DataError, NotFittedError
+from ncf.models.ease import EASE as EASEModel
 
 logger = logging.getLogger("ncf.studies.baselines")
 
@@ -141,17 +142,10 @@ class ALS:
 
 
 class EASE:
-    """EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"), closed form.
-
-    With ``X`` the binary user-item matrix of training, ``G = X^T X + lambda I``,
-    ``P = G^-1``, the item-item weights are ``B = -P / diag(P)`` (column ``j`` divided by
-    ``P_jj``) with ``diag(B) = 0``, and a user's scores are their row of ``X B``.
-
-    ``P`` is computed in float32 by a Cholesky factorization in place when there are at least
-    as many users as items; with fewer users than items (Last.fm, ml-latest-small) by the
-    Woodbury identity ``P = (I - X^T (X X^T + lambda I)^-1 X) / lambda``, the small
-    user-user system in float64, which costs ``O(users^3 + nnz(X) items)`` instead of
-    ``O(items^3)``. Both give the same ``B`` (up to float32 rounding).
+    """EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data") as a
+    baseline: the product's closed-form model (:class:`ncf.models.EASE`, its primal Cholesky
+    or dual Woodbury route) behind the baselines' interface (``fit``, ``score_all``,
+    ``__call__`` on numpy arrays), with a limit on the dense matrices' bytes.
 
     Parameters
     ----------
@@ -171,13 +165,9 @@ class EASE:
 
     @staticmethod
     def estimated_bytes(n_users: int, n_items: int) -> int:
-        """Bytes of the dense matrices ``fit`` holds at its peak: the float32 item-item
-        weights ``B`` (``4 * n_items**2``) plus, with at least as many users as items, the
-        Gram matrix factorized beside it (another ``4 * n_items**2``), else the float64
-        ``n_items x n_users`` Woodbury factor and user-user system."""
-        if n_users >= n_items:
-            return 8 * n_items * n_items
-        return 4 * n_items * n_items + 8 * n_users * (n_items + n_users)
+        """Bytes of the dense matrices the fit holds at its peak (the model's estimate for
+        the route it takes, :meth:`ncf.models.EASE.estimated_bytes`)."""
+        return EASEModel.estimated_bytes(n_users, n_items)[1]
 
     def fit(self, train: Interactions) -> EASE:
         """Fit on the interactions (binary: repeated pairs count once)."""
@@ -192,90 +182,32 @@ class EASE:
                 f"of dense item-item matrices, over the limit of {self.max_bytes:,} bytes; "
                 "drop rare items first or raise max_bytes if the memory is there"
             )
-        x = sp.csr_matrix(train.csr, dtype=np.float32)  # (n_users, n_items), binary
-        x.data[:] = 1.0
-        weights = _ease_dual(x, float(lam)) if n_users < n_items else _ease_primal(x, float(lam))
-        self.weights_ = weights  # (n_items, n_items) float32, zero diagonal
-        self.seen_ = x
+        limit = max(need, self.max_bytes) / 1e9 + 1e-9  # this class's limit governs
+        model = EASEModel(n_users, n_items, l2=float(lam), memory_limit_gb=limit)
+        self.model_ = model.fit_data(train)
+        self.weights_ = model.weights.numpy()  # (n_items, n_items) float32, zero diagonal
+        self.seen_ = sp.csr_matrix(train.csr, dtype=np.float32)
         self.n_users, self.n_items = n_users, n_items
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "weights_"):
+        if not hasattr(self, "model_"):
             raise NotFittedError("this EASE is not fitted yet; call fit(interactions)")
 
     def score_all(self, users: np.ndarray) -> np.ndarray:
         """Scores of every item for each user, shape (len(users), n_items) (full ranking)."""
         self._check_fitted()
-        rows = self.seen_[np.asarray(users, dtype=np.int64)]  # (b, n_items) sparse
-        return np.asarray(rows @ self.weights_, dtype=np.float32)
+        index = torch.from_numpy(np.asarray(users, dtype=np.int64))
+        with torch.no_grad():
+            return self.model_.score_all(index).numpy()
 
     def __call__(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Scores of (user, item) pairs (the sampled protocol's scorer): each distinct user's
-        row of ``X B`` is computed once, in blocks of users, and the pairs gathered from it."""
+        """Scores of (user, item) pairs (the sampled protocol's scorer)."""
         self._check_fitted()
-        u = np.asarray(users, dtype=np.int64)
-        i = np.asarray(items, dtype=np.int64)
-        distinct, where = np.unique(u, return_inverse=True)
-        out = np.empty(len(u), dtype=np.float32)
-        block = max(1, 2**24 // max(self.n_items, 1))  # about 64 MB of scores per block
-        order = np.argsort(where, kind="stable")
-        bounds = np.searchsorted(where[order], np.arange(0, len(distinct) + block, block))
-        for b, start in enumerate(range(0, len(distinct), block)):
-            scores = self.score_all(distinct[start : start + block])  # (block, n_items)
-            pick = order[bounds[b] : bounds[b + 1]]  # pairs of this block's users
-            out[pick] = scores[where[pick] - start, i[pick]]
-        return out
-
-
-def _ease_primal(x: sp.csr_matrix, lam: float) -> np.ndarray:
-    """``B`` from the Gram matrix, inverted in place by Cholesky (float32)."""
-    n = x.shape[1]
-    gram = np.asarray((x.T @ x).toarray(), dtype=np.float32)  # (n_items, n_items), exact counts
-    gram[np.diag_indices(n)] += np.float32(lam)
-    # G is symmetric, so its C-ordered buffer is also G in Fortran order: LAPACK works in place.
-    factor, info = la.lapack.spotrf(gram.T, lower=0, overwrite_a=1, clean=0)
-    if info != 0:
-        raise DataError(f"EASE: the Gram matrix is not positive definite (LAPACK info {info})")
-    inverse, info = la.lapack.spotri(factor, lower=0, overwrite_c=1)
-    if info != 0:
-        raise DataError(f"EASE: inverting the Gram matrix failed (LAPACK info {info})")
-    p = gram if np.shares_memory(inverse, gram) else np.ascontiguousarray(inverse.T)
-    # Fortran's upper triangle is the C view's lower one: mirror it, a block of rows at a time.
-    block = 1024
-    for s in range(0, n, block):
-        e = min(s + block, n)
-        p[s:e, e:] = p[e:, s:e].T
-        tile = p[s:e, s:e]
-        tile[np.triu_indices(e - s, 1)] = tile.T[np.triu_indices(e - s, 1)]
-    diag = p.diagonal().copy()  # (n_items,) P_jj > 0
-    p /= -diag[None, :]
-    p[np.diag_indices(n)] = 0.0
-    return p
-
-
-def _ease_dual(x: sp.csr_matrix, lam: float) -> np.ndarray:
-    """``B`` by the Woodbury identity, for fewer users than items."""
-    n = x.shape[1]
-    x64 = sp.csr_matrix(x, dtype=np.float64)
-    inner = np.asarray((x64 @ x64.T).toarray())  # (n_users, n_users)
-    inner[np.diag_indices(len(inner))] += lam
-    factor = la.cho_factor(inner, lower=True, overwrite_a=True, check_finite=False)
-    inverse = la.cho_solve(factor, np.eye(len(inner)), overwrite_b=True, check_finite=False)
-    xt = sp.csr_matrix(x64.T)  # (n_items, n_users)
-    # W = X^T (X X^T + lambda I)^-1, (n_items, n_users): sparse times dense, O(nnz(X) users).
-    w = np.ascontiguousarray(xt @ inverse)
-    # P = (I - W X) / lambda; its diagonal first: P_jj = (1 - sum_u W_ju X_uj) / lambda.
-    diag = (1.0 - np.asarray(xt.multiply(w).sum(axis=1)).ravel()) / lam  # (n_items,)
-    out = np.empty((n, n), dtype=np.float32)
-    block = max(1, 2**24 // n)
-    for s in range(0, n, block):
-        e = min(s + block, n)
-        wx = np.asarray(xt @ w[s:e].T).T  # (e - s, n_items): rows s..e of W X
-        # B_ij = -P_ij / P_jj = (W X)_ij / (lambda P_jj) off the diagonal.
-        out[s:e] = wx / (lam * diag[None, :])
-    out[np.diag_indices(n)] = 0.0
-    return out
+        u = torch.from_numpy(np.asarray(users, dtype=np.int64))
+        i = torch.from_numpy(np.asarray(items, dtype=np.int64))
+        with torch.no_grad():
+            return self.model_(u, i).numpy()
 
 
 @dataclass
