@@ -107,7 +107,7 @@ def _choose(
     features: tuple[Features | None, Features | None],
 ) -> tuple[RecModel, TrainResult]:
     """Each candidate plan trained and selected on ``train``, the best on validation kept
-    (the first of equals) and refit alone; ``result.chosen`` names it and
+    (the first of equals) and refit alone; ``result.chosen_plan`` is its plan and
     ``result.candidates`` holds every candidate's validation figures and seconds."""
     if validate is None:
         raise ConfigError(
@@ -120,7 +120,7 @@ def _choose(
     for candidate in plan.candidates:
         logger.info("candidate %s", candidate.label)
         t0 = time.perf_counter()
-        feats = features if _takes_features(candidate.final.model) else (None, None)
+        feats = _own_features(candidate.final.model, features)
         model, result, epochs = _fit_once(candidate, train, validate, callbacks, feats)
         scores = result.best_metrics if result.best_metrics else validate(model)
         figures[candidate.label] = {**scores, "seconds": time.perf_counter() - t0}
@@ -129,9 +129,9 @@ def _choose(
     tried += _blends(plan, tried, validate, monitor, sign, figures)
     best = max(range(len(tried)), key=lambda i: (tried[i][0], -i))
     _, chosen, model, result, epochs = tried[best]
-    result.chosen, result.candidates, result.chosen_plan = chosen.label, figures, chosen
+    result.chosen_plan, result.candidates = chosen, figures
     if refit_on is not None and chosen.refit:
-        feats = features if _takes_features(chosen.final.model) else (None, None)
+        feats = _own_features(chosen.final.model, features)
         model = _refit(chosen, refit_on, result, epochs, callbacks, feats)
     return model, result
 
@@ -277,6 +277,14 @@ def _takes_features(model: str) -> bool:
     return model in ("mlp", "neumf")
 
 
+def _own_features(
+    model: str, features: tuple[Features | None, Features | None]
+) -> tuple[Features | None, Features | None]:
+    """The side features for a stage or candidate of ``model``: none unless its tower
+    takes them."""
+    return features if _takes_features(model) else (None, None)
+
+
 def _check_features(
     plan: Plan, train: Interactions, user: Features | None, item: Features | None
 ) -> tuple[Features | None, Features | None]:
@@ -319,7 +327,7 @@ def _fit_once(
     stages: dict[str, TrainResult] = {}
     for label, stage in plan.branches.items():
         logger.info("pre-training %s (%s)", label, stage.model)
-        feats = features if _takes_features(stage.model) else (None, None)
+        feats = _own_features(stage.model, features)
         branches[label] = build_stage(stage, n_users, n_items, feats)
         stages[label] = Trainer(stage.config, callbacks).fit(
             branches[label], train, validate=validate

@@ -31,12 +31,11 @@ class TrainResult:
     samples_per_second: float = 0.0
     #: The per-epoch history of each earlier stage (NeuMF's pre-trained branches).
     stage_history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    #: When the plan had candidates: the label of the one chosen on validation, and every
-    #: candidate's validation metrics and seconds (selection pass, without refit).
-    chosen: str | None = None
-    candidates: dict[str, dict[str, float]] = field(default_factory=dict)
-    #: The chosen candidate's plan (a blend's is made during the choice).
+    #: When the plan had candidates: the plan chosen on validation (its ``label`` names it;
+    #: a blend's is made during the choice), and every candidate's validation metrics and
+    #: seconds (selection pass, without refit).
     chosen_plan: Plan | None = None
+    candidates: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def keep_start(self, start: dict[str, float] | None, config: TrainConfig) -> bool:
         """Select the weights training started from when no epoch beat them on validation.
