@@ -209,6 +209,9 @@ def evaluate_full(
         raise DataError(f"test_users and test_items differ in length ({len(tu)} vs {len(ti)})")
     if len(tu) == 0:
         raise DataError("no test interactions to evaluate")
+    pop = None if popularity is None else np.asarray(popularity, dtype=np.float64)
+    if pop is not None and pop.shape != (n_items,):
+        raise DataError(f"popularity must have shape ({n_items},), got {pop.shape}")
     keys = np.unique(tu * n_items + ti)  # sorted (user, item) codes, duplicates dropped
     eval_users, n_relevant = np.unique(keys // n_items, return_counts=True)
 
@@ -223,10 +226,10 @@ def evaluate_full(
         top = index.cpu().numpy()
         codes = batch[:, None] * n_items + top
         pos = np.minimum(np.searchsorted(keys, codes), len(keys) - 1)
-        # A masked (-inf) item only reaches the top when nothing else is left: never a hit.
-        hit = (keys[pos] == codes) & torch.isfinite(values).cpu().numpy()
-        hits[start : start + len(batch), :k_top] = hit
+        # A masked (-inf) item only reaches the top when nothing else is left: never a hit,
+        # nor a recommendation.
         finite = torch.isfinite(values).cpu().numpy()
+        hits[start : start + len(batch), :k_top] = (keys[pos] == codes) & finite
         lists[start : start + len(batch), :k_top] = np.where(finite, top, -1)
 
     out: dict[str, float] = {}
@@ -236,10 +239,7 @@ def evaluate_full(
         out[f"hr@{k}"] = metrics.hr_at_k(hits, n_relevant, k)
         out[f"ndcg@{k}"] = metrics.ndcg_at_k_multi(hits, n_relevant, k)
         out[f"map@{k}"] = metrics.map_at_k(hits, n_relevant, k)
-    if popularity is not None:
-        pop = np.asarray(popularity, dtype=np.float64)
-        if pop.shape != (n_items,):
-            raise DataError(f"popularity must have shape ({n_items},), got {pop.shape}")
+    if pop is not None:
         for k in ks:
             out.update(beyond_accuracy(lists, pop, n_users, k))
     return out
