@@ -42,8 +42,8 @@ from ncf.data.datasets import Dataset
 from ncf.data.holdout import Holdout, Unseen, check_scorable
 from ncf.data.idmap import IdMap, _py
 from ncf.data.interactions import Interactions
-from ncf.data.readers import _sniff_sep, read_parquet
-from ncf.data.sources import ITEM_COLUMNS, USER_COLUMNS, _header, _pick, load_source
+from ncf.data.readers import read_parquet, sniff_sep
+from ncf.data.sources import ITEM_COLUMNS, USER_COLUMNS, load_source, pick_column, table_header
 from ncf.data.textfile import PathLike, read_delimited, row_line_numbers
 from ncf.exceptions import ConfigError, DataError
 
@@ -177,7 +177,7 @@ def read_pairs(
                 raise DataError(f"{path}: row {row}: the {role} id (column {col!r}) is missing")
         numbers = np.arange(1, len(frame) + 1, dtype=np.int64)
     else:
-        sep = _sniff_sep(path, _ENCODING)
+        sep = sniff_sep(path, _ENCODING)
         frame = read_delimited(path, sep=sep, required=[user, item], encoding=_ENCODING)
         if user not in frame or item not in frame:  # a column named twice, say
             raise DataError(f"{path}: no column(s) {user!r}/{item!r} after reading the header")
@@ -280,12 +280,12 @@ def _read_train(path: Path, columns: dict[str, str] | None) -> Dataset:
 
 def _columns(path: Path, given: dict[str, str]) -> tuple[str, str]:
     """The user and item columns of a table (as :mod:`ncf.data.sources` picks them)."""
-    header = _header(path)
+    header = table_header(path)
     missing = {role: name for role, name in given.items() if name not in header}
     if missing:
         raise DataError(f"{path}: no column(s) {missing}; the header has {header}")
-    user = given.get("user") or _pick(header, USER_COLUMNS)
-    item = given.get("item") or _pick(header, ITEM_COLUMNS)
+    user = given.get("user") or pick_column(header, USER_COLUMNS)
+    item = given.get("item") or pick_column(header, ITEM_COLUMNS)
     if user is None or item is None:
         role = "user" if user is None else "item"
         raise DataError(

@@ -27,7 +27,15 @@ from ncf.data.textfile import (
 )
 from ncf.exceptions import DataError, NCFWarning
 
-__all__ = ["Errors", "NCFSplit", "PathLike", "read_delimited", "read_ncf", "read_table"]
+__all__ = [
+    "Errors",
+    "NCFSplit",
+    "PathLike",
+    "read_delimited",
+    "read_ncf",
+    "read_table",
+    "sniff_sep",
+]
 
 _SNIFF_SEPS = ("\t", ",", ";", "|")
 
@@ -83,7 +91,7 @@ def read_table(
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = read_parquet(path)
         else:
-            sep = sep or _sniff_sep(path, encoding)
+            sep = sep or sniff_sep(path, encoding)
             stamp = [timestamp] if timestamp and timestamp != "auto" else []
             numeric = [rating] if rating else []
             frame = read_delimited(
@@ -254,7 +262,9 @@ def read_parquet(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a readable Parquet file ({first})") from None
 
 
-def _sniff_sep(path: Path, encoding: str) -> str:
+def sniff_sep(path: Path, encoding: str) -> str:
+    """The field separator of a delimited text file: a tab for ``.tsv``, else the one of
+    tab, comma, semicolon and bar its first line uses most (a DataError if none)."""
     if path.suffix.lower() == ".tsv":
         return "\t"
     with path.open(encoding=encoding, errors="replace") as fh:

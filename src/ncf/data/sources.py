@@ -109,15 +109,15 @@ def _table(path: Path, given: dict[str, str]) -> Dataset:
             f"{path}: unsupported file type {path.suffix!r}; give a CSV/TSV/Parquet file "
             f"({', '.join(TABLE_SUFFIXES)}), an NCF prefix or a dataset folder"
         )
-    columns = _header(path)
+    columns = table_header(path)
     missing = {role: name for role, name in given.items() if name not in columns}
     if missing:
         raise DataError(f"{path}: no column(s) {missing}; the header has {columns}")
     sniffed = {
-        "user": _pick(columns, USER_COLUMNS),
-        "item": _pick(columns, ITEM_COLUMNS),
-        "rating": _pick(columns, RATING_COLUMNS),
-        "timestamp": _pick(columns, TIME_COLUMNS),
+        "user": pick_column(columns, USER_COLUMNS),
+        "item": pick_column(columns, ITEM_COLUMNS),
+        "rating": pick_column(columns, RATING_COLUMNS),
+        "timestamp": pick_column(columns, TIME_COLUMNS),
     }
     roles = {**sniffed, **given}
     user, item = roles["user"], roles["item"]
@@ -151,7 +151,7 @@ def _folder(folder: Path) -> Dataset:
     )
 
 
-def _header(path: Path) -> list[str]:
+def table_header(path: Path) -> list[str]:
     """The column names of a table file, or a DataError saying why there are none."""
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; expected a header line and data rows")
@@ -181,7 +181,9 @@ def _header(path: Path) -> list[str]:
     return [str(c).strip() for c in frame.columns]
 
 
-def _pick(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+def pick_column(columns: list[str], candidates: tuple[str, ...]) -> str | None:
+    """The first of ``candidates`` among a header's ``columns`` (exact, then ignoring case),
+    or None."""
     lowered = {c.lower(): c for c in columns}
     for name in candidates:
         if name in columns:
@@ -191,4 +193,4 @@ def _pick(columns: list[str], candidates: tuple[str, ...]) -> str | None:
     return None
 
 
-__all__ = ["load_source"]
+__all__ = ["ITEM_COLUMNS", "USER_COLUMNS", "load_source", "pick_column", "table_header"]

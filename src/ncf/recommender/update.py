@@ -661,7 +661,7 @@ def _file(path: Path) -> pd.DataFrame:
             f"{path}: unsupported file type {path.suffix!r}; give a CSV/TSV/Parquet file "
             f"({', '.join(sources.TABLE_SUFFIXES)})"
         )
-    header = sources._header(path)
+    header = sources.table_header(path)
     known = {
         **{c.lower(): "user" for c in sources.USER_COLUMNS},
         **{c.lower(): "item" for c in sources.ITEM_COLUMNS},
