@@ -285,7 +285,7 @@ def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
         yield "test, full ranking of every item (one held-out item per user: recall = hit ratio):"
         names: tuple[str, ...] = ("recall", "ndcg", "map")
     else:
-        summary = holdout.summary()
+        summary = metrics["test"]
         yield (
             f"test, full ranking of every item each user has not trained on ({summary['users']:,}"
             f" users, {summary['pairs']:,} held-out pairs):"

@@ -92,9 +92,10 @@ class Recommender(Estimator, Inference, Updating):
     Parameters
     ----------
     model : str, optional
-        ``"neumf"``, ``"gmf"``, ``"mlp"``, ``"mf"`` or ``"itempop"`` (alias ``"pop"``); None:
-        the preset's (the default preset trains ``mf`` for implicit feedback, ``neumf`` for
-        ratings).
+        ``"neumf"``, ``"gmf"``, ``"mlp"``, ``"mf"``, ``"als"``, ``"ease"``, ``"blend"`` or
+        ``"itempop"`` (alias ``"pop"``); None: the preset's (the default preset chooses on
+        validation among ``mf``, ``als``, ``ease`` and their blends for implicit feedback, and
+        trains ``neumf`` for ratings).
     task : {"implicit", "rating"}
         ``implicit``: every interaction is a positive, trained with sampled negatives and
         ranked (HR, NDCG). ``rating``: the model regresses the ratings (MSE; RMSE, MAE) on
@@ -116,9 +117,10 @@ class Recommender(Estimator, Inference, Updating):
         sets its fields (``alpha``, ``dot_model``, ``branches``, ``finetune``).
     validate : bool
         When ``fit`` gets no validation set, carve one from the training data to pick the best
-        epoch (implicit: each user's latest interaction with ``validation_negatives`` sampled
-        negatives; rating: a random 10 % of the ratings). The model then trains without those
-        rows (they still count as seen).
+        epoch and whatever else is chosen (implicit: as ``validation_ranking`` and
+        ``validation_fraction`` say; rating: a random 10 % of the ratings). The model then
+        trains without those rows (they still count as seen). Without validation the preset
+        neither chooses among candidates nor refits.
     validation_negatives : int
         Negatives per validation row (implicit task; fewer when a user has fewer unseen items).
     validation_seed : int, optional
@@ -139,8 +141,9 @@ class Recommender(Estimator, Inference, Updating):
         None: the preset's.
     preset : {"fast", "default", "best", "paper"}
         The named recipe whose settings lie under the ones given (:mod:`ncf.training.presets`):
-        ``default`` beats a tuned ALS on ml-1m-ncf in about a minute, ``fast`` trades a little
-        accuracy for time, ``best`` averages four, ``paper`` is the pre-trained NeuMF-64.
+        ``default`` chooses among candidates on validation (at or above a tuned ALS on the full
+        ranking of every data set measured), ``fast`` trains the MF-64 alone, ``best``
+        averages four MF-128s, ``paper`` is the pre-trained NeuMF-64.
     rating_scale : (low, high), optional
         Rating task: the declared scale (predictions are clipped to it); inferred from the
         ratings' minimum and maximum when None.
