@@ -56,6 +56,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -154,12 +155,13 @@ def _scores(scorer: object, holdout) -> dict[str, float]:  # type: ignore[no-unt
     }
 
 
-def run_cli(
-    source: str, data_dir: str, folder: Path, preset: str = "default"
-) -> tuple[dict[str, float], float, str]:
-    out = folder / f"model-{Path(source).stem}"
+def _train(
+    source: str, data_dir: str, out: Path, preset: str, *extra: str
+) -> tuple[dict[str, Any], float, str]:
+    """``ncf train`` on ``source`` as a user runs it (a separate process, timed from the
+    outside): its metrics.json, its wall seconds, and the lines saying what it chose."""
     cmd = [sys.executable, "-m", "ncf", "train", "--dataset", source, "--data-dir", data_dir,
-           "--out", str(out), "--no-progress", "--preset", preset]  # fmt: skip
+           "--out", str(out), "--no-progress", "--preset", preset, *extra]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -167,9 +169,17 @@ def run_cli(
         raise SystemExit(f"ncf train failed on {source}: {proc.stderr.strip()}")
     metrics = json.loads((out / "metrics.json").read_text())
     chose = [line for line in proc.stdout.splitlines() if line.startswith(("chose", "trained"))]
-    row = {"hr@10": metrics["hr@10"], "ndcg@10": metrics["ndcg@10"],
-           "recall@10": metrics["full_recall@10"]}  # fmt: skip
-    return row, wall, " / ".join(chose)
+    return metrics, wall, " / ".join(chose)
+
+
+def run_cli(
+    source: str, data_dir: str, folder: Path, preset: str = "default"
+) -> tuple[dict[str, float], float, str]:
+    """``ncf train`` under leave-one-out: sampled HR@10 / NDCG@10 and full Recall@10."""
+    metrics, wall, chose = _train(source, data_dir, folder / f"model-{Path(source).stem}", preset)
+    row = {"hr@10": float(metrics["hr@10"]), "ndcg@10": float(metrics["ndcg@10"]),
+           "recall@10": float(metrics["full_recall@10"])}  # fmt: skip
+    return row, wall, chose
 
 
 def _source(name: str, data_dir: str, folder: Path) -> str:
@@ -309,29 +319,15 @@ def run_cli_random(
     source: str, data_dir: str, folder: Path, preset: str, fraction: float
 ) -> tuple[dict[str, float], float, str]:
     """``ncf train --protocol random`` as a user runs it; its metrics.json's figures @K."""
-    help_text = subprocess.run([sys.executable, "-m", "ncf", "train", "--help"],
-                               capture_output=True, text=True, check=False).stdout  # fmt: skip
-    if "--test-fraction" not in help_text:
-        raise SystemExit(
-            "this ncf train has no --protocol random --test-fraction yet; pass --baselines-only"
-        )
     out = folder / f"model-random-{Path(source).stem}"
-    cmd = [sys.executable, "-m", "ncf", "train", "--dataset", source, "--data-dir", data_dir,
-           "--out", str(out), "--no-progress", "--preset", preset, "--protocol", "random",
-           "--test-fraction", str(fraction), "--k", str(K)]  # fmt: skip
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"ncf train failed on {source}: {proc.stderr.strip()}")
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics, wall, chose = _train(source, data_dir, out, preset, "--protocol", "random",
+                                  "--test-fraction", str(fraction), "--k", str(K))  # fmt: skip
     row: dict[str, float] = {}
     for name in (f"recall@{K}", f"ndcg@{K}", f"coverage@{K}", f"novelty@{K}", f"arp@{K}",
                  f"gini@{K}"):  # fmt: skip
         value = metrics.get(f"full_{name}", metrics.get(name))
         row[name] = float("nan") if value is None else float(value)
-    chose = [line for line in proc.stdout.splitlines() if line.startswith(("chose", "trained"))]
-    return row, wall, " / ".join(chose)
+    return row, wall, chose
 
 
 def run_random(args: argparse.Namespace) -> None:
