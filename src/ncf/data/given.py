@@ -44,7 +44,13 @@ from ncf.data.idmap import IdMap, _py
 from ncf.data.interactions import Interactions
 from ncf.data.readers import read_parquet, sniff_sep
 from ncf.data.sources import ITEM_COLUMNS, USER_COLUMNS, load_source, pick_column, table_header
-from ncf.data.textfile import PathLike, read_delimited, row_line_numbers
+from ncf.data.textfile import (
+    RECODE,
+    PathLike,
+    read_delimited,
+    row_line_numbers,
+    undecodable_error,
+)
 from ncf.exceptions import ConfigError, DataError
 
 #: How a given file is laid out: a table with a header, one line per user, rows without header.
@@ -109,7 +115,10 @@ def read_rows(path: PathLike) -> pd.DataFrame:
 def _read_text_pairs(path: Path, rows: bool) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    text = path.read_bytes().decode(_ENCODING, errors="replace")
+    try:
+        text = path.read_bytes().decode(_ENCODING)
+    except UnicodeDecodeError:  # never U+FFFD in an id: say where, and what to do
+        raise undecodable_error(path, _ENCODING, RECODE) from None
     layout = "user item [more fields]" if rows else "user item item ..."
     users: list[str] = []
     items: list[str] = []
@@ -126,7 +135,7 @@ def _read_text_pairs(path: Path, rows: bool) -> pd.DataFrame:
                 f"{path}: line {no}: expected {width} fields like the first line "
                 f"({layout}), found {len(tokens)}"
             )
-        odd = next((t for t in tokens if "\ufffd" in t or "," in t or ";" in t), None)
+        odd = next((t for t in tokens if "," in t or ";" in t), None)
         if odd is not None:
             raise DataError(
                 f"{path}: line {no}: expected ids separated by whitespace ({layout}), found "

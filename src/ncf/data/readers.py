@@ -9,9 +9,11 @@ already split). Malformed lines are reported by file and line number, or skipped
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -254,12 +256,72 @@ def _frame_to_interactions(frame: pd.DataFrame, user_map: IdMap, item_map: IdMap
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
-    """A Parquet file as a DataFrame; a file that is not Parquet is a DataError saying so."""
+    """A Parquet file as a DataFrame; a file that is not Parquet is a DataError saying so.
+
+    Text must be UTF-8, as Parquet's spec says: a string column holding other bytes is a
+    DataError naming the column and row (pyarrow reads such bytes without a word). A binary
+    column (bytes, no text annotation) is read as UTF-8 text, so its ids match the same ids of
+    a text file (pandas would keep them as bytes), and bytes that are not UTF-8 are an error.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        return pd.read_parquet(path)
+        frame = pd.read_parquet(path)
+    except UnicodeDecodeError:  # text decoded into Python objects: find the column below
+        table = pq.read_table(path)
+        for name, column in zip(table.column_names, table.columns, strict=True):
+            _check_utf8(path, name, column.chunks)
+        raise DataError(f"{path}: a text column holds bytes that are not UTF-8") from None
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable Parquet file ({first})") from None
+    binary = {
+        f.name
+        for f in pq.read_schema(path)
+        if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+    }
+    for name in frame.columns:
+        dtype = frame[name].dtype
+        if name in binary:
+            frame[name] = _binary_as_text(path, str(name), frame[name])
+        elif pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+            # Arrow-backed text (pandas 3's str): zero-copy, the very data pyarrow read
+            held = pa.array(frame[name].array)
+            _check_utf8(path, str(name), getattr(held, "chunks", [held]))
+    return frame
+
+
+def _check_utf8(path: Path, column: str, chunks: list[Any]) -> None:
+    """A DataError naming the first row of Arrow string chunks that is not UTF-8."""
+    offset = 0
+    for chunk in chunks:
+        try:
+            chunk.validate(full=True)  # C-level; checks UTF-8 of string arrays
+        except ValueError as exc:  # ArrowInvalid: "Invalid UTF8 sequence at string index 7"
+            found = re.search(r"index (\d+)", str(exc))
+            row = f", row {offset + int(found.group(1)) + 1}" if found else ""
+            raise DataError(
+                f"{path}: column {column!r}{row}: text that is not UTF-8 (Parquet text must be "
+                "UTF-8); write the column as UTF-8 strings"
+            ) from None
+        offset += len(chunk)
+
+
+def _binary_as_text(path: Path, column: str, values: pd.Series) -> pd.Series:
+    try:
+        return values.str.decode("utf-8")
+    except UnicodeDecodeError:
+        for row, value in enumerate(values.to_numpy(), start=1):  # the error path only
+            try:
+                value.decode("utf-8") if isinstance(value, bytes) else None
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}: column {column!r}, row {row}, byte {exc.start + 1}: "
+                    f"{value[exc.start : exc.end]!r} is not UTF-8 text; write the column as "
+                    "UTF-8 strings"
+                ) from None
+        raise  # pragma: no cover - some value failed above
 
 
 def sniff_sep(path: Path, encoding: str) -> str:

@@ -7,10 +7,17 @@ malformed ones, so clean files pay nothing for the check. It then raises
 ``errors="skip"``, drops the malformed lines and says how many in one :class:`NCFWarning`.
 Separators of several characters (``"::"``) are swapped for one control character first, so
 the C parser handles them too.
+
+Text is decoded strictly: a byte that is not text in the file's encoding (a Latin-1 "é" in a
+UTF-8 file, say) is a :class:`~ncf.exceptions.DataError` naming the line, the byte column and
+offset (:func:`undecodable_error`), never a U+FFFD that would silently become part of an id;
+with ``errors="skip"`` such lines are dropped and counted like other malformed lines. The
+check costs clean files nothing: pandas decodes strictly, and only a failure scans the bytes.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -28,6 +35,14 @@ Errors = Literal["raise", "skip"]
 PathLike = str | Path
 
 _UNIT_SEP = "\x1f"  # stands in for a multi-character separator such as "::" (C parser: 1 char)
+#: what ``errors="surrogateescape"`` makes of an undecodable byte (valid text never holds one)
+_ESCAPED = re.compile("[\udc80-\udcff]+")
+#: what to do about undecodable bytes, by way of the file or of :func:`read_delimited`'s keywords
+RECODE = "re-encode it as UTF-8 (iconv -f LATIN1 -t UTF-8 FILE > NEW, say)"
+_RECODE = (
+    f"{RECODE}; in Python, encoding= (read_table(..., encoding='latin-1')) reads another "
+    "encoding and errors='skip' drops such lines"
+)
 
 
 def read_delimited(
@@ -77,9 +92,15 @@ def read_delimited(
         raise DataError(f"{path}: file not found")
     quoting = sep == "," if quoting is None else quoting
     multi = len(sep) > 1
-    source: Any = io.StringIO(_read_text(path, encoding).replace(sep, _UNIT_SEP)) if multi else path
     try:
+        source: Any = (
+            io.StringIO(_read_text(path, encoding).replace(sep, _UNIT_SEP)) if multi else path
+        )
         frame = _parse(source, _UNIT_SEP if multi else sep, names, encoding, quoting, strings)
+    except UnicodeDecodeError:
+        if errors == "raise":
+            raise undecodable_error(path, encoding) from None
+        frame = None  # errors="skip": the slow path drops the undecodable lines
     except pd.errors.ParserError:
         frame = None  # a line with too many fields: find it below
     except pd.errors.EmptyDataError:
@@ -95,15 +116,46 @@ def read_delimited(
     return _read_slow(path, sep, names, numeric, required, strings, encoding, quoting, errors)
 
 
-def _read_text(path: Path, encoding: str) -> str:
-    # undecodable bytes become U+FFFD instead of failing: ids and numbers are ASCII anyway
-    return path.read_bytes().decode(encoding, errors="replace")
+def _read_text(path: Path, encoding: str, errors: str = "strict") -> str:
+    """The file's text; with ``errors="strict"`` an undecodable byte raises UnicodeDecodeError
+    (callers turn it into :func:`undecodable_error`)."""
+    return path.read_bytes().decode(encoding, errors=errors)
+
+
+def undecodable_error(path: PathLike, encoding: str, hint: str = _RECODE) -> DataError:
+    """The error for a file holding bytes that are not ``encoding`` text: the first such
+    byte's line (1-based), byte column (1-based) and byte offset (0-based), how many lines hold
+    such bytes, and ``hint`` (what to do). Scans the bytes once; call it on the error path."""
+    path = Path(path)
+    data = path.read_bytes()
+    codec = codecs.lookup(encoding).name
+    codec = "utf-8" if codec == "utf-8-sig" else codec  # positions counted from the BOM
+    try:
+        data.decode(codec)
+    except UnicodeDecodeError as exc:
+        start, shown = exc.start, data[exc.start : exc.end]
+    else:  # pragma: no cover - the caller saw a decoding error in these bytes
+        return DataError(f"{path}: not {encoding} text; {hint}")
+    line = data.count(b"\n", 0, start) + 1
+    column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+    text = data.decode(codec, errors="surrogateescape")
+    bad_lines, at, lineno = set(), 0, 1
+    for match in _ESCAPED.finditer(text):  # few matches: the count is C-level between them
+        lineno += text.count("\n", at, match.start())
+        at = match.start()
+        bad_lines.add(lineno)
+    name = "UTF-8" if codec == "utf-8" else encoding
+    return DataError(
+        f"{path}: line {line}, byte {column} (offset {start}): {shown!r} is not {name} text "
+        f"({len(bad_lines)} line(s) with such bytes in all); {hint}"
+    )
 
 
 def first_line_fields(path: Path, sep: str, encoding: str = "utf-8") -> int:
     """Number of ``sep``-separated fields on the first line (files whose width varies)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    # lenient: this only counts separators; the read that follows refuses undecodable bytes
     with path.open(encoding=encoding, errors="replace") as fh:
         first = fh.readline().rstrip("\r\n")
     if not first:
@@ -129,7 +181,7 @@ def _parse(
         encoding=encoding,
         keep_default_na=False,  # a title "NA" or an artist "null" is a value, not a gap
         na_values=[""],
-        encoding_errors="replace",
+        encoding_errors="strict",  # undecodable bytes are an error (see undecodable_error)
         quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
         dtype=dict.fromkeys(strings, str) or None,
     )
@@ -154,7 +206,9 @@ def _to_numeric(frame: pd.DataFrame, numeric: Sequence[str]) -> pd.DataFrame:
 
 
 def _lines(path: Path, encoding: str = "utf-8") -> pd.Series:
-    return pd.Series(_read_text(path, encoding).split("\n"), dtype=object).str.rstrip("\r")
+    """The file's lines; an undecodable byte becomes a lone surrogate (see ``_ESCAPED``)."""
+    text = _read_text(path, encoding, errors="surrogateescape")
+    return pd.Series(text.split("\n"), dtype=object).str.rstrip("\r")
 
 
 def row_line_numbers(path: PathLike, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
@@ -185,11 +239,17 @@ def _read_slow(
     """Find every malformed line, then raise on the first or parse the rest."""
     lines = _lines(path, encoding)
     lineno = np.arange(1, len(lines) + 1)
+    undecodable = lines.str.contains(_ESCAPED.pattern, regex=True).to_numpy(dtype=bool)
+    if undecodable.any() and errors == "raise":
+        raise undecodable_error(path, encoding)
     keep = (lines != "").to_numpy(copy=True)
     if names is None:  # the first non-blank line is the header
         head = int(np.flatnonzero(keep)[0])
+        if undecodable[head]:  # a header is never skipped
+            raise undecodable_error(path, encoding)
         names = lines.iloc[head].split(sep)
         keep[head] = False
+    keep &= ~undecodable
     counted = lines.str.replace(r'"[^"]*"', "", regex=True) if quoting else lines
     n_fields = (counted.str.count(re.escape(sep)) + 1).to_numpy()
     wrong = keep & (n_fields != len(names))
@@ -217,7 +277,10 @@ def _read_slow(
         col = next(c for c in frame.columns if _value_bad(row[c], c in numeric, c in required))
         shown = "" if pd.isna(row[col]) else row[col]
         problems.append((int(good_lines[r]), f"field {col!r} is empty or not a number: {shown!r}"))
-    n_bad = int(wrong.sum()) + bad_rows.size
+    if undecodable.any():
+        first = int(np.flatnonzero(undecodable)[0])
+        problems.append((first + 1, f"bytes that are not {encoding} text"))
+    n_bad = int(wrong.sum()) + bad_rows.size + int(undecodable.sum())
     if not problems:  # pragma: no cover - the C parser failed on something we cannot see
         raise DataError(f"{path}: could not parse the file; check its separator and quoting")
     line, reason = min(problems)
