@@ -202,3 +202,44 @@ def _has(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+class _FakeRecommender:
+    """A Recommender stand-in whose validation figure is a function of its parameters, so the
+    tuning loop runs in milliseconds."""
+
+    def __init__(self, model: str, **params: object) -> None:
+        self.params = params
+
+    def fit(self, train: object) -> _FakeRecommender:
+        self.best_epoch_ = 1
+        self.metrics_ = {runner.MONITOR: float(self.params["lr"])}
+        return self
+
+
+def _tune_runs(out: Path, runs: list[int]) -> list[dict[str, object]]:
+    """The parameters of every trial after running ``ncf tune``'s loop once per entry of
+    ``runs`` (that many trials each) on the same folder."""
+    from types import SimpleNamespace
+
+    from ncf.studies import tune as tuning
+
+    data = SimpleNamespace(source="fake", holdout=SimpleNamespace(train=None))
+    for n in runs:
+        result = list(tuning.tune(data, "gmf", out, trials=n, epochs=1))[-1]
+    assert isinstance(result, tuning.TuneResult)
+    return [t.params for t in result.trials]
+
+
+def test_a_continued_tune_study_does_not_repeat_its_first_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("optuna")
+    import ncf.recommender
+
+    monkeypatch.setattr(ncf.recommender, "Recommender", _FakeRecommender)
+    params = _tune_runs(tmp_path / "a", [2, 2, 1])  # three runs of one study
+    assert len(params) == 5
+    assert all(params[i] != params[j] for i in range(5) for j in range(i))  # no repeated point
+    assert _tune_runs(tmp_path / "b", [2, 2, 1]) == params  # the same runs, the same study
+    assert _tune_runs(tmp_path / "c", [2])[:2] == params[:2]  # a fresh study starts alike

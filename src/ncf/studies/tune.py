@@ -4,9 +4,11 @@ Every trial fits a :class:`~ncf.Recommender` on the training part of ``ncf train
 (:func:`ncf.data.holdout.implicit_holdout`) and scores it by the validation metric of
 its selected epoch, on the leave-one-out split ``fit`` carves from that training part, with
 the same seed as ``ncf train``: the objective is exactly the figure ``ncf train`` selects on.
-The sampler is Optuna's TPE, seeded. Trials run one after another until the time budget or
-the number of trials is spent (a trial that started is finished). The study is kept in a
-journal file in the output folder, so a second run with the same folder continues it.
+The sampler is Optuna's TPE, seeded (by the seed and, in a continued study, the number of
+trials before the run, so a continued study does not repeat its first trials' points). Trials
+run one after another until the time budget or the number of trials is spent (a trial that
+started is finished). The study is kept in a journal file in the output folder, so a second run
+with the same folder continues it.
 
 The search space of each model is :data:`SEARCH_SPACES` (documented in ``docs/cli.md``); the
 best setting is written as a TOML file of ``ncf train`` options (``ncf train --config``).
@@ -20,6 +22,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ncf.exceptions import ConfigError
 from ncf.studies.cells import write_text
@@ -134,6 +138,20 @@ def to_keywords(model: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def sampler(optuna: Any, seed: int, n_trials: int) -> Any:
+    """The TPE sampler of a study that already holds ``n_trials`` trials.
+
+    A sampler seeded alike in every run would draw, in a continued study, the very points the
+    first run drew (TPE's first trials are random draws from its seed): each run is seeded by
+    ``seed`` and the number of trials before it, so a continued study goes on with new points,
+    and the same runs still give the same study.
+    """
+    if n_trials == 0:
+        return optuna.samplers.TPESampler(seed=seed)
+    mixed = np.random.SeedSequence([seed, n_trials]).generate_state(1)[0]
+    return optuna.samplers.TPESampler(seed=int(mixed))
+
+
 def tune(
     data: StudyData,
     model: str,
@@ -161,9 +179,9 @@ def tune(
         study_name=f"ncf-{name}-{data.source}-seed{seed}-epochs{epochs}",
         storage=storage,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
         load_if_exists=True,
     )
+    study.sampler = sampler(optuna, seed, len(study.trials))
 
     def objective(trial: Any) -> float:
         params = suggest(trial, name)
