@@ -124,3 +124,19 @@ def test_serve_without_the_extra_says_what_to_install(monkeypatch: pytest.Monkey
     args = serve_parser().parse_args(["serve", "m"])
     with pytest.raises(ConfigError, match=r"pip install 'ncf\[serve\]'"):
         next(serve(args))
+
+
+@pytest.mark.slow  # starts a server process
+def test_a_busy_port_fails_before_listening_is_announced(model_dirs: dict[str, Path]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-c", LAUNCH, "serve", str(model_dirs["neumf"]), "--port",
+               str(port)]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "NCF_ADMIN_TOKEN": ""}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0
+    assert "listening on" not in proc.stdout, proc.stdout
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "another server holds it" in proc.stderr

@@ -9,10 +9,12 @@ Two parser hooks (:func:`add_serve_parser`, :func:`add_export_arguments`) and tw
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -204,6 +206,9 @@ def serve(args: argparse.Namespace) -> Lines:
         state = app.state.holder.current()
     else:
         state = load_state(args.model_dir)  # fail here, once, rather than in every worker
+    sock = listen_socket(args.host, args.port)  # a busy port fails here, before "listening"
+    if args.workers > 1:
+        sock.close()  # uvicorn's supervisor binds it again (SO_REUSEADDR) for its workers
     info = state.describe()
     yield (
         f"serving model {info['model_id']} ({info['model']}, {info['task']}, "
@@ -219,13 +224,36 @@ def serve(args: argparse.Namespace) -> Lines:
     if args.workers == 1:
         previous = install_sighup(app.state.holder)
         service.freeze_heap()
+        server = uvicorn.Server(uvicorn.Config(app, **run))
         try:
-            uvicorn.run(app, **run)
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once stopped
+            pass
         finally:
+            sock.close()
             signal.signal(signal.SIGHUP, previous)
     else:
         yield from _serve_workers(uvicorn, service, args, token, state.model_dir, run)
     yield "stopped"
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``(host, port)`` the way uvicorn binds one (``SO_REUSEADDR``;
+    IPv6 for an address with a colon), or a :class:`ConfigError` that says why not (a port
+    in use, an address not of this machine)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        hint = " (another server holds it: stop it or pick --port)"
+        hint = hint if exc.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {host}:{port}: {why}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _serve_workers(
@@ -259,4 +287,11 @@ def _serve_workers(
     yield from ()
 
 
-__all__ = ["add_export_arguments", "add_serve_parser", "export", "serve", "wants_export"]
+__all__ = [
+    "add_export_arguments",
+    "add_serve_parser",
+    "export",
+    "listen_socket",
+    "serve",
+    "wants_export",
+]
