@@ -78,7 +78,7 @@ def test_given_one_line_per_user_end_to_end(
     args = ["train", "--train", str(train), "--test", str(test), *POP, "--k", "5,10"]
     assert main([*args, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    header = next(line for line in printed.splitlines() if line.startswith("dataset train:"))
+    header = next(line for line in printed.splitlines() if line.startswith("test: the given"))
     assert "72 pairs of 24 users, full ranking" in header
     assert "3 pair(s) not scored: 1 user(s) and 1 item(s) unseen in training" in header
     assert "test, full ranking" in printed and "sampled 1+" not in printed

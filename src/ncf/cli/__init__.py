@@ -33,9 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     if getattr(args, "verbose", False):
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    from ncf.cli import commands, output  # the commands import torch and the models
-
+    if args.command == "train" and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0
+        sys.stdout.write(STARTING)  # the imports below take seconds: say something first
+        sys.stdout.flush()
     try:
+        from ncf.cli import commands, output  # the commands import torch and the models
+
         with warnings.catch_warnings():
             warnings.showwarning = _warning_line
             for line in commands.HANDLERS[args.command](args):
@@ -43,8 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `ncf ... | head` closed the pipe: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        sys.stderr.write("ncf: interrupted\n")
+    except KeyboardInterrupt as exc:  # a message says what the run left (ncf train's hint)
+        hint = " ".join(str(exc).split())
+        sys.stderr.write(f"ncf: interrupted{'; ' + hint if hint else ''}\n")
         return 130
     except (NCFError, OSError) as exc:
         if debug:
@@ -54,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"ncf: error: {message}\n")
         return EXIT_USAGE if usage else EXIT_FAILURE
     return 0
+
+
+#: ``ncf train``'s first line, printed before torch and the data load (seconds of silence).
+STARTING = "ncf train: loading torch, the settings and the data...\n"
 
 
 def _warning_line(message: Warning | str, category: type[Warning], *args: object,

@@ -42,7 +42,8 @@ def evaluate(args: argparse.Namespace) -> Lines:
         ds = load_source(source, args.data_dir)
         _warn_if_other_data(rec, ds)
         if rec.rating_scale_ is not None:
-            test, negatives = rating_holdouts(ds, seed=rec.seed)[0].test, None
+            protocol = rec.provenance_.get("protocol") or "folds"  # the split tested on
+            test, negatives = rating_holdouts(ds, protocol, seed=rec.seed)[0].test, None
         else:
             prov = rec.provenance_  # the split the model was tested on, cut again
             held = implicit_holdout(

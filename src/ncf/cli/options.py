@@ -20,8 +20,8 @@ from typing import Any
 
 from ncf.data.protocols import IMPLICIT_PROTOCOLS, IMPLICIT_TEST_FRACTION, RATING_PROTOCOLS
 from ncf.exceptions import ConfigError
-from ncf.training.config import DEVICES, LOSSES, PRECISIONS, SAMPLING, SCHEDULES
-from ncf.training.presets import PRESETS
+from ncf.training.config import DEVICES, LOSSES, PRECISIONS, SAMPLING, SCHEDULES, TrainConfig
+from ncf.training.presets import PRESET_TABLE, PRESETS, SPARSE_PER_ITEM
 
 DEFAULT_DATASET = "ml-latest-small"
 MODEL_CHOICES = ("neumf", "gmf", "mlp", "mf", "als", "ease", "blend", "pop", "itempop")
@@ -179,6 +179,48 @@ def boolean(value: Any) -> bool:
     raise _fail("true or false", value)
 
 
+# ---------------------------------------------------------------------- the defaults shown
+#: What ``ncf train`` with no option trains, and whose settings ``--help`` shows as defaults:
+#: the implicit task's ``default`` preset and its model (the first of its candidates).
+DEFAULT_PRESET = PRESET_TABLE[("implicit", "default")]
+_DEFAULT_RECIPE = DEFAULT_PRESET.recipe(DEFAULT_PRESET.model)
+#: Model fields' own defaults (the model configs', which import torch: tests check these).
+MODEL_DEFAULTS: dict[str, Any] = {"factors": 8, "layers": (64, 32, 16, 8), "dropout": 0.0,
+                                  "l2_embedding": 0.0, "init_std": 0.01}  # fmt: skip
+_TRAIN_DEFAULTS = {f: getattr(TrainConfig(), f) for f in TrainConfig.__dataclass_fields__}
+
+
+def shown(value: Any) -> str:
+    """A default as ``--help`` writes it: ``64,32,16,8``, ``none``, ``0.002``."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple | list):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def default(name: str, group: str) -> str:
+    """The default of a model or training field in words: the default preset's value for its
+    model when the preset sets the field (what ``ncf train`` with no option trains), else the
+    config's own; other presets, models and the rating task lay their recipes over it."""
+    own = shown((MODEL_DEFAULTS if group == "model" else _TRAIN_DEFAULTS)[name])
+    preset = _DEFAULT_RECIPE[group]
+    if name not in preset:
+        return f"default: {own}"
+    value = f"{shown(preset[name])}, the default preset's {DEFAULT_PRESET.model}"
+    if name == "schedule":  # presets.adapt keeps sparse data's rate constant
+        value += f" (none below {SPARSE_PER_ITEM:g} interactions per item)"
+    return f"default: {value}; else the preset's, or {own}"
+
+
+def _m(name: str) -> str:
+    return default(name, "model")
+
+
+def _t(name: str) -> str:
+    return default(name, "train")
+
+
 # ---------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class Option:
@@ -222,7 +264,8 @@ OPTIONS: tuple[Option, ...] = (
       "named recipe under the other options: fast, default, best or paper (docs/cli.md)"),
     opt("protocol", "run", one_of(PROTOCOL_CHOICES), "the test protocol; implicit task: loo "
       "(default), random (a share of each user's interactions) or time (a global cut by "
-      "timestamp); rating task: folds (default), random or per-user"),
+      "timestamp); rating task: random (default: one 90/10 split, seeded), folds (5 folds, or "
+      "the dataset's: mean and spread) or per-user"),
     opt("test_fraction", "run", fraction, "--protocol random or time: the share held out "
       f"(default: {IMPLICIT_TEST_FRACTION})"),
     opt("train", "run", path, "a given split's training file: CSV/Parquet pairs, one line per "
@@ -241,34 +284,41 @@ OPTIONS: tuple[Option, ...] = (
     opt("threads", "run", positive_int, "CPU threads (default: 1; more rarely pays on small data)"),
     opt("nproc", "run", positive_int, "training processes on this machine, each on its share of "
       "the data (torch.distributed: gloo on CPU, NCCL on GPU; default: 1)"),
-    opt("progress", "run", boolean, "hide the progress bars and per-epoch lines", False),
-    opt("out", "run", path, "model directory (default: ./models/<model>-<dataset>)"),
+    opt("progress", "run", boolean, "hide the progress bars (the one line per epoch still "
+      "prints)", False),
+    opt("out", "run", path, "model directory (default: ./models/<model>-<dataset>, then "
+      "-rating for the rating task and -<preset> for a preset other than default)"),
     opt("force", "run", boolean, "replace a model of other data in --out", True),
     opt("resume", "run", boolean, "continue an interrupted run from the checkpoints it left "
       "beside --out", True),
     # the model
-    opt("factors", "model", positive_int, "GMF/MF embedding size (default: 8)"),
-    opt("layers", "model", layers, "MLP tower, concatenated width first (default: 64,32,16,8)"),
-    opt("dropout", "model", unit_float, "dropout in the MLP tower (default: 0)"),
+    opt("factors", "model", positive_int, f"GMF/MF embedding size ({_m('factors')})"),
+    opt("layers", "model", layers, f"MLP tower, concatenated width first ({_m('layers')})"),
+    opt("dropout", "model", unit_float, f"dropout in the MLP tower ({_m('dropout')})"),
     opt("l2_embedding", "model", non_negative_float,
-      "L2 on the embedding rows of each batch (default: 0); alias --l2", aliases=("l2",)),
-    opt("init_std", "model", positive_float, "std of the normal embedding init (default: 0.01)"),
+      f"L2 on the embedding rows of each batch ({_m('l2_embedding')}); alias --l2",
+      aliases=("l2",)),
+    opt("init_std", "model", positive_float,
+      f"std of the normal embedding init ({_m('init_std')})"),
     # the training (TrainConfig fields)
-    opt("epochs", "train", positive_int, "training epochs (default: 8; rating: the recipe's)"),
-    opt("batch_size", "train", positive_int, "samples per step (default: 1024)"),
-    opt("lr", "train", positive_float, "learning rate (default: 0.002)"),
-    opt("optimizer", "train", text, "adam, adamw, adagrad, sgd, ... (default: adam)"),
-    opt("weight_decay", "train", non_negative_float, "the optimizer's weight decay (default: 0)"),
+    opt("epochs", "train", positive_int, f"training epochs at most ({_t('epochs')})"),
+    opt("batch_size", "train", positive_int, f"samples per step ({_t('batch_size')})"),
+    opt("lr", "train", positive_float, f"learning rate ({_t('lr')})"),
+    opt("optimizer", "train", text, f"adam, adamw, adagrad, sgd, ... ({_t('optimizer')})"),
+    opt("weight_decay", "train", non_negative_float,
+      f"the optimizer's weight decay ({_t('weight_decay')})"),
     opt("loss", "train", one_of(LOSSES), "bce or bpr (implicit), mse or huber (rating)"),
-    opt("negatives", "train", positive_int, "negatives sampled per positive (default: 4)"),
+    opt("negatives", "train", positive_int, f"negatives sampled per positive ({_t('negatives')})"),
     opt("sampling", "train", one_of(SAMPLING), "negative sampling: uniform or popularity"),
-    opt("patience", "train", positive_int, "stop after this many epochs without validation gain"),
+    opt("patience", "train", positive_int,
+      f"stop after this many epochs without validation gain ({_t('patience')})"),
     opt("monitor", "train", monitor, "validation metric that picks epochs, alpha and the "
       "default's model: ndcg@K, recall@K, hr@K... (default: ndcg@20 over the full ranking; "
       "hr@10 of sampled candidates where the data ships them); rating task: rmse or mae"),
-    opt("schedule", "train", one_of(SCHEDULES), "learning-rate schedule (default: none)"),
-    opt("gamma", "train", decay, "--schedule's decay factor in (0, 1] (default: 0.5)"),
-    opt("step_size", "train", positive_int, "--schedule step: epochs between decays (default: 10)"),
+    opt("schedule", "train", one_of(SCHEDULES), f"learning-rate schedule ({_t('schedule')})"),
+    opt("gamma", "train", decay, f"--schedule's decay factor in (0, 1] ({_t('gamma')})"),
+    opt("step_size", "train", positive_int,
+      f"--schedule step: epochs between decays ({_t('step_size')})"),
     opt("device", "train", one_of(DEVICES), "cpu, cuda or auto (default: auto, a GPU if any)"),
     opt("sparse_rows", "train", positive_int, "embedding tables of at least this many rows "
       "take row-wise (lazy) Adam/AdamW/Adagrad updates (default: 100000)"),

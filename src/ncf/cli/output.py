@@ -8,13 +8,17 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from ncf.training.callbacks import Callback, TrainerView
+
+#: The widest line the progress lines print.
+WIDTH = 120
 
 
 def emit(line: str) -> None:
@@ -23,16 +27,57 @@ def emit(line: str) -> None:
 
 
 class EpochLines(Callback):
-    """Prints one line per epoch (validation figures named ``val_...``)."""
+    """Prints one line per epoch: the loss, the monitored validation figure first, then as many
+    others (named ``val_...``) as fit :data:`WIDTH` characters (all are in the model's
+    ``config.json`` history and ``curves.png``)."""
 
     def on_epoch_end(self, trainer: TrainerView, epoch: int, logs: dict[str, Any]) -> None:
-        parts = [f"loss {logs['loss']:.4f}"]
-        parts += [
-            f"val_{k} {v:.4f}"
-            for k, v in logs.items()
-            if k not in ("epoch", "lr", "time", "loss") and isinstance(v, float)
-        ]
-        emit(f"epoch {epoch:>3}: {', '.join(parts)} ({logs['time']:.1f} s)")
+        monitor = trainer.config.monitor
+        skip = ("epoch", "lr", "time", "loss")
+        figures = [(k, v) for k, v in logs.items() if k not in skip and isinstance(v, float)]
+        figures.sort(key=lambda kv: kv[0] != monitor)  # stable: the rest keep their order
+        head, tail = f"epoch {epoch:>3}: loss {logs['loss']:.4f}", f" ({logs['time']:.1f} s)"
+        for k, v in figures:
+            part = f", val_{k} {v:.4f}"
+            if len(head) + len(part) + len(tail) > WIDTH:
+                break
+            head += part
+        emit(head + tail)
+
+
+class StageLines(Callback):
+    """Prints one line as each training run starts: which split and stage it is and what it
+    trains, read from the checkpoint folder the run writes under ``root`` (``split-K``, the
+    NeuMF stages ``gmf`` / ``mlp`` / ``final``, ensemble ``memberK``, ``refit``)."""
+
+    STAGES: ClassVar[dict[str, str]] = {
+        "gmf": "pre-training the GMF branch",
+        "mlp": "pre-training the MLP branch",
+        "final": "fine-tuning the fused NeuMF",
+        "refit": "refit on all training data",
+    }
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def on_train_begin(self, trainer: TrainerView) -> None:
+        c = trainer.config
+        words = []
+        if c.checkpoint_dir is not None:
+            path = Path(c.checkpoint_dir)
+            parts = path.relative_to(self.root).parts if path.is_relative_to(self.root) else ()
+            for part in parts:
+                if part.startswith("split-"):
+                    words.append(f"split {part.removeprefix('split-')}")
+                elif part.startswith("member"):
+                    words.append(f"ensemble member {part.removeprefix('member')}")
+                else:
+                    words.append(self.STAGES.get(part, part))
+        model = type(trainer.model).__name__ if trainer.model is not None else "the model"
+        epochs = f"{c.epochs} epoch{'s' if c.epochs > 1 else ''}"
+        epochs = epochs if c.patience is None else f"up to {epochs}"
+        what = f"training {model}, {epochs}"
+        emit(f"{', '.join(words)}: {what}" if words else what)
 
 
 def format_metrics(metrics: dict[str, Any]) -> list[str]:
@@ -78,6 +123,7 @@ def dumps(data: Any) -> str:
 
 __all__ = [
     "EpochLines",
+    "StageLines",
     "dumps",
     "elapsed",
     "emit",

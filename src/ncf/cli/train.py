@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import textwrap
 import time
 import warnings
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from ncf.studies.rating_cv import (
     split_features,
 )
 from ncf.training import Plan, distributed
+from ncf.training.config import resolve_device
 
 Lines = Iterator[str]
 
@@ -114,22 +116,58 @@ def train(args: argparse.Namespace) -> Lines:
         distributed.shutdown()
 
 
+#: Output lines are wrapped to this width (the recipe line runs long).
+WIDTH = 120
+
+
+def default_out(run: dict[str, Any], model: str) -> Path:
+    """``--out``'s default: ``models/<model>-<data>``, then ``-rating`` for the rating task and
+    ``-<preset>`` for a preset other than ``default``, so that no preset's run replaces
+    another's model."""
+    suffix = "-rating" if run["task"] == "rating" else ""
+    if run["preset"] != "default":
+        suffix += f"-{run['preset']}"
+    return Path("models") / f"{model}-{Path(_source(run)).stem}{suffix}"
+
+
 def _train(req: TrainRequest, main: bool) -> Lines:
     run = req.run
+    resolve_device(req.train.get("device", "auto"))  # a missing GPU fails before the data loads
     torch.set_num_threads(run["threads"])
     estimator = recommender(req)
     name = estimator.model_name
     given = run["features"] is not None
     # every setting checked here, before the data loads
     sides = check_features(run["features"] if given else estimator.plan().features)
-    suffix = "-rating" if run["task"] == "rating" else ""
-    out = Path(run["out"] or Path("models") / f"{name}-{Path(_source(run)).stem}{suffix}")
+    out = Path(run["out"] or default_out(run, name))
     _check_out(out, run)
     checkpoints = out.parent / f".{out.name}.checkpoints"
     if checkpoints.exists() and not run["resume"] and main:
         shutil.rmtree(checkpoints)  # a fresh run: an earlier run's checkpoints do not apply
     elif run["resume"] and checkpoints.exists():
         yield f"resuming from the checkpoints in {checkpoints}"
+    try:
+        yield from _run(req, main, estimator, sides, out, checkpoints)
+    except KeyboardInterrupt:
+        if main and checkpoints.exists():
+            raise KeyboardInterrupt(
+                f"checkpoints kept in {checkpoints}: the same command with --resume continues "
+                f"the run; rm -r {checkpoints} removes them"
+            ) from None
+        raise
+
+
+def _run(
+    req: TrainRequest,
+    main: bool,
+    estimator: Recommender,
+    sides: list[str],
+    out: Path,
+    checkpoints: Path,
+) -> Lines:
+    """Load the data, train, evaluate and save (the settings and the output already checked)."""
+    run = req.run
+    given = run["features"] is not None
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     columns = {role: run[opt] for role, opt in COLUMN_OPTIONS.items() if run[opt] is not None}
@@ -140,9 +178,10 @@ def _train(req: TrainRequest, main: bool) -> Lines:
         ds = load_source(run["dataset"], run["data_dir"], columns=columns)
     if not given:  # the preset's features: those this data has
         sides = available_features(ds, sides)
-    job = _Job(req, ds, sides, [output.EpochLines()], out, timings, checkpoints, main)
+    callbacks = [output.StageLines(checkpoints), output.EpochLines()]
+    job = _Job(req, ds, sides, callbacks, out, timings, checkpoints, main)
     if run["task"] == "rating":
-        yield _recipe_line(estimator, estimator.plan(data=ds.interactions), sides, ds)
+        yield from _wrap(_recipe_line(estimator, estimator.plan(data=ds.interactions), sides, ds))
         timings["data"] = time.perf_counter() - t0
         yield from _train_rating(job)
     else:
@@ -153,14 +192,19 @@ def _train(req: TrainRequest, main: bool) -> Lines:
         ranking, fraction = validation_shape(holdout, ds, run["test_fraction"])
         estimator = recommender(req, ranking=ranking, fraction=fraction)
         plan = estimator.plan(data=holdout.train)
-        yield _recipe_line(estimator, plan, sides, ds)
-        yield _selection_line(plan.final.config.monitor, ranking, fraction)
+        yield from _wrap(_recipe_line(estimator, plan, sides, ds))
+        yield from _wrap(_selection_line(plan.final.config.monitor, ranking, fraction))
         timings["data"] = time.perf_counter() - t0
         yield from _train_implicit(job, holdout, estimator)
     if main:
         shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: no run to resume
     spent = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
     yield f"done in {time.perf_counter() - t0:.1f} s ({spent})"
+
+
+def _wrap(line: str) -> list[str]:
+    """A long line as lines of at most :data:`WIDTH` characters, the later ones indented."""
+    return textwrap.wrap(line, WIDTH, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) -> str:
@@ -250,8 +294,9 @@ def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
     ks = _cutoffs(run["k"], holdout.negatives)  # checked before any training
     yield (
         f"dataset {ds.name}: {part.n_users:,} users, {part.n_items:,} items, "
-        f"{len(part):,} training interactions; test: {holdout.description}"
+        f"{len(part):,} training interactions"
     )
+    yield f"test: {holdout.description}"  # a line of its own (it may name a long path)
     user, item = split_features(ds, holdout, sides)
     t = time.perf_counter()
     rec.fit(part, item_metadata=ds.items, user_features=user, item_features=item,
@@ -260,7 +305,7 @@ def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
     if not job.main:
         return
     if rec.candidates_:
-        yield _chosen_line(rec)
+        yield from _wrap(_chosen_line(rec))
     yield f"trained {rec.model_name} ({_epochs(rec)})"
     t, negatives = time.perf_counter(), holdout.negatives
     full = {n: float(v) for n, v in rec.evaluate(holdout.test, "full", k=ks).items()}
@@ -303,8 +348,14 @@ def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
     wanted = run["user"]
     user_id = rec.user_map_.parse(wanted) if wanted is not None else _first(holdout)
     top = rec.recommend(user_id, k=10, with_metadata=True)
-    what = "the model's logit" if rec.model_.trainable else "the model's score"
-    yield f"top 10 for user {user_id} (score: {what}, higher ranks first):"
+    if bool(top["fallback"].any()):  # Recommender.recommend's popularity fallback
+        yield (
+            f"user {user_id} is unknown to the model: the 10 most popular items instead "
+            "(score: log(1 + training count)):"
+        )
+    else:
+        what = "the model's logit" if rec.model_.trainable else "the model's score"
+        yield f"top 10 for user {user_id} (score: {what}, higher ranks first):"
     yield from output.format_table(top, ["rank", "item", "title", "score"])
 
 
@@ -315,8 +366,8 @@ def _train_rating(job: _Job) -> Lines:
     checkpoints = job.checkpoints
     scale = rating_scale(ds.interactions, ds.rating_scale)
     how = "given" if ds.rating_scale is not None else "inferred from the data"
-    protocol = req.run["protocol"] or "folds"
-    yield (
+    protocol = req.run["protocol"] or RATING_PROTOCOL
+    yield from _wrap(
         f"dataset {ds.name}: {ds.interactions.n_users:,} users, {ds.interactions.n_items:,} "
         f"items, {len(ds.interactions):,} ratings on {scale[0]:g} to {scale[1]:g} ({how}); "
         f"protocol {protocol}"
@@ -328,19 +379,29 @@ def _train_rating(job: _Job) -> Lines:
     )  # fmt: skip
     timings["training and evaluation"] = time.perf_counter() - t
     summary = cv.summary
-    for n, fold in enumerate(summary["folds"], 1):
-        yield (
-            f"split {n}: RMSE {fold['rmse']:.4f}  MAE {fold['mae']:.4f}  (best epoch "
-            f"{fold['best_epoch']}, {fold['seconds']:.1f} s)"
+    folds = summary["folds"]
+    for n, (fold, (fitted, _)) in enumerate(zip(folds, cv.fits, strict=True), 1):
+        yield from _wrap(
+            f"{f'split {n} of {len(folds)}' if len(folds) > 1 else 'test'}: RMSE "
+            f"{fold['rmse']:.4f}  MAE {fold['mae']:.4f}  ({_epochs(fitted)}; "
+            f"{fold['seconds']:.1f} s)"
         )
-    splits = f" over {len(summary['folds'])} splits" if len(summary["folds"]) > 1 else ""
-    yield f"RMSE {summary['rmse']:.4f}  MAE {summary['mae']:.4f}{splits}"
+    if len(folds) > 1:
+        yield (
+            f"RMSE {summary['rmse']:.4f} ± {summary['rmse_std']:.4f}  MAE {summary['mae']:.4f} "
+            f"± {summary['mae_std']:.4f}: mean ± standard deviation over {len(folds)} splits"
+        )
     rec, holdout = cv.fits[0]
     first = summary["folds"][0]
     metrics = {"rmse": first["rmse"], "mae": first["mae"]}
-    metrics.update({f"cv_{k}": summary[k] for k in ("rmse", "mae", "rmse_std", "mae_std")})
+    if len(folds) > 1:  # the mean and spread over the splits
+        metrics.update({f"cv_{k}": summary[k] for k in ("rmse", "mae", "rmse_std", "mae_std")})
     metrics.update({f"val_{name}": v for name, v in rec.metrics_.items() if name != "loss"})
-    yield "the first split's model (test) and its selection (validation):"
+    yield (
+        "the first split's model (test) and its selection (validation):"
+        if len(folds) > 1
+        else "the model (test) and its selection (validation):"
+    )
     yield from output.format_metrics(metrics)
     if not job.main:
         return
@@ -369,7 +430,8 @@ def _save(
     }
     rec.save(out, metrics=metrics, provenance=provenance, test=holdout.test,
              test_negatives=holdout.negatives)  # fmt: skip
-    first = " (the first split's; its test split is saved with it)" if extra else ""
+    folds = len((extra.get("cross_validation") or {}).get("folds", []))
+    first = " (the first split's; its test split is saved with it)" if folds > 1 else ""
     yield f"saved to {out}{first} (metrics in {out / 'metrics.json'})"
     yield curves(rec, out, f"{rec.model_name} on {ds.name}")
 
@@ -401,10 +463,17 @@ def _chosen_line(rec: Recommender) -> str:
         f"{label} {figures.get(monitor, float('nan')):.4f} ({figures.get('seconds', 0.0):.1f} s)"
         for label, figures in rec.candidates_.items()
     )
-    return f"chose {rec.plan_.label} on validation {monitor}: {tried}"
+    return f"chose {rec.plan_.label} on validation {monitor}: {tried}"  # wrapped by the caller
+
+
+#: The rating task's test protocol unless ``--protocol`` names one: one seeded random split
+#: (``folds`` trains a model per fold to save one, and reports their mean and spread).
+RATING_PROTOCOL = "random"
 
 
 def _epochs(rec: Recommender) -> str:
+    """The epochs selected, in words (epochs count from 1; a fine-tuning's 0 is the fused start
+    of the pre-trained branches, kept because no fine-tuning epoch beat it on validation)."""
     if not rec.model_.trainable:  # fitted in closed form: no epochs
         return "closed form" + (", then refit on all training data" if rec.refit_ else "")
     branches = ", ".join(
@@ -415,6 +484,10 @@ def _epochs(rec: Recommender) -> str:
     members = [rec.metrics_[f"member{k}_epoch"] for k in range(1, len(rec.metrics_) + 1)
                if f"member{k}_epoch" in rec.metrics_]  # fmt: skip
     text = f"best epoch {rec.best_epoch_}"
+    if branches and not rec.best_epoch_:
+        text = "no fine-tuning epoch beat the fused branches on validation: fused start kept"
+    elif branches:
+        text = f"best fine-tuning epoch {rec.best_epoch_}"
     if members:
         epochs = ", ".join(str(int(e)) for e in members)
         text = f"{len(members)} members averaged, best epochs {epochs}"
