@@ -111,11 +111,13 @@ def test_not_json_and_oversized_bodies(client: TestClient) -> None:
     r = client.post("/v1/recommendations", content=big,
                     headers={"content-type": "application/json"})  # fmt: skip
     assert r.status_code == 413
-    assert "larger than" in r.text
+    detail = r.json()["detail"]
+    assert detail[0]["loc"] == ["body"] and "larger than" in detail[0]["msg"]
     chunked = iter([b'{"users": [', b"1," * 600_000, b"1]}"])  # no Content-Length: counted
     r = client.post("/v1/recommendations", content=chunked,
                     headers={"content-type": "application/json"})  # fmt: skip
     assert r.status_code == 413
+    assert r.json() == {"detail": detail}  # one shape, however the length came
 
 
 def test_similar_items(client: TestClient, model_dirs) -> None:
@@ -229,6 +231,16 @@ def test_metrics(fresh_client: TestClient) -> None:
     assert f'ncf_model_info{{model="neumf",model_id="{model_id}",task="implicit"}} 1.0' in text
     assert "ncf_model_loaded_timestamp_seconds" in text
     assert "ncf_model_load_duration_seconds" in text
+
+
+def test_docs_and_openapi_are_counted_as_their_own_routes(fresh_client: TestClient) -> None:
+    c = fresh_client
+    for path in ("/docs", "/openapi.json", "/v2/nothing"):
+        c.get(path)
+    text = c.get("/metrics").text
+    for route, status in (("/docs", 200), ("/openapi.json", 200), ("unmatched", 404)):
+        line = f'ncf_http_requests_total{{method="GET",route="{route}",status="{status}"}} 1.0'
+        assert line in text, [t for t in text.splitlines() if "requests_total" in t]
 
 
 def test_unknown_routes_and_methods(client: TestClient) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Latency buckets in seconds, fine below 50 ms where a top-k request lands.
@@ -81,7 +82,8 @@ class Metrics:
 
 class MetricsMiddleware:
     """Counts and times every request, labelled by its route template (``/v1/items/{item_id}
-    /similar``, not the raw path, so the label set stays bounded; ``unmatched`` otherwise)."""
+    /similar``, not the raw path, so the label set stays bounded; ``/docs`` and
+    ``/openapi.json`` under their own paths; ``unmatched`` for a path no route serves)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -103,8 +105,20 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None) or _route_of(scope)
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - t0)
+
+
+def _route_of(scope: Scope) -> str:
+    """The path template of the app's route that matches ``scope``, for the routes FastAPI
+    does not record in the scope (its own ``/docs`` and ``/openapi.json``, plain Starlette
+    routes and mounts); ``unmatched`` when none does (a 404)."""
+    router = getattr(scope.get("app"), "router", None)
+    for route in getattr(router, "routes", ()):
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:  # a wrong method (405) counts under its route too
+            return str(getattr(route, "path", None) or "unmatched")
+    return "unmatched"
 
 
 class BodyTooLarge(HTTPException):
@@ -116,7 +130,8 @@ class BodyTooLarge(HTTPException):
 
 class BodyLimitMiddleware:
     """Answers 413 to a request whose body is longer than ``max_bytes`` (by its
-    ``Content-Length``, or counted while a chunked body is read)."""
+    ``Content-Length``, or counted while a chunked body is read), with one body either way:
+    ``{"detail": [{"loc": ["body"], "msg": ..., "type": "too_large"}]}``."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -136,19 +151,28 @@ class BodyLimitMiddleware:
                     await self._reject(send)
                     return
         seen = 0
+        over = False  # the body went past the limit while the app read it
         started = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    over = True
                     raise BodyTooLarge(self.max_bytes)
             return message
 
+        replaced = False
+
         async def watch(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            if over and not started and message["type"] == "http.response.start":
+                replaced = started = True  # the app's answer to BodyTooLarge: ours instead
+                await self._reject(send)
+            if replaced:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
