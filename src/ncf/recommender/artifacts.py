@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from safetensors.torch import load_file, save_file
 
 from ncf._version import __version__
 from ncf.data.idmap import IdMap
-from ncf.exceptions import ConfigError, DataError, ModelFileError
+from ncf.exceptions import ConfigError, DataError, ModelFileError, StorageError
 from ncf.models import RecModel, model_from_spec
 
 FORMAT_VERSION = 1
@@ -122,24 +123,35 @@ def save(path: str | Path, saved: SavedModel) -> Path:
             f"{target} exists and is not a saved ncf model; choose another path or remove it"
         )
     _check_consistent(saved)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
-        _write_files(tmp, saved)
-        _fsync_dir(tmp)
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            _write_files(tmp, saved)
+            _fsync_dir(tmp)
+            old = None
+            if target.exists():
+                old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(target, old)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    except OSError as exc:  # a full disk, a quota, a read-only or foreign folder: one line
+        raise StorageError.from_os_error(exc, "the model", target, _size(saved)) from exc
     return target
+
+
+def _size(saved: SavedModel) -> int:
+    """About the bytes a save writes: the weights, and the seen pairs and test split as int64."""
+    weights = sum(v.numel() * v.element_size() for v in saved.model.state_dict().values())
+    seen = sp.csr_matrix(saved.seen)
+    test = sum(np.asarray(v).size * 8 for v in (saved.test or {}).values())
+    return int(weights + 8 * (seen.nnz + seen.shape[0] + 1) + test)
 
 
 def recover(target: Path) -> None:
@@ -227,7 +239,7 @@ def load(path: str | Path) -> SavedModel:
 # ---------------------------------------------------------------------- writing
 def _write_files(folder: Path, saved: SavedModel) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in saved.model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS))
+    _save_weights(state, folder / WEIGHTS)
     maps = {"user": saved.user_map.to_json(), "item": saved.item_map.to_json()}
     _write_json(folder / ID_MAPS, maps)
     np.save(folder / POPULARITY, np.asarray(saved.popularity, dtype=np.int64), allow_pickle=False)
@@ -263,6 +275,19 @@ def _write_files(folder: Path, saved: SavedModel) -> None:
         "files": files,
     }
     _write_json(folder / CONFIG, config)
+
+
+def _save_weights(state: dict[str, Any], path: Path) -> None:
+    """``safetensors``' ``save_file``, whose I/O errors (a full disk...) come back as the
+    ``OSError`` they are: safetensors reports them as a ``SafetensorError`` naming the code."""
+    try:
+        save_file(state, str(path))
+    except SafetensorError as exc:
+        code = re.search(r"os error (\d+)", str(exc))
+        if code is None:
+            raise
+        number = int(code.group(1))
+        raise OSError(number, os.strerror(number), str(path)) from exc
 
 
 def _write_items(path: Path, meta: pd.DataFrame) -> None:
