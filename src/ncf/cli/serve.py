@@ -186,12 +186,10 @@ def serve(args: argparse.Namespace) -> Lines:
             f"ncf serve needs the 'serve' extra ({exc.name} is not installed): "
             "pip install 'ncf[serve]'"
         ) from None
-    import torch
-
     from ncf.service import app as service
     from ncf.service.state import ENV_DEVICE, install_sighup, load_state
 
-    torch.set_num_threads(1)  # one request per core beats threads fighting over two cores
+    service.serving_process()  # one torch thread; the event loop gets the interpreter quickly
     token = args.admin_token or os.environ.get(service.ENV_TOKEN) or None
     os.environ[ENV_DEVICE] = args.device  # every worker's load_state reads it
     url = f"http://{args.host}:{args.port}"

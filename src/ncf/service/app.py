@@ -13,17 +13,22 @@ See ``docs/serving.md``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hmac
 import json
 import os
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from ncf._version import __version__
 from ncf.exceptions import NCFError, UnknownIdError
@@ -45,13 +50,56 @@ UserId = Annotated[str, PathParam(max_length=s.MAX_ID_LENGTH, description="raw u
 ItemId = Annotated[str, PathParam(max_length=s.MAX_ID_LENGTH, description="raw item id")]
 
 
+#: A batch reply of at most this many items (users x k) is one JSON document with a length;
+#: a larger one streams (chunked), a few users at a time, so that no single encoder call
+#: holds the interpreter (and the event loop with it) for more than a few milliseconds.
+ONE_PIECE_ITEMS = 4096
+#: Users encoded into one chunk of a streamed reply (about 50 KB each at k = 1000).
+STREAM_USERS = 16
+
+
+def _json(content: Any) -> bytes:
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 class FastJSON(Response):
     """Compact JSON of plain data, without a second validation pass of the answer."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _json(content)
+
+
+async def _in_thread(
+    chunks: Iterator[bytes], limiter: anyio.CapacityLimiter
+) -> AsyncIterator[bytes]:
+    """Each ``next(chunks)`` in a worker thread that holds ``limiter``.
+
+    With one token, the large replies in flight take turns chunk by chunk: at most one
+    thread runs Python beside the event loop, so the loop waits at most one switch interval
+    (:data:`SWITCH_INTERVAL`) for the interpreter each time it wakes, however many large
+    replies are in flight, and a slow client never holds the token between its chunks."""
+    while (
+        chunk := await anyio.to_thread.run_sync(next, chunks, None, limiter=limiter)
+    ) is not None:
+        yield chunk
+
+
+def _streamed_results(model_id: str, results: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """``{"model_id": ..., "results": [...]}`` in chunks of :data:`STREAM_USERS` users.
+
+    Each user is one short encoder call (about 1 ms at k = 1000), run in a worker thread
+    (:func:`_in_thread`): the loop keeps answering (``/healthz`` included) while a reply of
+    tens of megabytes is built, and only a chunk of it is in memory at once."""
+    chunk = [b'{"model_id":' + _json(model_id) + b',"results":[']
+    for n, answer in enumerate(results):
+        chunk.append(b"," + _json(answer) if n else _json(answer))
+        if len(chunk) >= STREAM_USERS:
+            yield b"".join(chunk)
+            chunk = []
+    chunk.append(b"]}")
+    yield b"".join(chunk)
 
 
 def create_app(
@@ -112,9 +160,7 @@ def create_app(
 def app_from_env() -> FastAPI:
     """The app of one worker process of ``ncf serve --workers N`` (settings from the
     environment: ``NCF_SERVE_MODEL_DIR``, ``NCF_SERVE_POINTER``, ``NCF_ADMIN_TOKEN``)."""
-    import torch
-
-    torch.set_num_threads(1)
+    serving_process()
     pointer = os.environ.get(ENV_POINTER)
     app = create_app(
         os.environ[ENV_MODEL_DIR],
@@ -123,6 +169,21 @@ def app_from_env() -> FastAPI:
     )
     freeze_heap()
     return app
+
+
+#: How long a thread runs Python before it hands the interpreter to a waiting one (seconds).
+SWITCH_INTERVAL = 0.001
+
+
+def serving_process() -> None:
+    """Settings of a serving process: one torch thread (one request per core beats threads
+    fighting over the cores), and a thread that streams a large reply hands the interpreter
+    back to the event loop after 1 ms instead of Python's 5 (each wake-up of the loop waits
+    for it at most that long, a few times per health check)."""
+    import torch
+
+    torch.set_num_threads(1)
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def freeze_heap() -> None:
@@ -157,6 +218,7 @@ def _handlers(app: FastAPI) -> None:
 
 def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
     batcher = Batcher()
+    heavy = anyio.CapacityLimiter(1)  # large batch replies: one worker thread at a time
 
     @app.get("/healthz", response_model=s.Health, tags=["ops"], summary="the process is alive")
     async def healthz() -> Response:
@@ -206,14 +268,25 @@ def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
         tags=["recommend"],
         summary="top-k items for many users, scored together",
     )
-    def recommendations(body: s.RecommendationsRequest) -> Response:
+    async def recommendations(body: s.RecommendationsRequest) -> Response:
         state = holder.current()
-        users = scoring.parse_ids(body.users, state, "user", ("body", "users"))
-        results = scoring.recommend(
-            state, users, body.k, exclude_seen=body.exclude_seen, strict=body.strict
-        )
-        metrics.fallbacks.inc(sum(r["fallback"] for r in results))
-        return FastJSON({"model_id": state.model_id, "results": results})
+        users = list(dict.fromkeys(scoring.parse_ids(body.users, state, "user", ("body", "users"))))
+        score = functools.partial(
+            scoring.recommend_lazily,
+            state,
+            users,
+            body.k,
+            exclude_seen=body.exclude_seen,
+            strict=body.strict,
+        )  # scores and ranks every user; each user's answer is built as it is encoded
+        if len(users) * body.k <= ONE_PIECE_ITEMS:
+            answers = await run_in_threadpool(lambda: list(score()))
+            metrics.fallbacks.inc(sum(a["fallback"] for a in answers))
+            return FastJSON({"model_id": state.model_id, "results": answers})
+        results = await anyio.to_thread.run_sync(score, limiter=heavy)
+        metrics.fallbacks.inc(sum(u not in state.user_index for u in users))
+        chunks = _streamed_results(state.model_id, results)
+        return StreamingResponse(_in_thread(chunks, heavy), media_type="application/json")
 
     @app.get(
         "/v1/items/{item_id}/similar",
@@ -305,4 +378,12 @@ def _admin_routes(app: FastAPI, holder: ModelHolder, token: str) -> None:
         return FastJSON({**info, "previous_model_id": before.model_id})
 
 
-__all__ = ["ENV_MODEL_DIR", "ENV_POINTER", "ENV_TOKEN", "app_from_env", "create_app", "freeze_heap"]
+__all__ = [
+    "ENV_MODEL_DIR",
+    "ENV_POINTER",
+    "ENV_TOKEN",
+    "app_from_env",
+    "create_app",
+    "freeze_heap",
+    "serving_process",
+]

@@ -11,7 +11,7 @@ the popularity fallback, flagged. Similar items, pair scores and fold-in call th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -86,17 +86,22 @@ def _items(state: ModelState, cols: list[int], scores: list[float]) -> list[dict
     ]
 
 
-def _ranked(
-    scores: torch.Tensor, k: int, seen: Any = None
-) -> tuple[list[list[int]], list[list[float]]]:
-    """Best ``k`` columns of each row, seen ones excluded: (item indices, scores), best first
-    (the masked top-k of :mod:`ncf.evaluation.ranking`; masked entries dropped)."""
-    values, index = masked_top_k(scores, k, seen)
-    values, index = values.cpu(), index.cpu()
-    kept = torch.isfinite(values).sum(dim=1).tolist()
-    cols = [row[:n] for row, n in zip(index.tolist(), kept, strict=True)]
-    vals = [row[:n] for row, n in zip(values.tolist(), kept, strict=True)]
-    return cols, vals
+class _Block:
+    """The best ``k`` columns of each row of ``scores``, seen ones excluded, best first (the
+    masked top-k of :mod:`ncf.evaluation.ranking`; masked entries dropped), kept as arrays:
+    a row becomes Python lists only when it is answered, so a large request never holds
+    (users x k) Python objects at once, and no conversion holds the interpreter for more
+    than one row's time."""
+
+    def __init__(self, scores: torch.Tensor, k: int, seen: Any = None) -> None:
+        values, index = masked_top_k(scores, k, seen)
+        self.values = values.cpu().numpy()  # (b, k), best first
+        self.index = index.cpu().numpy()  # (b, k)
+        self.kept = np.isfinite(self.values).sum(axis=1)  # (b,): masked entries rank last
+
+    def row(self, n: int) -> tuple[list[int], list[float]]:
+        kept = int(self.kept[n])
+        return self.index[n, :kept].tolist(), self.values[n, :kept].tolist()
 
 
 def recommend(
@@ -109,13 +114,22 @@ def recommend(
     list of dict
         ``{"user", "fallback", "items": [{"item", "score", "rank"[, "title"]}]}`` per user.
     """
+    return list(recommend_lazily(state, users, k, exclude_seen=exclude_seen, strict=strict))
+
+
+def recommend_lazily(
+    state: ModelState, users: Sequence[Any], k: int, *, exclude_seen: bool, strict: bool
+) -> Iterator[dict[str, Any]]:
+    """:func:`recommend`, one user's answer at a time: every user is scored and ranked (and a
+    :class:`NotFound` raised) before this returns; each answer's dict is built only as the
+    iterator reaches it (a large reply is serialised user by user, never held whole)."""
     distinct = list(dict.fromkeys(users))
     rows = [state.user_index.get(u, -1) for u in distinct]
     missing = [u for u, r in zip(distinct, rows, strict=True) if r < 0]
     if missing and strict:
         raise _unknown(missing, "user")
     known = [r for r in rows if r >= 0]
-    answers: list[tuple[list[int], list[float]]] = []
+    blocks: list[_Block] = []
     model = state.rec.model_
     with torch.inference_mode():
         for start in range(0, len(known), USER_BLOCK):
@@ -123,18 +137,27 @@ def recommend(
             index = torch.from_numpy(block).to(state.device)
             scores = model.score_all(index)  # (b, n_items)
             seen = state.seen[block] if exclude_seen else None
-            block_cols, block_vals = _ranked(scores, k, seen)
-            answers.extend(zip(block_cols, block_vals, strict=True))
-        fallback = _ranked(state.popularity.unsqueeze(0), k) if missing else None
-    out, it = [], iter(answers)
-    for user, row in zip(distinct, rows, strict=True):
+            blocks.append(_Block(scores, k, seen))
+        fallback = _Block(state.popularity.unsqueeze(0), k).row(0) if missing else None
+    return _answers(state, distinct, rows, blocks, fallback)
+
+
+def _answers(
+    state: ModelState,
+    users: list[Any],
+    rows: list[int],
+    blocks: list[_Block],
+    fallback: tuple[list[int], list[float]] | None,
+) -> Iterator[dict[str, Any]]:
+    n = 0  # the known users' position in the blocks
+    for user, row in zip(users, rows, strict=True):
         if row >= 0:
-            cols, vals = next(it)
+            cols, vals = blocks[n // USER_BLOCK].row(n % USER_BLOCK)
+            n += 1
         else:
             assert fallback is not None
-            cols, vals = fallback[0][0], fallback[1][0]
-        out.append({"user": user, "fallback": row < 0, "items": _items(state, cols, vals)})
-    return out
+            cols, vals = fallback
+        yield {"user": user, "fallback": row < 0, "items": _items(state, cols, vals)}
 
 
 def similar(state: ModelState, item: Any, k: int) -> list[dict[str, Any]]:
@@ -179,8 +202,8 @@ def fold_in(
         raise _unknown(unknown, "item")
     known = [v for v in distinct if v in state.item_index]
     if not known:
-        pop_cols, pop_vals = _ranked(state.popularity.unsqueeze(0), k)
-        ranked = _items(state, pop_cols[0], pop_vals[0])
+        pop_cols, pop_vals = _Block(state.popularity.unsqueeze(0), k).row(0)
+        ranked = _items(state, pop_cols, pop_vals)
         return {"fallback": True, "unknown_items": unknown, "items": ranked}
     frame = state.rec.recommend_for_items(known, k, exclude_seen=exclude_seen)
     cols = [state.item_index[v] for v in frame["item"].tolist()]
@@ -197,6 +220,7 @@ __all__ = [
     "parse_id",
     "parse_ids",
     "recommend",
+    "recommend_lazily",
     "score",
     "similar",
 ]
