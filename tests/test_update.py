@@ -91,7 +91,8 @@ def test_seen_and_popularity_follow_the_history(base: Recommender) -> None:
     rec = fresh_copy(base)
     again = sorted(_items(rec, "u0"))[0]  # a pair the model has seen: counted once
     old_pop, old_nnz = rec.item_popularity_.copy(), rec.seen_.nnz
-    rec.update(pd.DataFrame({"user": ["u0", "u0", "fresh"], "item": [again, 100, 100]}), epochs=0)
+    rec.update(pd.DataFrame({"user": ["u0", "u0", "fresh"], "item": [again, 100, 100]}), epochs=0,
+               max_churn=1.0)  # fmt: skip
     assert rec.item_popularity_[rec.item_map_.to_index([100])[0]] == 2
     np.testing.assert_array_equal(rec.item_popularity_[:N_ITEMS], old_pop)
     assert rec.seen_.nnz == old_nnz + 2 and _items(rec, "fresh") == {100}
@@ -107,7 +108,7 @@ def _items(rec: Recommender, user: str) -> set[int]:
 def test_an_update_without_training_changes_no_known_row(base: Recommender) -> None:
     rec = fresh_copy(base)
     before = state(rec)
-    rec.update(new_rows(), epochs=0)
+    rec.update(new_rows(), epochs=0, max_churn=1.0)  # a new item's start is in these top-10s
     after = rec.model_.state_dict()
     for name, old in before.items():
         known = after[name][: len(old)] if old.dim() else after[name]
@@ -273,7 +274,7 @@ def test_new_items_take_their_side_features(log: pd.DataFrame) -> None:
     assert torch.equal(buffer[-4:], torch.tensor([[1.0, 0.0]] * 4))
     with pytest.warns(NCFWarning, match="zero item features"):
         fresh = Recommender("mlp", **SETTINGS["mlp"], **COMMON, seed=0).fit(df, item_features=feats)
-        fresh.update(new_rows(), epochs=0)
+        fresh.update(new_rows(), epochs=0, max_churn=1.0)
     with pytest.raises(ConfigError, match="takes no user features"):
         fresh.update(new_rows(), user_features={"fresh": [1.0]})
 
@@ -291,7 +292,7 @@ def test_a_saved_update_records_its_lineage_and_leaves_the_parent(
     parent = tmp_path / "parent"
     Recommender("gmf", **SETTINGS["gmf"], **COMMON, seed=0).fit(log).save(parent)
     digest = files_digest(parent)
-    rec = Recommender.load(parent).update(new_rows(), epochs=2, source="day-2")
+    rec = Recommender.load(parent).update(new_rows(), epochs=2, source="day-2", max_churn=1.0)
     rec.save(tmp_path / "child")
     assert files_digest(parent) == digest
     config = json.loads((tmp_path / "child" / "config.json").read_text())
@@ -319,7 +320,7 @@ def test_the_command_line_update(
     good = tmp_path / "new.csv"
     new_rows().to_csv(good, index=False)
     code = main(["update", str(parent), "--data", str(good), "--out", str(out), "--epochs", "2",
-                 "--no-progress", "--seed", "3"])  # fmt: skip
+                 "--no-progress", "--seed", "3", "--max-churn", "1"])  # fmt: skip
     text = capsys.readouterr().out
     assert code == 0, text
     assert "1 new" in text and "hr@10" in text and f"saved to {out}" in text

@@ -49,6 +49,13 @@ def add_update_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Arg
         default=None,
         help="how much worse HR@10 (RMSE for ratings) may validate (default: 0.01)",
     )
+    p.add_argument(
+        "--max-churn",
+        type=non_negative_float,
+        default=None,
+        help="the largest share of the users absent from --data whose top-10 may change "
+        "(default: 0.2)",
+    )
     p.add_argument("--force", action="store_true",
                    help="save even when the update validates worse than --tolerance")  # fmt: skip
     p.add_argument("--no-validate", dest="validate", action="store_false",
@@ -79,7 +86,12 @@ def update(args: argparse.Namespace) -> Lines:
 
     from ncf.cli import output
     from ncf.recommender import Recommender, artifacts
-    from ncf.recommender.update import DEFAULT_EPOCHS, DEFAULT_REPLAY, DEFAULT_TOLERANCE
+    from ncf.recommender.update import (
+        DEFAULT_EPOCHS,
+        DEFAULT_MAX_CHURN,
+        DEFAULT_REPLAY,
+        DEFAULT_TOLERANCE,
+    )
 
     parent, out = Path(args.model_dir), Path(args.out)
     if out.expanduser().resolve() == parent.expanduser().resolve():
@@ -100,6 +112,7 @@ def update(args: argparse.Namespace) -> Lines:
         lr=args.lr,
         validate=args.validate,
         tolerance=DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance,
+        max_churn=DEFAULT_MAX_CHURN if args.max_churn is None else args.max_churn,
         force=args.force,
         refit=args.refit,
         seed=args.seed,
@@ -127,6 +140,17 @@ def update(args: argparse.Namespace) -> Lines:
                 "  (worse than the tolerance: kept by --force)" if report.forced and name == m
                 else ""
             )  # fmt: skip
+    u = report.untouched
+    if "churn@10" in u:
+        yield (
+            f"users absent from the data ({int(u['users']):,} checked): top-10 changed for "
+            f"{u['churn@10']:.1%}, a new item in the top-10 of {u['new_items@10']:.1%}"
+            + (
+                f"; held-out hr@10 {u['hr@10_before']:.4f} -> {u['hr@10_after']:.4f}"
+                if "hr@10_after" in u
+                else ""
+            )
+        )
     rec.save(out)
     yield f"saved to {out} in {time.perf_counter() - t0:.1f} s (parent {parent} unchanged)"
 
