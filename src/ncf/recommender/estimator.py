@@ -36,6 +36,7 @@ from ncf.training import Callback
 from ncf.training.devices import inference_device
 from ncf.training.orchestrate import fit_model
 from ncf.training.plan import Given, Plan, PretrainConfig, resolve
+from ncf.training.preflight import check_plan
 from ncf.training.presets import check_task
 
 
@@ -373,6 +374,16 @@ class Recommender(Estimator, Inference, Updating):
             plan = replace(plan, refit=False)
         if plan.candidates and validation is None and not self.validate:
             plan = replace(plan, candidates=())  # nothing to choose on: the preset's model
+        validating = self.validate or validation is not None
+        # what the data's shape makes impossible or too big fails now, not after the run
+        check_plan(
+            plan,
+            inter,
+            given_train=self.given().train,
+            ranking=self.validation_ranking if validating and self.task == "implicit" else None,
+            ks=validation_ks([c.monitor for c in plan.configs]),
+            validation_negatives=self.validation_negatives,
+        )
         train, validator = selection_split(
             inter,
             None if validation is None else as_interactions(validation, "validation"),

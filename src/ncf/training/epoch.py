@@ -40,6 +40,23 @@ if TYPE_CHECKING:
 #: epoch always was; a bigger one is drawn and trained a chunk at a time (226 MB of samples a
 #: chunk with 8 negatives), the next chunk drawn while this one trains.
 CHUNK_POSITIVES = 1 << 21
+#: Samples (positives and negatives) per chunk at most: :data:`CHUNK_POSITIVES` positives with
+#: 8 negatives each. More negatives per positive make a chunk fewer positives, so a chunk's
+#: memory stays under about 226 MB however many negatives are asked (20,000 negatives on
+#: ml-latest-small's 100k rows would otherwise be one 24 GB chunk).
+CHUNK_SAMPLES = 9 * CHUNK_POSITIVES
+
+
+def samples_per_positive(c: TrainConfig) -> int:
+    """Samples one positive brings to an epoch: itself and its negatives (BCE), its negatives
+    (BPR, one triple each), or itself (ratings)."""
+    return {"bce": c.negatives + 1, "bpr": c.negatives}.get(c.loss, 1)
+
+
+def chunk_positives(c: TrainConfig) -> int:
+    """Positives per chunk of a CPU epoch: :data:`CHUNK_POSITIVES`, fewer when their samples
+    would pass :data:`CHUNK_SAMPLES` (at least one)."""
+    return max(1, min(CHUNK_POSITIVES, CHUNK_SAMPLES // max(samples_per_positive(c), 1)))
 
 
 def epoch_chunks(
@@ -56,7 +73,8 @@ def epoch_chunks(
 
     ``targets`` are labels (BCE), ratings (MSE/Huber) or the negative items (BPR). The
     positives are permuted once for the epoch; a chunk takes the next ``chunk`` of them
-    (default :data:`CHUNK_POSITIVES`) and draws their negatives from the epoch's one generator,
+    (default :func:`chunk_positives`: :data:`CHUNK_POSITIVES`, fewer with many negatives) and
+    draws their negatives from the epoch's one generator,
     so the chunks depend on ``(seed, epoch)`` and the chunk size only. On a GPU the epoch is
     one chunk.
     """
@@ -70,7 +88,7 @@ def epoch_chunks(
         order = distributed.shard(len(train), c.seed, epoch, ctx)
         rng = distributed.negative_rng(c.seed, epoch, ctx)
     n = len(order)
-    step = CHUNK_POSITIVES if chunk is None else chunk
+    step = chunk_positives(c) if chunk is None else chunk
     if step < 1:
         raise ValueError(f"chunk must be at least 1 positive, got {step}")
     for lo in range(0, max(n, 1), step):
@@ -164,7 +182,10 @@ def _seed(*parts: int) -> int:
 
 __all__ = [
     "CHUNK_POSITIVES",
+    "CHUNK_SAMPLES",
+    "chunk_positives",
     "epoch_chunks",
     "epoch_tensors",
+    "samples_per_positive",
     "torch_epoch_tensors",
 ]

@@ -13,6 +13,7 @@ is never touched here.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -32,7 +33,7 @@ from ncf.training import devices, distributed, losses
 from ncf.training.callbacks import Callback
 from ncf.training.checkpoint import load_checkpoint, save_checkpoint
 from ncf.training.config import TrainConfig, resolve_device
-from ncf.training.epoch import epoch_chunks, epoch_tensors
+from ncf.training.epoch import epoch_chunks, epoch_tensors, samples_per_positive
 from ncf.training.optim import build_optimizer, build_schedule, sparse_rows, sparse_updates
 from ncf.training.result import TrainResult
 from ncf.training.stream import SampleStream, whole_batches
@@ -63,6 +64,7 @@ class Trainer:
         self.device = torch.device("cpu")
         #: The distributed run this trainer is part of (None: one process).
         self.dist: distributed.DistContext | None = None
+        self._settings = ""
 
     # ------------------------------------------------------------------ public
     def fit(
@@ -104,6 +106,9 @@ class Trainer:
             self._finish_untrained(model, validate, result, time.perf_counter() - t0)
             return result
 
+        # what the run trains, as given (before a distributed run splits the batch): a resumed
+        # checkpoint must have been made with the same
+        self._settings = run_settings(c, model)
         old_threads = torch.get_num_threads()
         if c.threads:
             torch.set_num_threads(c.threads)
@@ -143,7 +148,7 @@ class Trainer:
     ) -> TrainResult:
         c = self.config
         optimizer = build_optimizer(model.parameters(), c)
-        per_positive = {"bce": c.negatives + 1, "bpr": c.negatives}.get(c.loss, 1)
+        per_positive = samples_per_positive(c)
         n_pos = len(train) // (1 if self.dist is None else self.dist.world_size)
         epoch_samples = n_pos * per_positive  # this rank's
         steps_per_epoch = math.ceil(epoch_samples / c.batch_size)
@@ -179,6 +184,7 @@ class Trainer:
             state = load_checkpoint(c.checkpoint_dir) if main else None
             state = distributed.broadcast(state, self.dist)  # rank 0's, on every rank
             if state is not None:
+                check_settings(state, self._settings, c.checkpoint_dir)
                 self._restore(model, optimizer, schedule, state)
                 start_epoch = int(state["epoch"]) + 1
                 result.history = list(state["history"])
@@ -263,6 +269,7 @@ class Trainer:
                             "best_epoch": result.best_epoch,
                             "bad_epochs": bad_epochs,
                             "stopped": stop,
+                            "settings": self._settings,
                         },
                     )
                 if stop:
@@ -428,6 +435,52 @@ class Trainer:
             ) from exc
 
 
+#: ``TrainConfig`` fields that do not change what a run trains (how it shows progress, on how
+#: many threads, where it checkpoints and whether it resumes): a resumed run may change them.
+UNCHECKED_SETTINGS = frozenset({"progress", "threads", "checkpoint_dir", "resume"})
+
+
+def run_settings(c: TrainConfig, model: torch.nn.Module) -> str:
+    """What a run trains, as JSON stored in its checkpoints: the training settings but
+    :data:`UNCHECKED_SETTINGS`, the model's name and hyper-parameters."""
+    config = getattr(model, "config", None)
+    to_dict = getattr(config, "to_dict", None)
+    settings = {
+        "train": {k: v for k, v in c.to_dict().items() if k not in UNCHECKED_SETTINGS},
+        "model": {
+            "model": getattr(model, "name", type(model).__name__),
+            **(to_dict() if callable(to_dict) else {}),
+        },
+    }
+    return json.dumps(settings, sort_keys=True, default=repr)
+
+
+def check_settings(state: dict[str, Any], settings: str, where: Any) -> None:
+    """A ``ConfigError`` naming what changed when the checkpoint ``state`` (read from
+    ``where``) was made with other settings than ``settings`` (:func:`run_settings`): resuming
+    would go on with the old ones while the saved model records the new. A checkpoint written
+    before checkpoints held their settings is taken as it is."""
+    stored = state.get("settings")
+    if not isinstance(stored, str) or stored == settings:
+        return
+    old, new = json.loads(stored), json.loads(settings)
+    changed = [
+        (name, mine.get(name), theirs.get(name))
+        for part in ("model", "train")
+        for mine, theirs in [(old.get(part, {}), new.get(part, {}))]
+        for name in sorted(set(mine) | set(theirs))
+        if mine.get(name) != theirs.get(name)
+    ]
+    if not changed:
+        return
+    was = ", ".join(f"{name}={value!r}" for name, value, _ in changed)
+    asks = ", ".join(f"{name}={value!r}" for name, _, value in changed)
+    raise ConfigError(
+        f"the checkpoint in {where} was made with {was}, this run asks {asks}: rerun without "
+        "--resume (resume=False) to start afresh, or resume with the same settings"
+    )
+
+
 def _clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -437,4 +490,4 @@ def _mix(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-__all__ = ["TrainResult", "Trainer"]
+__all__ = ["UNCHECKED_SETTINGS", "TrainResult", "Trainer", "check_settings", "run_settings"]
