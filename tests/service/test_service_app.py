@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +247,16 @@ def test_docs_and_openapi_are_counted_as_their_own_routes(fresh_client: TestClie
 def test_unknown_routes_and_methods(client: TestClient) -> None:
     assert client.get("/v2/nothing").status_code == 404
     assert client.delete("/v1/recommendations").status_code == 405
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_need_no_internet(client: TestClient, page: str) -> None:
+    html = client.get(page).text
+    assert re.findall(r"https?://[^\s\"'<>]+", html) == []  # nothing from a CDN
+    assets = re.findall(r"""(?:src|href)=["']?(/docs/assets/[^"'\s>]+)""", html)
+    assert assets, html
+    for url in assets:
+        r = client.get(url)
+        assert r.status_code == 200 and len(r.content) > 1000, url
+    assert client.get("/docs/assets/../app.py").status_code == 404
+    assert client.get("/docs/assets/nothing.js").status_code == 404

@@ -145,10 +145,13 @@ def create_app(
         title="ncf",
         version=__version__,
         description="Recommendations, similar items, scores and fold-in from a saved ncf model.",
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: ours are served here
+        redoc_url=None,
     )
     app.state.holder = holder
     app.state.metrics = metrics
     _handlers(app)
+    _docs(app)
     _routes(app, holder, metrics)
     if admin_token:
         _admin_routes(app, holder, admin_token)
@@ -214,6 +217,61 @@ def _handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnknownIdError, not_found)
     app.add_exception_handler(scoring.Unsupported, bad_request)
     app.add_exception_handler(NCFError, ncf_error)
+
+
+#: The files of the docs pages, served under ``/docs/assets/``.
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+
+
+def _docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts served by this app, from the
+    ``fastapi-offline`` package, so that they work on a machine with no internet access."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import FileResponse, HTMLResponse
+
+    try:
+        import fastapi_offline
+    except ImportError:  # FastAPI without the serve extra: a page that needs no script
+
+        @app.get("/docs", include_in_schema=False)
+        async def no_ui() -> HTMLResponse:
+            return HTMLResponse(
+                "<!doctype html><title>ncf API</title><p>The interactive docs need the "
+                "<code>fastapi-offline</code> package (<code>pip install 'ncf[serve]'</code>). "
+                '<p>The OpenAPI document: <a href="openapi.json">openapi.json</a>'
+            )
+
+        return
+    folder = Path(fastapi_offline.__file__).parent / "static"
+    media = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title="ncf - Swagger UI",
+            swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title="ncf - ReDoc",
+            redoc_js_url=f"{root}/docs/assets/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/docs/assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Response:
+        if name not in DOCS_ASSETS:
+            raise HTTPException(404, "no such asset")
+        return FileResponse(folder / name, media_type=media[Path(name).suffix])
 
 
 def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
