@@ -110,7 +110,14 @@ def test_the_preset_chooses_among_its_candidates_on_validation(
 def test_the_default_preset_also_tries_blends_of_its_closed_form_candidates() -> None:
     rec = Recommender(validation_fraction=0.25, epochs=2, factors=8).fit(_blocks())
     labels = list(rec.candidates_)
-    assert labels[:5] == ["mf", "als", "als reg 200 alpha 50", "ease l2=100", "ease l2=1000"]
+    assert labels[:6] == [
+        "mf",
+        "als",
+        "als reg 200 alpha 50",
+        "ease l2=100",
+        "ease l2=300",
+        "ease l2=1000",
+    ]
     blends = [label for label in labels if label.startswith("blend ")]
     assert len(blends) == 3 and all("ease l2=" in b and "als" in b for b in blends)
     best = max(labels, key=lambda label: (rec.candidates_[label]["ndcg@20"], -labels.index(label)))
