@@ -456,9 +456,16 @@ def test_silent_cases_now_warn_or_refuse(own_frame: pd.DataFrame, tmp_path: Path
     own_frame.rename(columns={"customer": "user", "product": "item"}).to_csv(path, index=False)
     out = tmp_path / "m"
     assert main(["train", "--dataset", str(path), *TINY, "--negatives", "100",
-                 "--out", str(out)]) == 0  # fmt: skip
-    err = capsys.readouterr().err
-    assert "ncf: warning: negatives=100 per positive, but some users have only" in err
+                 "--out", str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "repeated (user, item)" in err[0] and "use negatives <= 11" in err[-1]  # not trained
+    assert not out.exists()
+    assert main(["train", "--dataset", str(path), *TINY, "--k", "1000000000",
+                 "--out", str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "use --k <= 30" in err[-1] and not out.exists()
+    assert main(["train", "--dataset", str(path), *TINY, "--out", str(out)]) == 0
+    capsys.readouterr()
     assert main(["evaluate", str(out), "--k", "1000"]) == 2
     assert "k=1000 ranks among 11 candidates per row" in one_error_line(capsys)
     # other data with the same ids: each user's rows given to the next user

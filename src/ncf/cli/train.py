@@ -291,7 +291,7 @@ def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
     )  # fmt: skip
     checkpoints = job.checkpoints
     run, part = req.run, holdout.train
-    ks = _cutoffs(run["k"], holdout.negatives)  # checked before any training
+    ks = _cutoffs(run["k"], holdout.negatives, part.n_items)  # checked before any training
     yield (
         f"dataset {ds.name}: {part.n_users:,} users, {part.n_items:,} items, "
         f"{len(part):,} training interactions"
@@ -308,6 +308,8 @@ def _train_implicit(job: _Job, holdout: Holdout, rec: Recommender) -> Lines:
         yield from _wrap(_chosen_line(rec))
     yield f"trained {rec.model_name} ({_epochs(rec)})"
     t, negatives = time.perf_counter(), holdout.negatives
+    if negatives is not None and negatives.shape[1] == 0:  # no item left to sample: full only
+        negatives = None
     full = {n: float(v) for n, v in rec.evaluate(holdout.test, "full", k=ks).items()}
     sampled: dict[str, float] = {}
     if negatives is not None:
@@ -495,10 +497,16 @@ def _epochs(rec: Recommender) -> str:
     return text + (", then refit on all training data" if rec.refit_ else "")
 
 
-def _cutoffs(k: int | tuple[int, ...], negatives: np.ndarray | None) -> list[int]:
-    """``--k`` as a list, checked against the sampled candidates (when there are any)."""
+def _cutoffs(k: int | tuple[int, ...], negatives: np.ndarray | None, n_items: int) -> list[int]:
+    """``--k`` as a list, checked against the catalogue and the sampled candidates (when
+    there are any), before any training."""
     ks = [k] if isinstance(k, int) else sorted(k)
-    if negatives is not None and ks[-1] > negatives.shape[1]:
+    if ks[-1] > n_items:
+        raise ConfigError(
+            f"--k {ks[-1]} is more than the catalogue's {n_items:,} items, so every list would "
+            f"hold the whole catalogue: use --k <= {n_items:,}"
+        )
+    if negatives is not None and negatives.shape[1] > 0 and ks[-1] > negatives.shape[1]:
         n = negatives.shape[1]
         raise ConfigError(
             f"--k {ks[-1]} ranks among {n + 1} sampled candidates, where nearly every positive "

@@ -216,6 +216,11 @@ def evaluate_full(
     eval_users, n_relevant = np.unique(keys // n_items, return_counts=True)
 
     k_max = max(ks)
+    if k_max > max(n_items, 1000):  # lists padded up to a sane size, never past it
+        raise DataError(
+            f"k={k_max} is more than the catalogue's {n_items:,} items: every list would hold "
+            f"the whole catalogue; use k <= {n_items:,}"
+        )
     k_top = min(k_max, n_items)
     hits = np.zeros((len(eval_users), k_max), dtype=bool)  # padded when n_items < k_max
     lists = np.full((len(eval_users), k_max), -1, dtype=np.int64)  # the top k, -1: none
