@@ -105,7 +105,7 @@ def test_a_real_server_answers_reloads_on_sighup_and_stops(model_dirs: dict[str,
 
 def test_serve_flags_and_defaults(model_dirs: dict[str, Path]) -> None:
     args = serve_parser().parse_args(["serve", str(model_dirs["neumf"])])
-    assert (args.host, args.port, args.workers, args.admin_token) == ("127.0.0.1", 8000, 1, None)
+    assert (args.host, args.port, args.workers, args.admin_token) == ("127.0.0.1", 8000, None, None)
     with pytest.raises(SystemExit):
         serve_parser().parse_args(["serve", "m", "--port", "70000"])
     with pytest.raises(SystemExit):
