@@ -84,7 +84,9 @@ def recommend(args: argparse.Namespace) -> Lines:
         raise ConfigError("give --user ID, or --all / --users-file FILE with --output FILE")
     rec = Recommender.load(args.model_dir).to(args.device)
     user = rec.user_map_.parse(args.user)
-    top = rec.recommend(user, k=args.k, exclude_seen=not args.include_seen, with_metadata=True)
+    top = rec.recommend(
+        user, k=args.k, exclude_seen=not args.include_seen, with_metadata=True, index=args.index
+    )
     if args.json:
         yield output.records_json(top)
         return

@@ -9,7 +9,12 @@ from typing import NoReturn
 
 from ncf._version import __version__
 from ncf.cli.options import OPTIONS, positive_int
-from ncf.cli.serve import add_device_argument, add_export_arguments, add_serve_parser
+from ncf.cli.serve import (
+    add_device_argument,
+    add_export_arguments,
+    add_index_argument,
+    add_serve_parser,
+)
 from ncf.cli.studies import add_experiment_parser, add_tune_parser
 from ncf.cli.update import add_update_parser
 
@@ -77,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--include-seen", action="store_true", help="keep the user's training items")
     r.add_argument("--json", action="store_true", help="print JSON records")
     add_device_argument(r)
+    add_index_argument(r)
     add_export_arguments(r)
 
     s = sub.add_parser("similar", parents=[common], help="items with similar embeddings")

@@ -56,6 +56,7 @@ def add_serve_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.Argu
     )
     p.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
     add_device_argument(p)
+    add_index_argument(p)
     p.add_argument(
         "--workers",
         type=positive_int,
@@ -90,6 +91,14 @@ def add_device_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the model scores: auto (default: a GPU if torch sees one, "
                         "else the CPU), cpu or cuda")  # fmt: skip
+
+
+def add_index_argument(p: argparse.ArgumentParser) -> None:
+    """``--index``: exact top-k, or an approximate nearest-neighbour index (docs/serving.md)."""
+    p.add_argument("--index", choices=("auto", "exact", "hnsw"), default="auto",
+                   help="top-k path: exact, hnsw (an approximate index over the model's "
+                        "dot-product part, built or read at load) or auto (default: hnsw "
+                        "from 100,000 items on, for mf, als, gmf, neumf)")  # fmt: skip
 
 
 def add_export_arguments(r: argparse.ArgumentParser) -> None:
@@ -168,6 +177,7 @@ def export(args: argparse.Namespace) -> Lines:
         exclude_seen=not args.include_seen,
         with_metadata=args.with_metadata,
         progress=not args.no_progress,
+        index=getattr(args, "index", "auto"),
     )
     yield (
         f"wrote {result.rows:,} rows (top {args.k} for {result.users:,} users) to "
@@ -192,12 +202,13 @@ def serve(args: argparse.Namespace) -> Lines:
             "pip install 'ncf[serve]'"
         ) from None
     from ncf.service import app as service
-    from ncf.service.state import ENV_DEVICE, install_sighup, load_state
+    from ncf.service.state import ENV_DEVICE, ENV_INDEX, install_sighup, load_state
     from ncf.service.workers import WORKER_HEADER
 
     service.serving_process()  # one torch thread; the event loop gets the interpreter quickly
     token = args.admin_token or os.environ.get(service.ENV_TOKEN) or None
     os.environ[ENV_DEVICE] = args.device  # every worker's load_state reads it
+    os.environ[ENV_INDEX] = args.index
     workers = args.workers or default_workers(args.device)
     url = f"http://{args.host}:{args.port}"
     run: dict[str, Any] = {

@@ -86,6 +86,8 @@ class SavedModel:
         ``negatives`` (shape (n, N), item indices).
     checksum : str, optional
         After :func:`load`: :func:`model_checksum` of the directory read.
+    root : Path, optional
+        After :func:`load`: the directory read (where its retrieval index lives).
     """
 
     model: RecModel
@@ -98,6 +100,7 @@ class SavedModel:
     info: dict[str, Any] = field(default_factory=dict)
     test: dict[str, np.ndarray] | None = None
     checksum: str | None = None
+    root: Path | None = None
 
 
 def model_checksum(path: str | Path) -> str:
@@ -233,6 +236,7 @@ def load(path: str | Path) -> SavedModel:
             )
     saved = _read_files(root, config)
     saved.checksum = _sha256(root / CONFIG)
+    saved.root = root.resolve()
     return saved
 
 

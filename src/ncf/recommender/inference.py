@@ -10,7 +10,7 @@ returns *raw* ids.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from ncf.evaluation.rating import rating_metrics
 from ncf.evaluation.validators import predict_ratings
 from ncf.exceptions import ConfigError, DataError, NCFWarning, NotFittedError
 from ncf.models import RecModel
-from ncf.recommender import foldin
+from ncf.recommender import foldin, retrieval
 
 #: Evaluation protocols by task (the first is the default).
 PROTOCOLS = {"implicit": ("sampled", "full"), "rating": ("rating",)}
@@ -85,6 +85,9 @@ class Inference:
         *,
         exclude_seen: bool = True,
         items: Any = None,
+        exclude: Any = None,
+        where: Mapping[str, Any] | None = None,
+        index: str = "auto",
         with_metadata: bool = False,
     ) -> pd.DataFrame:
         """Top-``k`` items for each user.
@@ -94,11 +97,24 @@ class Inference:
         users : raw id or sequence of raw ids
             Each distinct user is answered once, in input order.
         k : int
-            Items per user (fewer when fewer candidates remain).
+            Items per user (fewer when fewer candidates remain: those users are listed in
+            ``frame.attrs["incomplete_users"]``).
         exclude_seen : bool
             Leave out the user's training items.
         items : sequence of raw item ids, optional
             Rank only these candidates.
+        exclude : sequence of raw item ids, optional
+            Leave these items out (ids unknown to the model are ignored).
+        where : dict of column -> value, optional
+            Keep the items whose metadata column equals the value, or holds it as an element
+            of a list or of a ``|``-separated text (``{"genres": "Comedy"}`` keeps
+            ``Comedy|Drama``); every condition must hold.
+        index : {"auto", "exact", "hnsw"}
+            ``exact`` scores the whole catalogue; ``hnsw`` retrieves through an approximate
+            nearest-neighbour index over the model's dot-product part (MF, ALS, GMF; NeuMF in
+            two stages), built at first use and saved beside a loaded model
+            (:mod:`ncf.recommender.retrieval`); ``auto`` uses the index for a dot-product
+            model of at least ``retrieval.AUTO_MIN_ITEMS`` items.
         with_metadata : bool
             Join the item metadata columns (``title``...) when the model has them.
 
@@ -113,6 +129,9 @@ class Inference:
         ------
         UnknownIdError
             An unknown candidate item, or an unknown user when ``strict=True``.
+        ConfigError
+            An unknown metadata column in ``where`` (the message names the valid ones), an
+            unknown ``index``, or ``index="hnsw"`` for a model without a dot-product part.
         """
         self._check_fitted()
         raw, idx = self._user_index(users)
@@ -120,9 +139,20 @@ class Inference:
         keep = np.sort(first)
         raw, idx = raw[keep], idx[keep]
         cand = self._candidates(items)
+        conditions = retrieval.check_where(self.item_metadata_, where)
+        retriever = self.retriever(index)
+        allowed = None
+        if exclude is not None or conditions or (retriever is not None and cand is not None):
+            ex = None
+            if exclude is not None:
+                ex = self.item_map_.lookup(as_ids(exclude, "exclude"))
+                ex = ex[ex >= 0]
+            filt = retrieval.ItemFilter(exclude=ex, candidates=cand, where=conditions)
+            allowed = filt.allowed(self.n_items, self.item_metadata_)
+            cand = None
         known = np.flatnonzero(idx >= 0)
         parts = []
-        if known.size:
+        if known.size and allowed is None and retriever is None:
             rows, cols, scores = top_k(
                 lambda b: self._score_all(idx[known][b]),
                 len(known),
@@ -131,14 +161,49 @@ class Inference:
                 candidates=cand,
             )
             parts.append((known[rows], cols, scores, False))
+        elif known.size:
+            seen = sp.csr_array(self.seen_[idx[known]]) if exclude_seen else None
+            with eval_mode(self.model_):
+                values, index_ = retrieval.rank(
+                    self.model_, retriever, idx[known], k, seen=seen, allowed=allowed
+                )
+            ok = index_ >= 0
+            pos = np.repeat(known, index_.shape[1]).reshape(index_.shape)
+            parts.append((pos[ok], index_[ok], values[ok].astype(np.float64), False))
         unknown = np.flatnonzero(idx < 0)
         if unknown.size:
-            pop = torch.from_numpy(np.log1p(self.item_popularity_.astype(np.float64)))
-            _, cols, scores = top_k(lambda b: pop.float().unsqueeze(0), 1, k, candidates=cand)
+            pop = torch.from_numpy(np.log1p(self.item_popularity_.astype(np.float64))).float()
+            if allowed is not None:
+                pop = pop.masked_fill(torch.from_numpy(~allowed), float("-inf"))
+            _, cols, scores = top_k(lambda b: pop.unsqueeze(0), 1, k, candidates=cand)
             reps = np.repeat(unknown, len(cols))
             parts.append((reps, np.tile(cols, len(unknown)), np.tile(scores, len(unknown)), True))
         frame = ranked_frame(raw, parts, self.item_map_.ids)
+        counts = np.bincount(
+            np.concatenate([p[0] for p in parts]).astype(np.int64) if parts else [],
+            minlength=len(raw),
+        )
+        frame.attrs["incomplete_users"] = raw[counts < k].tolist()
         return self._with_metadata(frame) if with_metadata else frame
+
+    def retriever(self, index: str = "hnsw") -> retrieval.Retriever | None:
+        """The approximate-retrieval index ``index`` resolves to (None: exact ranking).
+
+        Built at first use, then kept while the model's weights are unchanged; a model loaded
+        from a directory reads the index saved in ``DIR/index/`` when its checksum matches,
+        and writes the one it builds there.
+        """
+        self._check_fitted()
+        if retrieval.resolve_kind(index, self.model_) == "exact":
+            return None
+        cached = getattr(self, "_retriever", None)
+        if cached is not None and cached.current(self.model_):
+            return cached
+        built = retrieval.Retriever.for_model(
+            self.model_, folder=getattr(self, "model_dir_", None), seen=self.seen_, seed=self.seed
+        )
+        self._retriever = built
+        return built
 
     def _score_all(self, users: np.ndarray) -> torch.Tensor:
         with eval_mode(self.model_):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ncf.data.interactions import Interactions, reindex
 from ncf.exceptions import ConfigError
-from ncf.recommender import artifacts
+from ncf.recommender import artifacts, retrieval
 from ncf.recommender.fitted import Fitted
 from ncf.training import TrainConfig
 from ncf.training.orchestrate import describe
@@ -68,6 +68,11 @@ def save(
     )
     target = artifacts.save(path, saved)
     rec.checksum_ = artifacts.model_checksum(target)
+    # A retrieval index already built for these weights is saved beside them (DIR/index/).
+    built = getattr(rec, "_retriever", None)
+    if isinstance(built, retrieval.Retriever) and built.current(rec.model_):
+        retrieval.save_beside(target, built)
+    rec.__dict__["model_dir_"] = target.resolve()  # where the index is read and written
     return target
 
 
@@ -101,6 +106,7 @@ def restore(rec: Fitted, saved: artifacts.SavedModel) -> None:
     rec.lineage_ = list(saved.info.get("lineage") or [])
     rec.candidates_ = dict(saved.info.get("candidates") or {})
     rec.checksum_ = saved.checksum
+    rec.__dict__["model_dir_"] = saved.root  # where the retrieval index is read and written
     rec.test_split_ = None
     if saved.test is not None:
         t = saved.test

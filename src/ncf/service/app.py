@@ -47,6 +47,17 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": s.Error, "descripti
 TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"description": "request body too large"}}
 K_QUERY = Query(ge=1, le=s.MAX_K, description=f"items to return, 1 to {s.MAX_K}")
 UserId = Annotated[str, PathParam(max_length=s.MAX_ID_LENGTH, description="raw user id")]
+ExcludeQuery = Query(
+    max_length=s.MAX_K, description="items to leave out (repeat the parameter; unknown ignored)"
+)
+CandidatesQuery = Query(
+    max_length=s.MAX_K, description="rank only these items (repeat; an unknown id is a 404)"
+)
+WhereQuery = Query(
+    max_length=s.MAX_WHERE,
+    description="an item metadata equality COLUMN=VALUE (repeat: all must hold), e.g. "
+    "genres=Comedy, which also matches Comedy|Drama; an unknown column is a 422",
+)
 ItemId = Annotated[str, PathParam(max_length=s.MAX_ID_LENGTH, description="raw item id")]
 
 
@@ -310,12 +321,34 @@ def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
         k: Annotated[int, K_QUERY] = 10,
         exclude_seen: Annotated[bool, Query(description="leave out training items")] = True,
         strict: Annotated[bool, Query(description="404 for an unknown user")] = False,
-    ) -> Response:
+        exclude: Annotated[list[Annotated[str, Query(max_length=s.MAX_ID_LENGTH)]] | None,
+                           ExcludeQuery] = None,
+        candidates: Annotated[list[Annotated[str, Query(max_length=s.MAX_ID_LENGTH)]] | None,
+                              CandidatesQuery] = None,
+        where: Annotated[list[Annotated[str, Query(max_length=2 * s.MAX_ID_LENGTH)]] | None,
+                         WhereQuery] = None,
+    ) -> Response:  # fmt: skip
         state = holder.current()
         user = scoring.parse_id(user_id, state, "user", ("path", "user_id"))
         if strict and user not in state.user_index:
             raise scoring.NotFound(f"unknown user id(s): {user!r}")
-        answer = await batcher.recommend(state, user, k, exclude_seen)  # scored with others
+        if exclude or candidates or where:
+            allowed = scoring.item_filter(
+                state,
+                scoring.parse_ids(exclude or [], state, "item", ("query", "exclude")),
+                None
+                if candidates is None
+                else scoring.parse_ids(candidates, state, "item", ("query", "candidates")),
+                _where_pairs(where or []),
+                ("query",),
+            )
+            answers = await run_in_threadpool(
+                scoring.recommend, state, [user], k, exclude_seen=exclude_seen, strict=False,
+                allowed=allowed,
+            )  # fmt: skip
+            answer = answers[0]
+        else:
+            answer = await batcher.recommend(state, user, k, exclude_seen)  # scored with others
         metrics.fallbacks.inc(answer["fallback"])
         return FastJSON({"model_id": state.model_id, **answer})
 
@@ -329,6 +362,7 @@ def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
     async def recommendations(body: s.RecommendationsRequest) -> Response:
         state = holder.current()
         users = list(dict.fromkeys(scoring.parse_ids(body.users, state, "user", ("body", "users"))))
+        allowed = _body_filter(state, body)
         score = functools.partial(
             scoring.recommend_lazily,
             state,
@@ -336,6 +370,7 @@ def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
             body.k,
             exclude_seen=body.exclude_seen,
             strict=body.strict,
+            allowed=allowed,
         )  # scores and ranks every user; each user's answer is built as it is encoded
         if len(users) * body.k <= ONE_PIECE_ITEMS:
             answers = await run_in_threadpool(lambda: list(score()))
@@ -394,9 +429,39 @@ def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
         state = holder.current()
         items = scoring.parse_ids(body.items, state, "item", ("body", "items"))
         answer = scoring.fold_in(
-            state, items, body.k, exclude_seen=body.exclude_seen, strict=body.strict
+            state,
+            items,
+            body.k,
+            exclude_seen=body.exclude_seen,
+            strict=body.strict,
+            allowed=_body_filter(state, body),
         )
         return FastJSON({"model_id": state.model_id, **answer})
+
+
+def _where_pairs(where: list[str]) -> list[tuple[str, str]]:
+    """``COLUMN=VALUE`` query values as pairs; one without ``=`` is a 422."""
+    pairs = []
+    for n, text in enumerate(where):
+        column, sep, value = text.partition("=")
+        if not sep or not column or not value:
+            raise scoring.FieldError(
+                ("query", "where", n), f"expected COLUMN=VALUE (e.g. genres=Comedy), got {text!r}"
+            )
+        pairs.append((column, value))
+    return pairs
+
+
+def _body_filter(state: Any, body: s.RecommendationsRequest | s.FoldInRequest) -> Any:
+    """The allowed-item mask of a request body's ``exclude``, ``candidates`` and ``where``."""
+    exclude = scoring.parse_ids(body.exclude or [], state, "item", ("body", "exclude"))
+    candidates = (
+        None
+        if body.candidates is None
+        else scoring.parse_ids(body.candidates, state, "item", ("body", "candidates"))
+    )
+    where = list((body.where or {}).items())
+    return scoring.item_filter(state, exclude, candidates, where, ("body",))
 
 
 def _admin_routes(app: FastAPI, holder: ModelHolder, token: str) -> None:

@@ -53,6 +53,7 @@ def export_recommendations(
     exclude_seen: bool = True,
     with_metadata: bool = False,
     progress: bool = False,
+    index: str = "auto",
 ) -> ExportResult:
     """Write the top-``k`` items of many users to a Parquet or CSV file, atomically.
 
@@ -75,6 +76,9 @@ def export_recommendations(
         Add the item metadata columns (``title``...) when the model has them.
     progress : bool
         Show a tqdm progress bar (on stderr).
+    index : {"auto", "exact", "hnsw"}
+        The top-k path (:meth:`ncf.Recommender.recommend`'s ``index``); the approximate index
+        is built (or read from the model directory) before the first chunk.
 
     Returns
     -------
@@ -94,6 +98,7 @@ def export_recommendations(
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     rec._check_fitted()
+    rec.retriever(index)  # built (or read) now, not inside the first chunk; checks the kind
     todo = rec.user_map_.ids if users is None else _distinct(users)
     if not dest.parent.is_dir():
         raise ConfigError(f"{dest.parent}: no such folder for the output")
@@ -105,8 +110,9 @@ def export_recommendations(
             for start in range(0, len(todo), chunk_size):
                 chunk = todo[start : start + chunk_size]
                 frame = rec.recommend(
-                    chunk, k=k, exclude_seen=exclude_seen, with_metadata=with_metadata
-                )
+                    chunk, k=k, exclude_seen=exclude_seen, with_metadata=with_metadata,
+                    index=index,
+                )  # fmt: skip
                 out.write(frame)
                 rows += len(frame)
                 fallback += int(frame.loc[frame["rank"] == 1, "fallback"].sum())

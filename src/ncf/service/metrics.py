@@ -59,6 +59,23 @@ class Metrics:
         self.reloads = Counter(
             "ncf_model_reloads", "Model loads by outcome", ["outcome"], registry=r
         )
+        self.index_info = Gauge(
+            "ncf_index_info",
+            "The top-k path served (value 1): kind exact or hnsw; source built or loaded",
+            ["kind", "source"],
+            registry=r,
+        )
+        self.index_build_seconds = Gauge(
+            "ncf_index_build_seconds", "Seconds the served index took to build", registry=r
+        )
+        self.index_size_bytes = Gauge(
+            "ncf_index_size_bytes", "Bytes of the served index (its file)", registry=r
+        )
+        self.index_recall = Gauge(
+            "ncf_index_recall_at_10",
+            "Recall@10 of the index's top-10 against exact ranking, on a sample of users",
+            registry=r,
+        )
 
     def model_loaded(self, info: dict[str, Any], loaded_at: float, load_seconds: float) -> None:
         """A model was loaded: ``info`` is its description (``model_id``, ``model``, ``task``)."""
@@ -67,6 +84,13 @@ class Metrics:
         self.loaded_at.set(loaded_at)
         self.load_seconds.set(load_seconds)
         self.reloads.labels("success").inc()
+        index = info.get("index") or {"kind": "exact"}
+        self.index_info.clear()
+        self.index_info.labels(index.get("kind", "exact"), index.get("source") or "none").set(1)
+        exact = index.get("kind", "exact") == "exact"
+        self.index_build_seconds.set(0.0 if exact else float(index.get("build_seconds") or 0.0))
+        self.index_size_bytes.set(0.0 if exact else float(index.get("size_bytes") or 0.0))
+        self.index_recall.set(1.0 if exact else float(index.get("recall_at_10") or 0.0))
 
     def reload_failed(self) -> None:
         self.reloads.labels("failure").inc()

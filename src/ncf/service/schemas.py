@@ -19,6 +19,10 @@ MAX_ITEMS = 1000
 MAX_BODY_BYTES = 1 << 20
 #: Characters of a raw string id.
 MAX_ID_LENGTH = 256
+#: Item ids in a request's ``exclude`` or ``candidates`` filter.
+MAX_FILTER_ITEMS = 10_000
+#: Metadata conditions in a request's ``where`` filter.
+MAX_WHERE = 8
 
 #: A raw id as JSON: an integer or a string (parsed as the model's id type).
 RawId = StrictInt | Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
@@ -29,7 +33,31 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RecommendationsRequest(_Request):
+MetaText = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class _Filters(_Request):
+    """The item filters of a recommendation request (all optional, combined with AND)."""
+
+    exclude: list[RawId] | None = Field(
+        None, max_length=MAX_FILTER_ITEMS, description="items to leave out (unknown ids ignored)"
+    )
+    candidates: list[RawId] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_FILTER_ITEMS,
+        description="rank only these items (an unknown id is a 404)",
+    )
+    where: dict[MetaText, MetaText] | None = Field(
+        None,
+        max_length=MAX_WHERE,
+        description='item metadata equalities, e.g. {"genres": "Comedy"}: the column '
+        "equals the value or holds it as an element of a list or a '|'-separated text "
+        "(Comedy|Drama); an unknown column is a 422 naming the valid ones",
+    )
+
+
+class RecommendationsRequest(_Filters):
     """Top-k items for many users in one request (one vectorized scoring pass)."""
 
     users: list[RawId] = Field(min_length=1, max_length=MAX_USERS, description="raw user ids")
@@ -49,7 +77,7 @@ class ScoreRequest(_Request):
     pairs: list[Pair] = Field(min_length=1, max_length=MAX_PAIRS)
 
 
-class FoldInRequest(_Request):
+class FoldInRequest(_Filters):
     """A new user's items: recommendations without retraining (the model is not changed)."""
 
     items: list[RawId] = Field(min_length=1, max_length=MAX_ITEMS, description="raw item ids")
@@ -75,6 +103,9 @@ class UserRecommendations(BaseModel):
     user: RawId
     fallback: bool = Field(
         description="true when the user is unknown to the model and got the most popular items"
+    )
+    complete: bool = Field(
+        description="false when fewer than k items were left to return (filters, seen items)"
     )
     items: list[ItemScore]
 
@@ -112,12 +143,27 @@ class ScoreResponse(BaseModel):
 class FoldInResponse(BaseModel):
     model_id: str
     fallback: bool = Field(description="true when no given item is known: most popular items")
+    complete: bool = Field(description="false when fewer than k items were left to return")
     unknown_items: list[RawId] = Field(description="given items unknown to the model, skipped")
     items: list[ItemScore]
 
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class IndexInfo(BaseModel):
+    """The top-k path: ``exact``, or an approximate index and its figures."""
+
+    kind: Literal["exact", "hnsw"]
+    checksum: str | None = Field(None, description="sha256 of the item rows it was built from")
+    n_items: int | None = None
+    two_stage: bool | None = Field(None, description="candidates re-ranked by the whole model")
+    build_seconds: float | None = None
+    size_bytes: int | None = None
+    recall_at_10: float | None = Field(None, description="against exact, on sampled users")
+    recall_users: int | None = None
+    source: Literal["built", "loaded"] | None = None
 
 
 class ModelInfo(BaseModel):
@@ -128,6 +174,7 @@ class ModelInfo(BaseModel):
     n_items: int
     loaded_at: float = Field(description="Unix time the model was loaded")
     load_seconds: float
+    index: IndexInfo
 
 
 class Ready(ModelInfo):
@@ -156,6 +203,7 @@ __all__ = [
     "FoldInRequest",
     "FoldInResponse",
     "Health",
+    "IndexInfo",
     "ItemScore",
     "ModelInfo",
     "Pair",

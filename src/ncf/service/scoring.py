@@ -19,6 +19,7 @@ import torch
 
 from ncf.evaluation.ranking import masked_top_k
 from ncf.exceptions import ConfigError
+from ncf.recommender import retrieval
 from ncf.service.state import ModelState
 
 #: Users scored together (bounds the (users, n_items) score matrix of one pass).
@@ -87,42 +88,103 @@ def _items(state: ModelState, cols: list[int], scores: list[float]) -> list[dict
 
 
 class _Block:
-    """The best ``k`` columns of each row of ``scores``, seen ones excluded, best first (the
-    masked top-k of :mod:`ncf.evaluation.ranking`; masked entries dropped), kept as arrays:
-    a row becomes Python lists only when it is answered, so a large request never holds
-    (users x k) Python objects at once, and no conversion holds the interpreter for more
-    than one row's time."""
+    """The best ``k`` items of each row of a block of users, best first (masked entries
+    dropped), kept as arrays: a row becomes Python lists only when it is answered, so a large
+    request never holds (users x k) Python objects at once, and no conversion holds the
+    interpreter for more than one row's time."""
 
-    def __init__(self, scores: torch.Tensor, k: int, seen: Any = None) -> None:
+    def __init__(self, values: np.ndarray, index: np.ndarray) -> None:
+        self.values = values  # (b, k), best first
+        self.index = index  # (b, k)
+        self.kept = np.isfinite(values).sum(axis=1)  # (b,): masked entries rank last
+
+    @classmethod
+    def of_scores(cls, scores: torch.Tensor, k: int, seen: Any = None) -> _Block:
+        """The masked top-k (:func:`ncf.evaluation.ranking.masked_top_k`) of a score block."""
         values, index = masked_top_k(scores, k, seen)
-        self.values = values.cpu().numpy()  # (b, k), best first
-        self.index = index.cpu().numpy()  # (b, k)
-        self.kept = np.isfinite(self.values).sum(axis=1)  # (b,): masked entries rank last
+        return cls(values.cpu().numpy(), index.cpu().numpy())
 
     def row(self, n: int) -> tuple[list[int], list[float]]:
         kept = int(self.kept[n])
         return self.index[n, :kept].tolist(), self.values[n, :kept].tolist()
 
 
+def item_filter(
+    state: ModelState,
+    exclude: Sequence[Any] | None,
+    candidates: Sequence[Any] | None,
+    where: Sequence[tuple[str, str]] | None,
+    loc: Sequence[str],
+) -> np.ndarray | None:
+    """The items a request's filters allow, as a boolean mask (None: every item).
+
+    ``exclude`` ids unknown to the model are ignored; an unknown ``candidates`` id is a
+    :class:`NotFound`; an unknown metadata column in ``where`` a :class:`FieldError` naming
+    the valid ones (at ``(*loc, "where")``).
+    """
+    conditions = list(where or ())
+    if not exclude and candidates is None and not conditions:
+        return None
+    meta = state.rec.item_metadata_
+    try:
+        pairs = [p for c, v in conditions for p in retrieval.check_where(meta, {c: v})]
+    except ConfigError as exc:
+        raise FieldError((*loc, "where"), str(exc)) from None
+    ex = None
+    if exclude:
+        ex = np.asarray([state.item_index.get(v, -1) for v in exclude], dtype=np.int64)
+        ex = ex[ex >= 0]
+    cand = None
+    if candidates is not None:
+        missing = [v for v in candidates if v not in state.item_index]
+        if missing:
+            raise _unknown(missing, "item")
+        cand = np.asarray([state.item_index[v] for v in candidates], dtype=np.int64)
+    mask = retrieval.ItemFilter(exclude=ex, candidates=cand).allowed(state.n_items, None)
+    if mask is None:
+        mask = np.ones(state.n_items, dtype=bool)
+    for column, value in pairs:
+        mask &= state.metadata_mask(column, value)
+    return mask
+
+
 def recommend(
-    state: ModelState, users: Sequence[Any], k: int, *, exclude_seen: bool, strict: bool
+    state: ModelState,
+    users: Sequence[Any],
+    k: int,
+    *,
+    exclude_seen: bool,
+    strict: bool,
+    allowed: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Top-``k`` items for each distinct user, in input order.
 
     Returns
     -------
     list of dict
-        ``{"user", "fallback", "items": [{"item", "score", "rank"[, "title"]}]}`` per user.
+        ``{"user", "fallback", "complete", "items": [{"item", "score", "rank"[, "title"]}]}``
+        per user; ``complete`` is false when fewer than ``k`` items were left to return.
     """
-    return list(recommend_lazily(state, users, k, exclude_seen=exclude_seen, strict=strict))
+    return list(
+        recommend_lazily(state, users, k, exclude_seen=exclude_seen, strict=strict, allowed=allowed)
+    )
 
 
 def recommend_lazily(
-    state: ModelState, users: Sequence[Any], k: int, *, exclude_seen: bool, strict: bool
+    state: ModelState,
+    users: Sequence[Any],
+    k: int,
+    *,
+    exclude_seen: bool,
+    strict: bool,
+    allowed: np.ndarray | None = None,
 ) -> Iterator[dict[str, Any]]:
     """:func:`recommend`, one user's answer at a time: every user is scored and ranked (and a
     :class:`NotFound` raised) before this returns; each answer's dict is built only as the
-    iterator reaches it (a large reply is serialised user by user, never held whole)."""
+    iterator reaches it (a large reply is serialised user by user, never held whole).
+
+    Ranked through the state's retrieval index when it has one (``ncf serve --index``), and
+    among the ``allowed`` items (a boolean mask, :func:`item_filter`) when given."""
     distinct = list(dict.fromkeys(users))
     rows = [state.user_index.get(u, -1) for u in distinct]
     missing = [u for u, r in zip(distinct, rows, strict=True) if r < 0]
@@ -134,12 +196,23 @@ def recommend_lazily(
     with torch.inference_mode():
         for start in range(0, len(known), USER_BLOCK):
             block = np.asarray(known[start : start + USER_BLOCK], dtype=np.int64)
-            index = torch.from_numpy(block).to(state.device)
-            scores = model.score_all(index)  # (b, n_items)
             seen = state.seen[block] if exclude_seen else None
-            blocks.append(_Block(scores, k, seen))
-        fallback = _Block(state.popularity.unsqueeze(0), k).row(0) if missing else None
-    return _answers(state, distinct, rows, blocks, fallback)
+            if state.retriever is None and allowed is None:
+                index = torch.from_numpy(block).to(state.device)
+                scores = model.score_all(index)  # (b, n_items)
+                blocks.append(_Block.of_scores(scores, k, seen))
+            else:
+                values, items = retrieval.rank(
+                    model, state.retriever, block, k, seen=seen, allowed=allowed
+                )
+                blocks.append(_Block(values, items))
+        fallback = None
+        if missing:
+            pop = state.popularity
+            if allowed is not None:
+                pop = pop.masked_fill(torch.from_numpy(~allowed), float("-inf"))
+            fallback = _Block.of_scores(pop.unsqueeze(0), k).row(0)
+    return _answers(state, distinct, rows, blocks, fallback, k)
 
 
 def _answers(
@@ -148,6 +221,7 @@ def _answers(
     rows: list[int],
     blocks: list[_Block],
     fallback: tuple[list[int], list[float]] | None,
+    k: int,
 ) -> Iterator[dict[str, Any]]:
     n = 0  # the known users' position in the blocks
     for user, row in zip(users, rows, strict=True):
@@ -157,7 +231,12 @@ def _answers(
         else:
             assert fallback is not None
             cols, vals = fallback
-        yield {"user": user, "fallback": row < 0, "items": _items(state, cols, vals)}
+        yield {
+            "user": user,
+            "fallback": row < 0,
+            "complete": len(cols) >= k,
+            "items": _items(state, cols, vals),
+        }
 
 
 def similar(state: ModelState, item: Any, k: int) -> list[dict[str, Any]]:
@@ -191,7 +270,13 @@ def score(state: ModelState, users: list[Any], items: list[Any]) -> list[float]:
 
 
 def fold_in(
-    state: ModelState, items: list[Any], k: int, *, exclude_seen: bool, strict: bool
+    state: ModelState,
+    items: list[Any],
+    k: int,
+    *,
+    exclude_seen: bool,
+    strict: bool,
+    allowed: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Recommendations for a new user from their items (:meth:`recommend_for_items`); the
     model is not changed. Unknown items are skipped (listed), or a :class:`NotFound` when
@@ -202,13 +287,25 @@ def fold_in(
         raise _unknown(unknown, "item")
     known = [v for v in distinct if v in state.item_index]
     if not known:
-        pop_cols, pop_vals = _Block(state.popularity.unsqueeze(0), k).row(0)
+        pop = state.popularity
+        if allowed is not None:
+            pop = pop.masked_fill(torch.from_numpy(~allowed), float("-inf"))
+        pop_cols, pop_vals = _Block.of_scores(pop.unsqueeze(0), k).row(0)
         ranked = _items(state, pop_cols, pop_vals)
-        return {"fallback": True, "unknown_items": unknown, "items": ranked}
-    frame = state.rec.recommend_for_items(known, k, exclude_seen=exclude_seen)
+        done = len(ranked) >= k
+        return {"fallback": True, "complete": done, "unknown_items": unknown, "items": ranked}
+    candidates = None
+    if allowed is not None:
+        if not allowed.any():
+            return {"fallback": False, "complete": False, "unknown_items": unknown, "items": []}
+        candidates = state.rec.item_map_.ids[np.flatnonzero(allowed)]
+    frame = state.rec.recommend_for_items(
+        known, k, exclude_seen=exclude_seen, candidates=candidates
+    )
     cols = [state.item_index[v] for v in frame["item"].tolist()]
     ranked = _items(state, cols, frame["score"].astype(float).tolist())
-    return {"fallback": False, "unknown_items": unknown, "items": ranked}
+    done = len(ranked) >= k
+    return {"fallback": False, "complete": done, "unknown_items": unknown, "items": ranked}
 
 
 __all__ = [
@@ -217,6 +314,7 @@ __all__ = [
     "NotFound",
     "Unsupported",
     "fold_in",
+    "item_filter",
     "parse_id",
     "parse_ids",
     "recommend",

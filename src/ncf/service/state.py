@@ -35,6 +35,7 @@ import torch
 from ncf.exceptions import NCFError
 from ncf.models.tower import freeze_item_half
 from ncf.recommender import Recommender
+from ncf.recommender.retrieval import Retriever, metadata_mask
 from ncf.service.metrics import Metrics
 
 logger = logging.getLogger("ncf.service")
@@ -72,6 +73,27 @@ class ModelState:
     #: Whether the raw ids are integers (read on every request, so worked out once).
     int_user_ids: bool = False
     int_item_ids: bool = False
+    #: The approximate top-k index (``ncf serve --index``); None ranks exactly.
+    retriever: Retriever | None = field(default=None, repr=False)
+    #: Item masks of metadata equalities already asked for, by (column, value).
+    _masks: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def metadata_mask(self, column: str, value: str) -> np.ndarray:
+        """The items whose metadata ``column`` matches ``value``
+        (:func:`ncf.recommender.retrieval.metadata_mask`), cached: at most
+        :data:`MASK_CACHE` of them are kept."""
+        key = (column, value)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = metadata_mask(self.rec.item_metadata_, column, value)
+            if len(self._masks) >= MASK_CACHE:
+                self._masks.pop(next(iter(self._masks)), None)
+            self._masks[key] = mask
+        return mask
 
     @property
     def device(self) -> torch.device:
@@ -94,15 +116,24 @@ class ModelState:
             "n_items": rec.n_items,
             "loaded_at": self.loaded_at,
             "load_seconds": round(self.load_seconds, 4),
+            "index": self.retriever.describe() if self.retriever else {"kind": "exact"},
         }
 
 
 #: The device the service scores on (``ncf serve --device``): cpu, cuda or auto.
 ENV_DEVICE = "NCF_SERVE_DEVICE"
+#: The top-k index (``ncf serve --index``): auto (default), exact or hnsw.
+ENV_INDEX = "NCF_SERVE_INDEX"
+#: Metadata filter masks kept per model (each is n_items bytes).
+MASK_CACHE = 64
 
 
-def load_state(model_dir: str | Path) -> ModelState:
+def load_state(model_dir: str | Path, index: str | None = None) -> ModelState:
     """Load a model directory (verified by :meth:`ncf.Recommender.load`) into a state.
+
+    ``index`` (default: ``$NCF_SERVE_INDEX``, else ``auto``) picks the top-k path: the
+    approximate index is read from ``DIR/index/`` when it matches the model's weights, or
+    built now (and saved there), so the first request does not wait for it.
 
     Raises
     ------
@@ -117,6 +148,7 @@ def load_state(model_dir: str | Path) -> ModelState:
     rec.to(os.environ.get(ENV_DEVICE) or "cpu")
     rec.model_.eval()
     freeze_item_half(rec.model_)  # never trained here: the towers' item half is computed once
+    retriever = rec.retriever(index or os.environ.get(ENV_INDEX) or "auto")
     users, items = rec.user_map_.ids.tolist(), rec.item_map_.ids.tolist()
     meta = rec.item_metadata_
     titles = None
@@ -138,6 +170,7 @@ def load_state(model_dir: str | Path) -> ModelState:
         popularity=pop,
         int_user_ids=bool(np.issubdtype(rec.user_map_.ids.dtype, np.integer)),
         int_item_ids=bool(np.issubdtype(rec.item_map_.ids.dtype, np.integer)),
+        retriever=retriever,
     )
 
 
@@ -290,4 +323,4 @@ def install_sighup(holder: ModelHolder) -> Any:
     return signal.signal(signal.SIGHUP, handler)
 
 
-__all__ = ["ModelHolder", "ModelState", "ReloadError", "install_sighup", "load_state"]
+__all__ = ["ENV_INDEX", "ModelHolder", "ModelState", "ReloadError", "install_sighup", "load_state"]
