@@ -1,0 +1,163 @@
+"""Approximate top-k retrieval (ncf.recommender.retrieval): recall against exact ranking on a
+planted model, NeuMF's two stages, the filters on both paths, fewer than k flagged, and the
+index saved beside the model with its checksum."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ncf
+from ncf.exceptions import ConfigError
+from ncf.models.mlp import MLP
+from ncf.models.neumf import NeuMF
+from ncf.recommender import retrieval
+from retrieval_models import genres, planted_mf, save_model
+
+pytest.importorskip("faiss")
+
+
+@pytest.fixture(scope="module")
+def mf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("retrieval")
+    return save_model(root / "mf", planted_mf(300, 3000, 16), metadata=genres(3000))
+
+
+def _recall(a: ncf.Recommender, frame_a, frame_b) -> float:  # type: ignore[no-untyped-def]
+    hits = []
+    for user, got in frame_a.groupby("user"):
+        want = set(frame_b.loc[frame_b["user"] == user, "item"])
+        hits.append(len(set(got["item"]) & want) / max(len(want), 1))
+    return float(np.mean(hits))
+
+
+def test_index_recall_on_a_planted_model(mf_dir: Path) -> None:
+    rec = ncf.Recommender.load(mf_dir)
+    users = np.arange(300)
+    approx = rec.recommend(users, k=10, index="hnsw")
+    exact = rec.recommend(users, k=10, index="exact")
+    assert _recall(rec, approx, exact) >= 0.95
+    info = rec.retriever("hnsw").describe()  # type: ignore[union-attr]
+    assert info["recall_at_10"] >= 0.95 and info["kind"] == "hnsw" and not info["two_stage"]
+    # every score is the model's own score of that pair
+    assert np.allclose(approx["score"], rec.score(approx["user"], approx["item"]), atol=1e-4)
+    # seen items stay out
+    seen = rec.seen_.tocsr()
+    for user, item in zip(approx["user"], approx["item"], strict=True):
+        assert seen[user, item] == 0
+
+
+def test_auto_and_kinds(mf_dir: Path) -> None:
+    rec = ncf.Recommender.load(mf_dir)
+    assert rec.retriever("auto") is None  # 3,000 items: below AUTO_MIN_ITEMS
+    assert rec.retriever("exact") is None
+    with pytest.raises(ConfigError, match="valid"):
+        rec.recommend(0, index="annoy")
+    mlp = MLP(5, 20, layers=(8, 4))
+    with pytest.raises(ConfigError, match="no dot-product part"):
+        retrieval.resolve_kind("hnsw", mlp)
+    assert retrieval.resolve_kind("auto", mlp) == "exact"
+
+
+def test_two_stage_neumf_matches_exact_when_candidates_cover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = NeuMF(40, 200, factors=8, layers=(16, 8), seed=3).eval()
+    path = save_model(tmp_path / "neumf", model)
+    rec = ncf.Recommender.load(path)
+    monkeypatch.setattr(retrieval, "TWO_STAGE_CANDIDATES", 200)  # the whole catalogue
+    approx = rec.recommend(np.arange(40), k=10, index="hnsw")
+    exact = rec.recommend(np.arange(40), k=10, index="exact")
+    assert rec.retriever("hnsw").describe()["two_stage"]  # type: ignore[union-attr]
+    assert approx["item"].tolist() == exact["item"].tolist()
+    assert np.allclose(approx["score"], exact["score"], atol=1e-5)
+
+
+@pytest.mark.parametrize("index", ["exact", "hnsw"])
+@pytest.mark.parametrize("subset_max", [retrieval.EXACT_SUBSET_MAX, 0])
+def test_filters(
+    mf_dir: Path, index: str, subset_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """exclude, candidates and metadata equality (pipe lists), on the exact path, the index
+    searching the allowed items (subset_max 0), and the exact scoring of a selective filter."""
+    monkeypatch.setattr(retrieval, "EXACT_SUBSET_MAX", subset_max)
+    rec = ncf.Recommender.load(mf_dir)
+    meta = rec.item_metadata_
+    assert meta is not None
+    users = np.arange(0, 300, 7)
+    plain = rec.recommend(users, k=10, index="exact")
+    excluded = [*plain["item"].unique()[:20].tolist(), 999_999]  # an unknown id is ignored
+    out = rec.recommend(users, k=10, index=index, exclude=excluded)
+    assert not set(out["item"]) & set(excluded)
+    assert (out.groupby("user").size() == 10).all()
+
+    candidates = list(range(0, 3000, 3))
+    out = rec.recommend(users, k=10, index=index, items=candidates)
+    assert set(out["item"]) <= set(candidates)
+
+    comedy = rec.recommend(users, k=10, index=index, where={"genres": "Comedy"})
+    lists = meta["genres"].str.split("|")
+    assert all("Comedy" in lists[i] for i in comedy["item"])
+    assert meta["genres"][comedy["item"]].str.contains(r"\|").any()  # pipe lists matched
+    both = rec.recommend(users, k=10, index=index, where={"genres": "Drama", "title": "Film 2"})
+    assert set(both["item"]) == {2}
+    # against brute force over the allowed items
+    allowed = meta["genres"].str.split("|").map(lambda g: "Comedy" in g).to_numpy()
+    want = rec.recommend(users, k=10, index="exact", items=np.flatnonzero(allowed).tolist())
+    assert _recall(rec, comedy, want) >= 0.95
+
+
+def test_fewer_than_k_is_flagged_not_an_error(mf_dir: Path) -> None:
+    rec = ncf.Recommender.load(mf_dir)
+    seen_item = int(rec.seen_[0].indices[0])
+    for index in ("exact", "hnsw"):
+        out = rec.recommend([0, 1], k=10, index=index, items=[seen_item, 5, 6])
+        assert len(out[out["user"] == 0]) <= 3
+        assert out.attrs["incomplete_users"] == [0, 1]
+        none = rec.recommend([0], k=5, index=index, where={"title": "no such film"})
+        assert none.empty and none.attrs["incomplete_users"] == [0]
+    full = rec.recommend([0], k=5)
+    assert full.attrs["incomplete_users"] == []
+
+
+def test_unknown_metadata_column(mf_dir: Path, tmp_path: Path) -> None:
+    rec = ncf.Recommender.load(mf_dir)
+    with pytest.raises(ConfigError, match=r"unknown item metadata column 'genre'; valid: \["):
+        rec.recommend(0, where={"genre": "Comedy"})
+    bare = ncf.Recommender.load(save_model(tmp_path / "bare", planted_mf(5, 30, 4)))
+    with pytest.raises(ConfigError, match="no item metadata"):
+        bare.recommend(0, where={"genres": "Comedy"})
+
+
+def test_index_saved_with_checksum_and_rebuilt(tmp_path: Path) -> None:
+    path = save_model(tmp_path / "mf", planted_mf(50, 500, 8))
+    rec = ncf.Recommender.load(path)
+    first = rec.retriever("hnsw")
+    assert first is not None and first.info["source"] == "built"
+    info = json.loads((path / "index" / "index.json").read_text())
+    assert info["checksum"] == retrieval.items_checksum(first.dot)
+    assert info["size_bytes"] == (path / "index" / "hnsw.faiss").stat().st_size
+    again = ncf.Recommender.load(path).retriever("hnsw")
+    assert again is not None and again.info["source"] == "loaded"
+    assert ncf.Recommender.load(path).recommend(0, index="hnsw")["item"].tolist() == (
+        rec.recommend(0, index="hnsw")["item"].tolist()
+    )
+    # weights changed: the in-memory index is stale, the saved one of other weights
+    with torch.no_grad():
+        rec.model_.get_parameter("item_embedding.weight").mul_(-1.0)
+    rebuilt = rec.retriever("hnsw")
+    assert rebuilt is not first and rebuilt is not None and rebuilt.info["source"] == "built"
+    assert rebuilt.info["checksum"] != info["checksum"]
+    assert (
+        json.loads((path / "index" / "index.json").read_text())["checksum"]
+        == (rebuilt.info["checksum"])
+    )
+    # saving a model writes its built index beside it
+    out = rec.save(tmp_path / "copy")
+    saved = json.loads((out / "index" / "index.json").read_text())
+    assert saved["checksum"] == rebuilt.info["checksum"]
+    assert ncf.Recommender.load(out).retriever("hnsw").info["source"] == "loaded"  # type: ignore[union-attr]
