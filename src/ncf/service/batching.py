@@ -6,8 +6,9 @@ amortises the model's fixed per-call work (the dispatch of every layer, the seen
 top-k) over the batch; with one request at a time it adds no wait, since a pass starts as soon
 as a request comes and nothing is pending. A pass runs on the event loop itself: requests that
 come meanwhile wait in the socket buffers and are read together after it, to form the next
-batch; a pass over more than :data:`INLINE_PAIRS` pairs (a big catalogue) runs in a worker
-thread instead, so the loop keeps answering meanwhile. (Handing each pass to a thread was
+batch; a pass over more than :data:`INLINE_PAIRS` pairs (a big catalogue), or one that answers
+more than :data:`INLINE_ITEMS` items (many users' top 1,000), runs in a worker thread instead,
+so the loop keeps answering meanwhile. (Handing each pass to a thread was
 measured slower: with two workers on two cores
 the thread hop and the GIL hand-offs cost a seventh of each request's CPU; about 1,260 req/s
 and p99 21 ms against 1,470 req/s and p99 18 ms inline, ``bench/bench_serve.py``.) Each request
@@ -32,6 +33,9 @@ MAX_BATCH = 64
 #: ml-1m's NeuMF-8 at the limit); a larger one runs in a worker thread, so that a big
 #: catalogue does not hold every other request (health checks included) while it scores.
 INLINE_PAIRS = 1 << 17
+#: ... and answers at most this many items (users x k): each answered item is a dict built on
+#: the loop, so 64 users' top 1,000 of a small catalogue (64,000 dicts) go to a thread too.
+INLINE_ITEMS = 4096
 
 Pending = tuple[ModelState, Any, int, bool, "asyncio.Future[dict[str, Any]]"]
 
@@ -80,7 +84,10 @@ class Batcher:
                 scoring.recommend, state, users, k, exclude_seen=exclude_seen, strict=False
             )
             try:
-                small = len(users) * len(state.item_ids) <= INLINE_PAIRS
+                small = (
+                    len(users) * len(state.item_ids) <= INLINE_PAIRS
+                    and len(users) * min(k, len(state.item_ids)) <= INLINE_ITEMS
+                )
                 results = score() if small else await run_in_threadpool(score)
             except Exception as exc:  # answered by each request's own error handling
                 for *_, future in entries:
@@ -93,4 +100,4 @@ class Batcher:
                     future.set_result(by_user[user])
 
 
-__all__ = ["MAX_BATCH", "Batcher"]
+__all__ = ["INLINE_ITEMS", "INLINE_PAIRS", "MAX_BATCH", "Batcher"]
