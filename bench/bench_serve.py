@@ -21,12 +21,14 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,6 +100,7 @@ class _Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.worker = ""  # the x-ncf-worker header (pid) of the last answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -114,6 +117,8 @@ class _Client(asyncio.Protocol):
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
+            elif name.strip().lower() == b"x-ncf-worker":
+                self.worker = value.strip().decode()
         if len(self.buffer) < end + 4 + length:
             return
         body = bytes(self.buffer[end + 4 : end + 4 + length])
@@ -132,16 +137,18 @@ class _Client(asyncio.Protocol):
 
 
 def load(
-    port: int, warmup: np.ndarray, users: np.ndarray, n_clients: int, k: int
-) -> tuple[np.ndarray, int, float]:
+    port: int, warmup: np.ndarray, users: np.ndarray, n_clients: int, k: int, burst: bool = False
+) -> tuple[np.ndarray, int, float, list[int]]:
     """``n_clients`` keep-alive connections send one request per entry of ``warmup``, then,
     timed, one per entry of ``users``.
 
     The clients share one event loop in this process (a thread each would spend more CPU on
     the client side than the server spends answering, on a 2-core machine). They connect one
-    after another, as clients arriving, not in one burst: a burst of connects is accepted
-    by whichever worker wakes first, which then holds every connection for the whole run.
-    Returns the latencies of the timed requests in seconds, their error count and wall time.
+    after another, as clients arriving (``burst``: all at once; with uvicorn's one shared
+    listening socket a burst was often accepted by one worker, which then held every
+    connection for the whole run; ``ncf serve`` now gives each worker a socket of its own).
+    Returns the latencies of the timed requests in seconds, their error count, wall time, and
+    how many connections each worker process held (from the ``x-ncf-worker`` header).
     """
     latencies = np.zeros(len(users))
     errors = 0
@@ -162,12 +169,20 @@ def load(
                 latencies[n] = time.perf_counter() - t0
                 errors += not ok
 
+    held: list[int] = []
+
     async def run() -> float:
         loop = asyncio.get_running_loop()
         conns = []
         warm = iter(range(len(warmup)))
         tasks = []
-        for _ in range(n_clients):  # each new client starts sending before the next connects
+        if burst:  # every client connects at the same moment
+            made = await asyncio.gather(
+                *(loop.create_connection(_Client, "127.0.0.1", port) for _ in range(n_clients))
+            )
+            conns = [conn for _, conn in made]
+            tasks = [asyncio.create_task(client(conn, warm, timed=False)) for conn in conns]
+        for _ in range(0 if burst else n_clients):  # each client sends before the next connects
             _, conn = await loop.create_connection(_Client, "127.0.0.1", port)
             conns.append(conn)
             tasks.append(asyncio.create_task(client(conn, warm, timed=False)))
@@ -177,13 +192,14 @@ def load(
         t0 = time.perf_counter()
         await asyncio.gather(*(client(conn, timed, timed=True) for conn in conns))
         wall = time.perf_counter() - t0
+        held.extend(sorted(Counter(conn.worker for conn in conns).values(), reverse=True))
         for conn in conns:
             if conn.transport is not None:
                 conn.transport.close()
         return wall
 
     wall = asyncio.run(run())
-    return latencies, errors, wall
+    return latencies, errors, wall, held
 
 
 def main() -> None:
@@ -195,8 +211,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--runs", type=int, default=1, help="timed runs, each on a new server")
+    parser.add_argument("--burst", action="store_true", help="the clients connect all at once")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--export-k", type=int, default=100)
+    parser.add_argument("--export-k", type=int, default=100, help="0: no export")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -205,22 +223,27 @@ def main() -> None:
         rec = Recommender.load(model_dir)
         rng = np.random.default_rng(args.seed)
         ids = rec.user_map_.ids
-        port = free_port()
-        proc = start_server(model_dir, port, args.workers)
-        try:
-            warm, timed = rng.choice(ids, args.warmup), rng.choice(ids, args.requests)
-            lat, errors, wall = load(port, warm, timed, args.clients, args.k)
-        finally:
-            proc.send_signal(signal.SIGINT)
+        for _ in range(args.runs):  # a new server each run: its connections spread anew
+            port = free_port()
+            proc = start_server(model_dir, port, args.workers)
             try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        ms = np.percentile(lat, [50, 90, 99]) * 1e3
-        print(f"serve: {args.requests} requests (top-{args.k}, random users) from {args.clients} "
-              f"clients, {args.workers} worker(s): {args.requests / wall:.0f} req/s, "
-              f"p50 {ms[0]:.1f} ms, p90 {ms[1]:.1f} ms, p99 {ms[2]:.1f} ms, "
-              f"max {lat.max() * 1e3:.1f} ms, errors {errors}")  # fmt: skip
+                warm, timed = rng.choice(ids, args.warmup), rng.choice(ids, args.requests)
+                lat, errors, wall, held = load(port, warm, timed, args.clients, args.k, args.burst)
+            finally:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            ms = np.percentile(lat, [50, 90, 99]) * 1e3
+            print(f"serve: {args.requests} requests (top-{args.k}, random users) from "
+                  f"{args.clients} clients, {args.workers} worker(s): "
+                  f"{args.requests / wall:.0f} req/s, p50 {ms[0]:.1f} ms, p90 {ms[1]:.1f} ms, "
+                  f"p99 {ms[2]:.1f} ms, max {lat.max() * 1e3:.1f} ms, errors {errors}, "
+                  f"connections per worker {'/'.join(map(str, held))}, "
+                  f"load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+        if args.export_k <= 0:
+            return
         threads = torch.get_num_threads()
         torch.set_num_threads(2)
         t0 = time.perf_counter()

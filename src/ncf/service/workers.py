@@ -11,13 +11,15 @@ addresses, so every worker gets its share whatever the timing.
 
 :class:`Supervisor` is a small replacement for uvicorn's ``Multiprocess`` (which takes one
 socket list for all workers): it starts one uvicorn :class:`~uvicorn.Server` per slot in a
-spawned process, replaces a worker that dies (with a fresh socket: the dead one's queue of
-unaccepted connections is reset rather than left waiting for a process that loads the model
-first), restarts the workers one at a time on SIGHUP (the new worker shares its slot's socket
-with the old one until it is ready, so no queued connection is lost), and stops them all on
-SIGINT or SIGTERM (each finishes its requests in flight). Each worker adds its process id to
-every response in the :data:`WORKER_HEADER` header, which is how a client (or a test) sees
-the spread.
+spawned process. The first sockets listen from the start, so clients that connect while the
+workers load wait for their own worker and are spread too. A worker that dies is replaced,
+with a fresh socket (the dead one's queue of unaccepted connections is reset rather than left
+waiting for a process that loads the model first); one that exits before it ever served stops
+the server instead, since its replacement would fail the same way. On SIGHUP the workers are
+restarted one at a time: the new worker shares its slot's socket with the old one until it is
+ready, so no queued connection is lost. SIGINT or SIGTERM stops them all (each finishes its
+requests in flight). Each worker adds its process id to every response in the
+:data:`WORKER_HEADER` header, which is how a client (or a test) sees the spread.
 
 Where ``SO_REUSEPORT`` does not balance (anything but Linux), every slot shares one socket, as
 uvicorn does.
@@ -39,6 +41,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_any
 from multiprocessing.context import SpawnProcess
 from typing import Any
+
+from ncf.exceptions import NCFError
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -100,6 +104,7 @@ class _Slot:
     sock: socket.socket
     process: SpawnProcess
     ready: Connection
+    served: bool = False  # the worker said it serves
 
 
 class Supervisor:
@@ -166,7 +171,12 @@ class Supervisor:
         handled = (*_STOP, signal.SIGHUP)
         previous = {s: signal.signal(s, self._on_signal) for s in handled}
         try:
-            self._slots = [self._start(self._socket()) for _ in range(self.workers)]
+            first = [self._socket() for _ in range(self.workers)]
+            for sock in first:
+                # listening from the start: a connection made while the workers load waits
+                # for its own worker, so the first clients are spread too
+                sock.listen(self.config.backlog)
+            self._slots = [self._start(sock) for sock in first]
             while not self._stop.is_set():
                 sentinels = [slot.process.sentinel for slot in self._slots]
                 wait_any(sentinels, timeout=0.25)
@@ -193,15 +203,32 @@ class Supervisor:
         for i, slot in enumerate(self._slots):
             if self._stop.is_set():
                 return
+            self._poll_ready(slot)
             if slot.process.is_alive():
                 continue
             slot.process.join()
+            if not slot.served:  # it would fail again: no restart loop
+                raise NCFError(
+                    f"a worker process exited before it served (exit code "
+                    f"{slot.process.exitcode}; its log is above)"
+                )
             logger.warning(
                 "worker %s exited (code %s); starting another", slot.process.pid,
                 slot.process.exitcode,
             )  # fmt: skip
             self._close(slot)
             self._slots[i] = self._start(self._socket())
+
+    @staticmethod
+    def _poll_ready(slot: _Slot) -> None:
+        if slot.served:
+            return
+        try:
+            if slot.ready.poll(0):
+                slot.ready.recv()
+                slot.served = True
+        except (EOFError, OSError):
+            pass
 
     def restart_all(self) -> None:
         """Replace each worker in turn; a new one takes over its slot's socket once it is
@@ -231,6 +258,7 @@ class Supervisor:
             try:
                 if slot.ready.poll(0.1):
                     slot.ready.recv()
+                    slot.served = True
                     return True
             except (EOFError, OSError):  # it exited before it was ready
                 return False
