@@ -463,7 +463,7 @@ def test_silent_cases_now_warn_or_refuse(own_frame: pd.DataFrame, tmp_path: Path
     assert main(["train", "--dataset", str(path), *TINY, "--k", "1000000000",
                  "--out", str(out)]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert "use --k <= 30" in err[-1] and not out.exists()
+    assert "use --k <= 10" in err[-1] and not out.exists()
     assert main(["train", "--dataset", str(path), *TINY, "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(out), "--k", "1000"]) == 2

@@ -250,10 +250,12 @@ def test_toml_takes_the_protocol_and_a_list_of_cutoffs(
              f'out = "{out}"']  # fmt: skip
     cfg.write_text("\n".join(lines) + "\n")
     assert main(["train", "--config", str(cfg)]) == 0
+    assert "selection: ndcg@20 by full ranking" in capsys.readouterr().out  # the largest k
     metrics = metrics_of(out)
     assert set(metrics["full_ranking"]) >= {"recall@5", "recall@20"}
     assert "30% of each user's" in metrics["test"]["description"]
     cfg.write_text("k = 7\n")
     assert main(["train", "--config", str(cfg), "--dataset", str(log_csv), *POP, "--out",
                  str(tmp_path / "seven")]) == 0  # fmt: skip
+    assert "selection: ndcg@7 by full ranking" in capsys.readouterr().out
     assert "full_recall@7" in metrics_of(tmp_path / "seven")

@@ -41,7 +41,7 @@ def test_sparse_data_adapts_the_schedule_unless_given() -> None:
 
 
 def test_a_model_outside_the_preset_gets_the_task_defaults() -> None:
-    plan = resolve(Given(model="gmf"))
+    plan = resolve(Given(model="gmf", preset="fast"))
     assert plan.final.model == "gmf" and "has no recipe" in plan.why and not plan.refit
 
 
@@ -122,3 +122,12 @@ def test_the_default_preset_also_tries_blends_of_its_closed_form_candidates() ->
     assert len(blends) == 3 and all("ease l2=" in b and "als" in b for b in blends)
     best = max(labels, key=lambda label: (rec.candidates_[label]["ndcg@20"], -labels.index(label)))
     assert rec.plan_.label == best and rec.model_name == rec.plan_.final.model
+
+
+def test_full_ranking_selection_monitors_ndcg_at_the_given_cutoff() -> None:
+    assert Recommender().plan().final.config.monitor == "ndcg@20"
+    assert Recommender(validation_k=10).plan().final.config.monitor == "ndcg@10"
+    given = Recommender(validation_k=10, train_options={"monitor": "recall@5"})
+    assert given.plan().final.config.monitor == "recall@5"
+    with pytest.raises(ConfigError, match="validation_k must be a positive integer, got 0"):
+        Recommender(validation_k=0).plan()

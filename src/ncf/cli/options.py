@@ -313,8 +313,9 @@ OPTIONS: tuple[Option, ...] = (
     opt("patience", "train", positive_int,
       f"stop after this many epochs without validation gain ({_t('patience')})"),
     opt("monitor", "train", monitor, "validation metric that picks epochs, alpha and the "
-      "default's model: ndcg@K, recall@K, hr@K... (default: ndcg@20 over the full ranking; "
-      "hr@10 of sampled candidates where the data ships them); rating task: rmse or mae"),
+      "default's model: ndcg@K, recall@K, hr@K... (default: ndcg@10 over the full ranking, "
+      "K the largest --k; hr@10 of sampled candidates where the data ships them); rating "
+      "task: rmse or mae"),
     opt("schedule", "train", one_of(SCHEDULES), f"learning-rate schedule ({_t('schedule')})"),
     opt("gamma", "train", decay, f"--schedule's decay factor in (0, 1] ({_t('gamma')})"),
     opt("step_size", "train", positive_int,

@@ -71,6 +71,7 @@ def recommender(
         progress=run["progress"],
         validation_ranking=ranking,
         validation_fraction=fraction,
+        validation_k=run["k"] if isinstance(run["k"], int) else max(run["k"]),  # the test's
     )
 
 
@@ -501,17 +502,17 @@ def _cutoffs(k: int | tuple[int, ...], negatives: np.ndarray | None, n_items: in
     """``--k`` as a list, checked against the catalogue and the sampled candidates (when
     there are any), before any training."""
     ks = [k] if isinstance(k, int) else sorted(k)
-    if ks[-1] > n_items:
-        raise ConfigError(
-            f"--k {ks[-1]} is more than the catalogue's {n_items:,} items, so every list would "
-            f"hold the whole catalogue: use --k <= {n_items:,}"
-        )
     if negatives is not None and negatives.shape[1] > 0 and ks[-1] > negatives.shape[1]:
         n = negatives.shape[1]
         raise ConfigError(
             f"--k {ks[-1]} ranks among {n + 1} sampled candidates, where nearly every positive "
             f"would count as a hit; use --k <= {n}, or a full-ranking protocol (--protocol "
             "random or time)"
+        )
+    if ks[-1] > n_items:
+        raise ConfigError(
+            f"--k {ks[-1]} is more than the catalogue's {n_items:,} items, so every list would "
+            f"hold the whole catalogue: use --k <= {n_items:,}"
         )
     return ks
 

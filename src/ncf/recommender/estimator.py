@@ -35,7 +35,7 @@ from ncf.recommender.update import Updating
 from ncf.training import Callback
 from ncf.training.devices import inference_device
 from ncf.training.orchestrate import fit_model
-from ncf.training.plan import Given, Plan, PretrainConfig, resolve
+from ncf.training.plan import FULL_RANKING_CUTOFF, Given, Plan, PretrainConfig, resolve
 from ncf.training.preflight import check_plan
 from ncf.training.presets import check_task
 
@@ -129,13 +129,16 @@ class Recommender(Estimator, Inference, Updating):
     validation_ranking : {"full", "sampled"}
         Implicit task: how validation ranks its held-out items to pick epochs (and what else
         is picked): ``"full"`` over the whole catalogue with the training items masked, the
-        ranking ``recommend`` returns (selection then monitors full-ranking ``ndcg@20`` unless
-        ``monitor`` is given); ``"sampled"`` among ``validation_negatives`` sampled items (the
-        NCF paper's protocol; ``hr@10``).
+        ranking ``recommend`` returns (selection then monitors full-ranking
+        ``ndcg@<validation_k>`` unless ``monitor`` is given); ``"sampled"`` among
+        ``validation_negatives`` sampled items (the NCF paper's protocol; ``hr@10``).
     validation_fraction : float, optional
         Implicit task: the share of each user's interactions carved at random for validation
         (the shape of a per-user random test); None: each user's latest interaction (the shape
         of a leave-one-out test).
+    validation_k : int
+        Implicit task, full-ranking validation: the cut-off of the NDCG that selection
+        monitors (default 20; ``ncf train`` passes its largest ``--k``, the test's own).
     refit : bool, optional
         After selection on the carved validation split, train every stage afresh on all the
         interactions for its selected epochs. Needs ``validate=True`` and no ``validation``.
@@ -213,6 +216,7 @@ class Recommender(Estimator, Inference, Updating):
         validation_seed: int | None = None,
         validation_ranking: str = "full",
         validation_fraction: float | None = None,
+        validation_k: int = FULL_RANKING_CUTOFF,
         refit: bool | None = None,
         preset: str = "default",
         rating_scale: tuple[float, float] | None = None,
@@ -240,6 +244,7 @@ class Recommender(Estimator, Inference, Updating):
         self.validation_seed = validation_seed
         self.validation_ranking = validation_ranking
         self.validation_fraction = validation_fraction
+        self.validation_k = validation_k
         self.refit = refit
         self.preset = preset
         self.rating_scale = rating_scale
@@ -259,6 +264,9 @@ class Recommender(Estimator, Inference, Updating):
         keywords not left as None, ``model_options`` and ``train_options`` (which hold only
         what has no keyword of its own)."""
         check_task(self.task)
+        k = self.validation_k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"validation_k must be a positive integer, got {k!r}")
         options = dict(self.train_options or {})
         twins = sorted(set(options) & set(TRAIN_KEYWORDS))
         if twins:
@@ -284,6 +292,7 @@ class Recommender(Estimator, Inference, Updating):
             progress=self.progress,
             rating_scale=self.rating_scale,
             ranking=self.validation_ranking,
+            cutoff=self.validation_k,
         )
 
     @property

@@ -187,8 +187,11 @@ class Plan:
         return replace(self, final=final, branches=branches, candidates=())
 
 
-#: What selection monitors when validation ranks the whole catalogue (unless given).
-FULL_RANKING_MONITOR = "ndcg@20"
+#: The cut-off of the NDCG that selection monitors when validation ranks the whole catalogue
+#: (unless a monitor or another cut-off is given).
+FULL_RANKING_CUTOFF = 20
+#: What selection monitors then, by default.
+FULL_RANKING_MONITOR = f"ndcg@{FULL_RANKING_CUTOFF}"
 #: Short names accepted for a model besides the registry's.
 MODEL_ALIASES = {"pop": "itempop", "popularity": "itempop"}
 #: Model hyper-parameters that a model which does not take them drops with a warning (the
@@ -223,7 +226,9 @@ class Given:
         The rating task's declared scale.
     ranking : {"full", "sampled"}
         How validation ranks (implicit task): the monitor defaults to full-ranking
-        ``ndcg@20`` for ``"full"``, to sampled ``hr@10`` for ``"sampled"``.
+        ``ndcg@<cutoff>`` for ``"full"``, to sampled ``hr@10`` for ``"sampled"``.
+    cutoff : int
+        The full-ranking monitor's cut-off (default :data:`FULL_RANKING_CUTOFF`).
     """
 
     task: str = "implicit"
@@ -237,6 +242,7 @@ class Given:
     progress: bool = False
     rating_scale: tuple[float, float] | None = None
     ranking: str = "full"
+    cutoff: int = FULL_RANKING_CUTOFF
 
     @property
     def model_name(self) -> str:
@@ -301,7 +307,7 @@ def resolve(
             why += f"; {reason}"
     train["progress"] = given.progress
     if task == "implicit" and given.ranking == "full":
-        train["monitor"] = FULL_RANKING_MONITOR
+        train["monitor"] = f"ndcg@{given.cutoff}"
     train.update(given.train)
     if checkpoint_dir is not None:
         train.update(checkpoint_dir=str(checkpoint_dir), resume=True)
