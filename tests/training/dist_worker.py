@@ -71,6 +71,8 @@ def run(
         batch_size=batch_size,
         lr=0.02,
         negatives=4,
+        optimizer="adam",  # GMF's default recipe is plain SGD (refit): this run's is Adam's
+        refit=False,
         train_options={"device": "cpu", "monitor": "ndcg@10"},
         seed=0,
     ).fit(train, checkpoint_dir=checkpoint, callbacks=[Record()])

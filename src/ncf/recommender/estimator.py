@@ -327,6 +327,14 @@ class Recommender(Estimator, Inference, Updating):
         return plan
 
     # ------------------------------------------------------------------ fit
+    def _auto_alpha(self) -> bool:
+        """Whether the user asked for the GMF share to be picked on validation (not the
+        preset)."""
+        given = self.pretrain
+        if isinstance(given, PretrainConfig):
+            return given.alpha == "auto"
+        return isinstance(given, dict) and given.get("alpha") == "auto"
+
     def fit(
         self,
         interactions: Interactions | pd.DataFrame,
@@ -384,6 +392,8 @@ class Recommender(Estimator, Inference, Updating):
         if plan.candidates and validation is None and not self.validate:
             plan = replace(plan, candidates=())  # nothing to choose on: the preset's model
         validating = self.validate or validation is not None
+        if plan.pretrain and plan.alpha is None and not validating and not self._auto_alpha():
+            plan = replace(plan, alpha=0.5)  # the preset's share is picked on validation: none
         # what the data's shape makes impossible or too big fails now, not after the run
         check_plan(
             plan,

@@ -282,7 +282,7 @@ def resolve(
     found = chosen.recipe(name)
     applies = name in chosen.recipes or name == chosen.model
     why = (
-        f"preset {given.preset}, {chosen.summary}"
+        f"preset {given.preset}, {chosen.describe(name)}"
         if applies
         else f"the {task} task's defaults (preset {given.preset} has no recipe for it)"
     )

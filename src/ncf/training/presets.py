@@ -111,6 +111,11 @@ class Preset:
     #: (:class:`~ncf.models.blend.Blend`, weights by validation).
     blend: bool = False
 
+    def describe(self, model: str) -> str:
+        """The recipe of ``model`` in words: its own ``summary`` where it has one (a model
+        that is not the preset's own), else the preset's."""
+        return str(self.recipes.get(model, {}).get("summary") or self.summary)
+
     def recipe(self, model: str) -> dict[str, Any]:
         found = self.recipes.get(model, {})
         return {
@@ -145,6 +150,57 @@ _PAPER_NEUMF: dict[str, Any] = {
     "refit": True,
 }  # fmt: skip
 
+#: The neural models' own recipes under ``default`` (``--model gmf|mlp|neumf``), issue 28.
+#: GMF: the SGD MF recipe's dot product, its ``h`` held at ones (compiled plain SGD, like
+#: MF's): ml-1m-ncf validation HR@10 0.7440 against 0.6826 with ``h`` learned at the same
+#: rate (docs/benchmarks.md, "The neural models' defaults").
+#: Their dot products train at Rendle et al.'s constant rate (0.02 per example): a decaying
+#: rate under a user's own optimizer (``--optimizer adam``) would decay that one too, and MF-128
+#: at the constant rate tests as well or better (0.7252 / 0.4499 against 0.7224 / 0.4470).
+_SGD_CONSTANT: dict[str, Any] = {**_SGD_TRAIN, "lr": 20.48, "schedule": None}
+_GMF_DEFAULT: dict[str, Any] = {
+    "summary": "GMF-128 by plain SGD at a constant rate, h held at ones (the MF-128 recipe's "
+    "dot product), epochs by validation (patience 3), refit on all training data",
+    "model": {**_SGD_MF, "factors": 128, "h_init": 1.0, "learn_h": False},
+    "train": {**_SGD_CONSTANT, "epochs": 40, "patience": 3},
+    "refit": True,
+}
+#: The MLP: 128-dimensional embeddings, a narrow tower (256-64-32-16), Adam at batch 16,384,
+#: where its first layer runs once per table row (``ncf.models.fused``).
+_MLP_LAYERS = (256, 64, 32, 16)
+_MLP_TRAIN: dict[str, Any] = {"optimizer": "adam", "lr": 0.005, "batch_size": 16384,
+                              "negatives": 8, "epochs": 12, "patience": 2}  # fmt: skip
+_MLP_DEFAULT: dict[str, Any] = {
+    "summary": "MLP 256-64-32-16 by Adam at batch 16,384 (8 negatives), epochs by validation "
+    "(patience 2), refit on all training data",
+    "model": {"layers": _MLP_LAYERS},
+    "train": dict(_MLP_TRAIN),
+    "refit": True,
+}
+#: NeuMF: pre-trained from the MF-128 SGD recipe (its biases become two GMF factors, exactly)
+#: and the MLP above, the GMF share picked on validation, one fine-tuning epoch kept only if
+#: it validates higher, every stage refit.
+_NEUMF_DEFAULT: dict[str, Any] = {
+    "summary": "NeuMF pre-trained from the MF-128 SGD recipe and an MLP 256-64-32-16 (Adam, "
+    "batch 16,384), the GMF share and the epochs by validation, refit on all training data",
+    "model": {"factors": 128, "layers": _MLP_LAYERS},
+    "train": {"negatives": 4, "batch_size": 16384, "lr": 0.0001, "epochs": 1, "monitor": "ndcg@10"},
+    "pretrain": {
+        "dot_model": "mf",
+        "alpha": "auto",
+        "branches": {
+            "gmf": {**_SGD_MF, **_SGD_CONSTANT, "epochs": 40, "patience": 3},
+            "mlp": {**_MLP_TRAIN, "negatives": 4},
+        },
+    },
+    "refit": True,
+}
+_NEURAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gmf": _GMF_DEFAULT,
+    "mlp": _MLP_DEFAULT,
+    "neumf": _NEUMF_DEFAULT,
+}
+
 #: Closed-form models fit once; after selection they refit on all the training data.
 _CLOSED_FORM: dict[str, Any] = {"refit": True}
 #: What the default preset also tries when the user names no model, each chosen or not on
@@ -178,7 +234,7 @@ PRESET_TABLE: dict[tuple[str, str], Preset] = {
         "EASE and blends of the last two, the best on validation refit on all training data",
         {"mf": {"model": {**_SGD_MF, "factors": 128},
                 "train": {**_SGD_TRAIN, "epochs": 40, "patience": 3}, "refit": True},
-         "als": _CLOSED_FORM, "ease": _CLOSED_FORM},
+         "als": _CLOSED_FORM, "ease": _CLOSED_FORM, **_NEURAL_DEFAULTS},
         candidates=_FULL_RANKING_CANDIDATES,
         blend=True,
     ),
