@@ -89,3 +89,33 @@ def test_gmf_compiled_epoch_equals_torch_steps() -> None:
         torch.testing.assert_close(_state(compiled)[key], value, rtol=1e-5, atol=1e-6)
     assert not torch.equal(compiled.output.weight, torch.ones(1, 8))  # h moved
     assert compiled.double().sgd_epoch(users, items, targets, 2.0, bs) is None
+
+
+def test_bf16_autocast_sees_each_step_s_weights() -> None:
+    """The trainer holds one autocast context over an epoch: a weight moved in place inside
+    it must reach the next forward (autocast's cast cache would keep the first step's copy)."""
+    from ncf.training import devices
+
+    layer = torch.nn.Linear(4, 3)
+    x = torch.ones(2, 4)
+    with devices.autocast(torch.device("cpu"), "bf16"):
+        before = layer(x)
+        with torch.no_grad():
+            layer.weight.add_(1.0)
+        after = layer(x)
+    assert before.dtype == torch.bfloat16
+    torch.testing.assert_close(after.float(), before.float() + 4.0, rtol=0.02, atol=0.05)
+
+
+def test_bf16_training_on_the_fused_tables_path_follows_float32(data: Interactions) -> None:
+    """An MLP trained in bf16 on the fused-table path (a batch of at least users + items
+    pairs) ends each epoch near float32's loss (bf16 rounding drifts a few per cent)."""
+    batch = data.n_users + data.n_items + 10
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        model = build_model("mlp", data.n_users, data.n_items, layers=(16, 8), seed=1)
+        assert model.tower.fused_input(batch, model.user_embedding, model.item_embedding)
+        config = TrainConfig(epochs=12, batch_size=batch, lr=0.01, precision=precision, seed=0)
+        losses[precision] = [h["loss"] for h in Trainer(config).fit(model, data).history]
+    assert losses["fp32"][-1] < 0.9 * losses["fp32"][0]  # it learned
+    np.testing.assert_allclose(losses["bf16"], losses["fp32"], rtol=0.05)

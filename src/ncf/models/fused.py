@@ -68,17 +68,23 @@ class _PairRows(torch.autograd.Function):
         n_users, n_items = ctx.rows
         # Undefined output gradients arrive as zeros (autograd materializes them).
         g = torch.ops.aten.threshold_backward(grad_h, h, 0)  # relu's gradient, (B, h1)
+        # The sums run in float32 whatever the tables' dtype: under bf16 autocast a popular
+        # item's row adds up hundreds of the batch's rows, and bf16 sums drop the small ones
+        # (training diverged: ml-1m MLP epoch loss 0.66 against 0.26 in float32).
+        acc = torch.float32 if a.dtype in (torch.bfloat16, torch.float16) else a.dtype
+        g = g.to(acc)
         # Both sides receive ``g`` as is: scattering it straight from one buffer is cheaper
         # than assembling (B, f + h1) gradient rows first. (Scattering the two sides from two
         # threads was measured slower: OpenMP's waiting threads take the second core.)
-        grad_users = a.new_zeros((n_users, h.shape[1])).index_add_(0, users, g)
-        grad_items = b.new_zeros((n_items, h.shape[1])).index_add_(0, items, g)
+        grad_users = a.new_zeros((n_users, h.shape[1]), dtype=acc).index_add_(0, users, g)
+        grad_items = b.new_zeros((n_items, h.shape[1]), dtype=acc).index_add_(0, items, g)
         if f:
-            gu = a.new_zeros((n_users, f)).index_add_(0, users, grad_gmf * b[:, :f])
-            gi = b.new_zeros((n_items, f)).index_add_(0, items, grad_gmf * a[:, :f])
+            gg = grad_gmf.to(acc)
+            gu = a.new_zeros((n_users, f), dtype=acc).index_add_(0, users, gg * b[:, :f])
+            gi = b.new_zeros((n_items, f), dtype=acc).index_add_(0, items, gg * a[:, :f])
             grad_users = torch.cat([gu, grad_users], dim=1)
             grad_items = torch.cat([gi, grad_items], dim=1)
-        return grad_users, grad_items, None, None, None
+        return grad_users.to(a.dtype), grad_items.to(b.dtype), None, None, None
 
 
 #: From this many pairs a batch on tables bigger than itself projects its distinct rows

@@ -32,12 +32,17 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
 
 @contextlib.contextmanager
 def autocast(device: torch.device, precision: str) -> Iterator[None]:
-    """bf16 autocast on ``device`` when ``precision`` asks for it, else nothing."""
+    """bf16 autocast on ``device`` when ``precision`` asks for it, else nothing.
+
+    Without autocast's cache of weight casts: the trainer holds one context over a whole
+    epoch, and the cache (emptied only when the context exits) would keep feeding the forward
+    the weights' bf16 copies from the epoch's first step while the optimizer moves the float32
+    weights (ml-1m MLP on the fused-table path: loss 0.67 after 120 steps against 0.36)."""
     dtype = autocast_dtype(device, precision)
     if dtype is None:
         yield
         return
-    with torch.autocast(device.type, dtype=dtype):
+    with torch.autocast(device.type, dtype=dtype, cache_enabled=False):
         yield
 
 
