@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ncf.data.interactions import Interactions
-from ncf.models import GMF, build_model
+from ncf.models import GMF, MLP, build_model
 from ncf.training import TrainConfig, Trainer
 
 
@@ -113,7 +113,7 @@ def test_bf16_training_on_the_fused_tables_path_follows_float32(data: Interactio
     batch = data.n_users + data.n_items + 10
     losses = {}
     for precision in ("fp32", "bf16"):
-        model = build_model("mlp", data.n_users, data.n_items, layers=(16, 8), seed=1)
+        model = MLP(data.n_users, data.n_items, layers=(16, 8), seed=1)
         assert model.tower.fused_input(batch, model.user_embedding, model.item_embedding)
         config = TrainConfig(epochs=12, batch_size=batch, lr=0.01, precision=precision, seed=0)
         losses[precision] = [h["loss"] for h in Trainer(config).fit(model, data).history]
