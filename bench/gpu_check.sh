@@ -3,7 +3,10 @@
 #   1. installs the CUDA build of PyTorch into the venv if torch sees no GPU,
 #   2. runs the test suite's device tests,
 #   3. prints training throughput of NeuMF-8 and NeuMF-64 at batch 65,536 in bf16,
-#   4. time to HR@10 >= 0.70 on ml-1m-ncf (needs NCF_DATA_DIR), and full-ranking time.
+#   4. time to HR@10 >= 0.70 on ml-1m-ncf (needs NCF_DATA_DIR), and full-ranking time,
+#   5. the neural models' default recipes (issue 28): `ncf train --dataset ml-1m-ncf --model
+#      gmf|neumf|mlp` on the GPU, wall time and test figures (CPU, 1 thread: gmf 0.7265 /
+#      0.4494 in 55 s, neumf 0.7273 / 0.4515 in 202 s; docs/benchmarks.md).
 # Usage, from the repository root:  NCF_DATA_DIR=/path/to/data bash bench/gpu_check.sh
 # It has not been run on real hardware by the author of this script (no GPU was available).
 set -euo pipefail
@@ -74,6 +77,14 @@ full = rec.evaluate(held.test, "full", k=10)
 print(f"full ranking of {len(held.test):,} users x {rec.n_items:,} items: "
       f"{time.perf_counter() - t1:.2f} s, recall@10 {full['recall@10']:.4f}")
 PY
+  echo "== the neural defaults on ml-1m-ncf (ncf train --model M, nothing else)"
+  for m in gmf neumf mlp; do
+    t0=$(date +%s)
+    timeout 600 "$PY" -m ncf train --dataset ml-1m-ncf --model "$m" --no-progress \
+      --out "${TMPDIR:-/tmp}/gpu_check_$m" --force 2>&1 | grep -E "^model|^hr@10|^ndcg@10|^done in" \
+      || echo "$m: failed or timed out"
+    echo "$m: $(( $(date +%s) - t0 )) s wall"
+  done
 else
   echo "== skipped ml-1m-ncf checks: set NCF_DATA_DIR to the folder holding ml-1m-ncf/"
 fi
