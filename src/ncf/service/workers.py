@@ -17,7 +17,9 @@ with a fresh socket (the dead one's queue of unaccepted connections is reset rat
 waiting for a process that loads the model first); one that exits before it ever served stops
 the server instead, since its replacement would fail the same way. On SIGHUP the workers are
 restarted one at a time: the new worker shares its slot's socket with the old one until it is
-ready, so no queued connection is lost. SIGINT or SIGTERM stops them all (each finishes its
+ready, so no queued connection is lost; the old one then stops accepting and answers what it
+had accepted before it exits (:data:`DRAIN_SIGNAL`), so no accepted connection is reset.
+SIGINT or SIGTERM stops them all (each finishes its
 requests in flight). Each worker adds its process id to every response in the
 :data:`WORKER_HEADER` header, which is how a client (or a test) sees the spread.
 
@@ -46,6 +48,11 @@ from ncf.exceptions import NCFError
 
 logger = logging.getLogger("uvicorn.error")
 
+#: What the supervisor sends a worker it replaces on SIGHUP: stop accepting, wait
+#: :data:`DRAIN_SECONDS` for the connections already accepted to send their requests, answer
+#: them, exit.
+DRAIN_SIGNAL = signal.SIGUSR1
+DRAIN_SECONDS = 1.0
 #: Response header that names the worker process (its pid) that answered.
 WORKER_HEADER = "x-ncf-worker"
 #: True where the kernel balances connections over ``SO_REUSEPORT`` sockets (Linux 3.9+).
@@ -94,7 +101,23 @@ def _worker(config: Any, sock: socket.socket, ready: Connection) -> None:  # pra
         ready.send(os.getpid())
         ready.close()
 
+    draining = threading.Event()
+
+    def drain() -> None:
+        # Stop accepting first (the socket stays open in the worker that took over the
+        # slot), give the connections this worker just accepted time to send their request,
+        # then exit as on SIGTERM: those requests are answered instead of reset as idle.
+        draining.wait()
+        servers = list(getattr(server, "servers", []))
+        if servers:
+            loop = servers[0].get_loop()
+            loop.call_soon_threadsafe(lambda: [s.close() for s in servers])
+            time.sleep(DRAIN_SECONDS)
+        server.should_exit = True
+
+    signal.signal(DRAIN_SIGNAL, lambda signum, frame: draining.set())
     threading.Thread(target=report, name="ncf-ready", daemon=True).start()
+    threading.Thread(target=drain, name="ncf-drain", daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):  # the parent stops the workers
         server.run(sockets=[sock])
 
@@ -247,7 +270,7 @@ class Supervisor:
                         new.process.pid, self.ready_timeout, old.process.pid,
                     )  # fmt: skip
                 return
-            self._terminate(old)
+            self._terminate(old, DRAIN_SIGNAL)
             old.process.join()
             self._close(old, keep_socket=True)
             self._slots[i] = new
@@ -270,10 +293,10 @@ class Supervisor:
         self._signals = [s for s in self._signals if s != signal.SIGHUP]
 
     @staticmethod
-    def _terminate(slot: _Slot) -> None:
+    def _terminate(slot: _Slot, signum: int = signal.SIGTERM) -> None:
         if slot.process.exitcode is None and slot.process.pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(slot.process.pid, signal.SIGTERM)
+                os.kill(slot.process.pid, signum)
 
     def _stop_all(self) -> None:
         for slot in self._slots:
