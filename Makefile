@@ -25,7 +25,9 @@ typecheck:
 # Tests run in parallel processes (pytest-xdist), one per core up to 4; each uses one torch
 # thread (tests/conftest.py), so they never fight over cores.
 unit:
-	$(BIN)/python -m pytest -q --numprocesses auto --maxprocesses 4
+	$(BIN)/python -m pytest -q --numprocesses auto --maxprocesses 4 -m "not alone"
+	# Latency tests (marked alone) afterwards, on cores no other test is using.
+	$(BIN)/python -m pytest -q -p no:xdist -m alone
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

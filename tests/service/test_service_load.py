@@ -141,6 +141,7 @@ def probe_while(port: int, running: threading.Event, every: float = 0.01) -> lis
     return latencies
 
 
+@pytest.mark.alone  # a latency bound: not beside other tests on the same cores
 @pytest.mark.slow  # a server process and replies of tens of megabytes
 @pytest.mark.parametrize("at_once", [1, 2])
 def test_liveness_answers_within_50_ms_during_the_largest_request(
