@@ -249,3 +249,20 @@ def planted_frame(planted: Planted) -> pd.DataFrame:
 def planted_ratings(planted: Planted) -> pd.DataFrame:
     """The default planted ratings (a fresh frame: columns user, item, rating, timestamp)."""
     return planted.ratings()
+
+
+@pytest.fixture(scope="module")
+def csv_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MovieLens-shaped ratings CSV (userId, movieId, rating, timestamp) of 600 random rows
+    over 30 users and 150 movies, for the command-line tests."""
+    rng = np.random.default_rng(0)
+    n = 600
+    df = pd.DataFrame({
+        "userId": rng.integers(1, 31, n),
+        "movieId": rng.integers(1, 151, n),
+        "rating": rng.integers(1, 6, n),
+        "timestamp": rng.integers(0, 10_000, n),
+    })  # fmt: skip
+    path = tmp_path_factory.mktemp("data") / "ratings.csv"
+    df.to_csv(path, index=False)
+    return path

@@ -25,21 +25,6 @@ TINY = ["--epochs", "2", "--factors", "4", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def csv_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    n = 600
-    df = pd.DataFrame({
-        "userId": rng.integers(1, 31, n),
-        "movieId": rng.integers(1, 151, n),
-        "rating": rng.integers(1, 6, n),
-        "timestamp": rng.integers(0, 10_000, n),
-    })  # fmt: skip
-    path = tmp_path_factory.mktemp("data") / "ratings.csv"
-    df.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def model_dir(csv_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "m"
     assert main(["train", "--dataset", str(csv_file), *TINY, "--out", str(out)]) == 0

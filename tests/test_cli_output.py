@@ -9,8 +9,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -25,21 +23,6 @@ from ncf.training.presets import PRESET_TABLE
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 #: A default as help writes it: ``128``, ``64,32,16,8``, ``ndcg@20`` (up to ``;``, ``)``, ``, ``).
 VALUE = r"((?:[^\s;),]|,(?=\S))+)"
-
-
-@pytest.fixture(scope="module")
-def csv_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    n = 600
-    df = pd.DataFrame({
-        "userId": rng.integers(1, 31, n),
-        "movieId": rng.integers(1, 151, n),
-        "rating": rng.integers(1, 6, n),
-        "timestamp": rng.integers(0, 10_000, n),
-    })  # fmt: skip
-    path = tmp_path_factory.mktemp("data") / "ratings.csv"
-    df.to_csv(path, index=False)
-    return path
 
 
 def train_help() -> dict[str, str]:

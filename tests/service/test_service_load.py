@@ -20,21 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from serve_process import LAUNCH, free_port
 
 from ncf.recommender import Recommender
 from ncf.service.schemas import MAX_K, MAX_USERS
 
 pytest.importorskip("uvicorn")
-
-#: Runs ``ncf serve`` the way the CLI does (as in ``test_service_process.py``).
-LAUNCH = """
-import argparse, sys
-from ncf.cli.serve import add_serve_parser, serve
-p = argparse.ArgumentParser()
-add_serve_parser(p.add_subparsers(dest="command"), argparse.ArgumentParser(add_help=False))
-for line in serve(p.parse_args(sys.argv[1:])):
-    print(line, flush=True)
-"""
 
 #: The big requests, fired from a process of their own so that reading and checking a reply
 #: of tens of megabytes never holds the prober's interpreter. Prints one line per reply:
@@ -75,14 +66,6 @@ def wide_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame = pd.DataFrame({"user": users, "item": items}).drop_duplicates()
     rec = Recommender("mf", epochs=1, factors=8, validate=False, refit=False)
     return rec.fit(frame).save(tmp_path_factory.mktemp("wide") / "mf")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -17,26 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serve_process import LAUNCH, free_port
 
 from ncf.cli.parser import Parser
 from ncf.cli.serve import add_serve_parser, serve
 from ncf.exceptions import ConfigError
-
-#: Runs the serve command the way the CLI will once it is wired in.
-LAUNCH = """
-import argparse, sys
-from ncf.cli.serve import add_serve_parser, serve
-p = argparse.ArgumentParser()
-add_serve_parser(p.add_subparsers(dest="command"), argparse.ArgumentParser(add_help=False))
-for line in serve(p.parse_args(sys.argv[1:])):
-    print(line, flush=True)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str, data: dict[str, Any] | None = None) -> tuple[int, Any]:

@@ -17,28 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serve_process import LAUNCH, free_port
 
 from ncf.cli.parser import Parser
 from ncf.cli.serve import add_serve_parser, default_workers
 from ncf.service.workers import BALANCES, WORKER_HEADER, usable_cores
 
 pytestmark = pytest.mark.skipif(not BALANCES, reason="SO_REUSEPORT balances on Linux only")
-
-#: Runs the serve command as the CLI does (as in test_service_process.py).
-LAUNCH = """
-import argparse, sys
-from ncf.cli.serve import add_serve_parser, serve
-p = argparse.ArgumentParser()
-add_serve_parser(p.add_subparsers(dest="command"), argparse.ArgumentParser(add_help=False))
-for line in serve(p.parse_args(sys.argv[1:])):
-    print(line, flush=True)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def answer(port: int, path: str = "/healthz") -> tuple[int, int]:
