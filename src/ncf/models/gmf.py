@@ -18,7 +18,7 @@ from ncf.models.base import (
     embedding,
     linear,
 )
-from ncf.models.mf_kernel import available as kernel_available
+from ncf.models.mf_kernel import applies as compiled_epoch_applies
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,9 +148,7 @@ class GMF(RecModel):
             self.output.weight,
             self.output.bias,
         )
-        if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tables):
-            return None
-        if users.device.type != "cpu" or not kernel_available():
+        if not compiled_epoch_applies(tables, users):
             return None
         from ncf.models import gmf_jit  # numba: imported (and compiled) on first use
 

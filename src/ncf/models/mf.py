@@ -180,9 +180,7 @@ class MF(RecModel):
             self.item_bias.weight,
             self.global_bias,
         )
-        if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tables):
-            return None
-        if users.device.type != "cpu" or not mf_kernel.available():
+        if not mf_kernel.applies(tables, users):
             return None
         p, q, bu, bi, gb = (t.detach() for t in tables)
         return mf_kernel.sgd_epoch(

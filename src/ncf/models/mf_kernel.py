@@ -21,7 +21,10 @@ the first time, the machine code is cached next to that file where its folder is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import torch
 
 
 def available() -> bool:
@@ -31,6 +34,13 @@ def available() -> bool:
     except ImportError:  # pragma: no cover - numba is a core dependency
         return False
     return True
+
+
+def applies(tables: Sequence[torch.Tensor], users: torch.Tensor) -> bool:
+    """Whether a compiled epoch can run on these weights: every table float32 on the CPU, the
+    batch's ids on the CPU, and numba importable (else the caller steps batch by batch)."""
+    on_cpu = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tables)
+    return on_cpu and users.device.type == "cpu" and available()
 
 
 def sgd_epoch(
