@@ -10,7 +10,8 @@ ncf, ...), and each ratio's bracket the range of the back-to-back ratios.
 ``--variant NAME:SETTINGS`` (repeatable) adds a run of the same model with ``SETTINGS``
 (``key=value`` pairs split by ``;``): TrainConfig fields (``precision=bf16``,
 ``sparse_rows=1``), model options (``h_init=1.0``), or ``closed_form=0``, which takes the
-model's autograd path instead of its closed-form / compiled SGD step (the code before it).
+model's autograd path instead of its closed-form / compiled step (the code before it: MF's
+and GMF's SGD, NeuMF's Adam epoch).
 The base run takes ``--base`` settings the same way.
 
     NCF_DATA_DIR=../shared/data .venv/bin/python bench/bench_training.py
@@ -72,8 +73,11 @@ def run_ncf(
     model = build_model(name, train.n_users, train.n_items, **{**sizes, **model_opts})
     cls = type(model)
     saved = cls.__dict__.get("closed_form_sgd")
+    saved_adam = cls.__dict__.get("adam_epoch")
     if not closed_form and saved is not None:  # the autograd step: the code before it
         cls.closed_form_sgd = property(lambda self: False)  # type: ignore[attr-defined]
+    if not closed_form and saved_adam is not None:  # NeuMF's torch Adam steps
+        cls.adam_epoch = lambda self, *a, **k: None  # type: ignore[attr-defined]
     config = TrainConfig(
         epochs=1, batch_size=bs, lr=args.lr, optimizer=args.optimizer, seed=0,
         negatives=args.negatives, threads=args.threads, **train_opts,
@@ -85,6 +89,8 @@ def run_ncf(
     finally:
         if saved is not None:
             cls.closed_form_sgd = saved  # type: ignore[attr-defined]
+        if saved_adam is not None:
+            cls.adam_epoch = saved_adam  # type: ignore[attr-defined]
     n = len(train) * (1 + args.negatives)
     return n / seconds, float(result.history[0]["loss"])
 

@@ -6,6 +6,7 @@ from pre-trained GMF and MLP models (sec. 3.4.1) with :meth:`NeuMF.from_pretrain
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,6 +24,7 @@ from ncf.models.base import (
 )
 from ncf.models.gmf import GMF
 from ncf.models.mf import MF
+from ncf.models.mf_kernel import applies as compiled_epoch_applies
 from ncf.models.mlp import (
     MLP,
     FeatureModelMixin,
@@ -159,6 +161,56 @@ class NeuMF(FeatureModelMixin, RecModel):
         scores = self.tower.grid_scores(user_part, item_part, w[0, f:], scores.contiguous())
         return self._to_range(scores)  # (B, n_items)
 
+    @torch.no_grad()
+    def adam_epoch(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        targets: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        batch_size: int,
+    ) -> float | None:
+        """A whole epoch of ``optimizer`` steps on the mean BCE plus the L2 terms, in batches
+        of ``batch_size``, compiled (:mod:`ncf.models.neumf_jit`): the steps of the trainer's
+        autograd path up to the order of floating-point sums, on the optimizer's own state.
+
+        Returns the sum of batch size x batch loss, or None where it does not apply: an
+        optimizer other than ``torch.optim.Adam`` or ``AdamW`` (dense, one parameter group of
+        exactly this model's parameters), a table taking sparse gradients, weights off the CPU
+        or not float32, autocast, dropout, batch norm, side features, a rating output,
+        non-negativity, or no hidden layer.
+        """
+        adam = _compiled_adam(self, optimizer, users)
+        if adam is None:
+            return None
+        from ncf.models import neumf_jit  # numba: imported (and compiled) on first use
+
+        group, params, states = adam
+        arrays = [p.detach().numpy() for p in params]
+        m = [s["exp_avg"].numpy() for s in states]
+        v = [s["exp_avg_sq"].numpy() for s in states]
+        n_mats = len(self.tower.linears()) + 1
+        # (tables, mats, vecs) of the weights, then of each moment
+        cuts = (slice(0, 4), slice(4, 4 + n_mats), slice(4 + n_mats, None))
+        tables, mats, vecs = (tuple(arrays[k]) for k in cuts)
+        tm, tv, mm, mv, vm, vv = (tuple(moment[k]) for k in cuts for moment in (m, v))
+        step = int(states[0]["step"].item())
+        beta1, beta2 = group["betas"]
+        c = self.config
+        with _blas_threads(torch.get_num_threads()):  # the trainer's thread count
+            total = neumf_jit.epoch(
+                tables, mats, vecs, tm, tv, mm, mv, vm, vv,
+                users.numpy(), items.numpy(), targets.to(torch.float32).numpy(),
+                int(batch_size), float(group["lr"]), float(beta1), float(beta2),
+                float(group["eps"]), float(group["weight_decay"]),
+                bool(group.get("decoupled_weight_decay", False)), float(c.l2_embedding),
+                float(c.l2_layers), step,
+            )  # fmt: skip
+        n_steps = math.ceil(len(users) / batch_size)
+        for s in states:
+            s["step"] += n_steps
+        return float(total)
+
     @classmethod
     def from_pretrained(cls, gmf: GMF | MF, mlp: MLP, alpha: float = 0.5, **hparams: Any) -> NeuMF:
         """A NeuMF initialised from trained GMF and MLP models (the paper's pre-training).
@@ -260,6 +312,65 @@ def _dot_branch(
     items = torch.cat([q, ones_i, model.item_bias.weight], dim=1)  # [q_i ; 1 ; b_i]
     h = torch.ones(1, users.shape[1], dtype=p.dtype, device=p.device)
     return users, items, h, model.global_bias.detach().reshape(1)
+
+
+def _blas_threads(n: int) -> contextlib.AbstractContextManager[Any]:
+    """At most ``n`` BLAS threads (the compiled loop's matrix products call scipy's BLAS,
+    which otherwise takes every core) where threadpoolctl is installed. The products give the
+    same bits with any thread count (each output value is summed by one thread)."""
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:  # pragma: no cover - an optional helper
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def _compiled_adam(
+    model: NeuMF, optimizer: torch.optim.Optimizer, users: torch.Tensor
+) -> tuple[dict[str, Any], list[torch.Tensor], list[dict[str, Any]]] | None:
+    """``(param group, parameters, their Adam states)`` for :meth:`NeuMF.adam_epoch`, the
+    parameters in the compiled loop's order (four tables, the tower's and the output layer's
+    weights, then their biases), the states created as torch creates them; None where the
+    compiled epoch does not apply."""
+    c = model.config
+    linears = [*model.tower.linears(), model.output]
+    plain = model.side is None and c.dropout == 0 and not c.batch_norm and not c.nonneg
+    if not plain or c.y_range is not None or len(linears) < 2:
+        return None
+    # torch's Adam (AdamW), or the trainer's RowAdam, which is that while no table takes
+    # sparse gradients
+    if not isinstance(optimizer, torch.optim.Adam) or len(optimizer.param_groups) != 1:
+        return None
+    sparse = any(getattr(e, "sparse_grad", False) or e.sparse for e, _ in model.embeddings())
+    if sparse or torch.is_autocast_enabled("cpu"):
+        return None
+    group = optimizer.param_groups[0]
+    if any(group.get(k) for k in ("amsgrad", "maximize", "capturable", "differentiable")):
+        return None
+    if torch.is_tensor(group["lr"]):
+        return None
+    params = [e.weight for e, _ in model.embeddings()]
+    params += [m.weight for m in linears] + [m.bias for m in linears]
+    given = {id(p) for p in group["params"]}
+    if given != {id(p) for p in model.parameters()} or given != {id(p) for p in params}:
+        return None
+    dense = all(p.is_contiguous() and p.requires_grad for p in params)
+    if not dense or not compiled_epoch_applies(params, users):
+        return None
+    states = []
+    for p in params:
+        state = optimizer.state[p]
+        if not state:  # as torch.optim.Adam creates it (fused: the step a float32 tensor)
+            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        ok = {"step", "exp_avg", "exp_avg_sq"} <= set(state) and state["exp_avg"].is_contiguous()
+        if not ok or not state["exp_avg_sq"].is_contiguous():
+            return None
+        states.append(state)
+    if len({float(s["step"]) for s in states}) != 1:
+        return None
+    return group, params, states
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:

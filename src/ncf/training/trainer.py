@@ -337,8 +337,11 @@ class Trainer:
         )
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         model.train()
-        # the same batches stepped by one compiled loop (MF on CPU), or None: step here
+        # the same batches stepped by one compiled loop (MF and GMF under plain SGD, NeuMF
+        # under Adam, on the CPU), or None: step here
         compiled = closed_form and schedule is None and callable(getattr(model, "sgd_epoch", None))
+        compiled_adam = not closed_form and c.loss == "bce" and schedule is None and not clamp
+        compiled_adam = compiled_adam and callable(getattr(model, "adam_epoch", None))
         n = 0
         # Dropout draws from torch's global generator: fork it so the library never changes
         # the caller's random state, and seed the fork per epoch for reproducibility.
@@ -354,6 +357,17 @@ class Trainer:
                         bar.update(math.ceil(len(a) / bs))
                         continue
                     compiled = False
+                if compiled_adam:
+                    whole = model.adam_epoch(a, b, t, optimizer, bs)  # type: ignore[operator]
+                    if whole is not None:
+                        # the schedules' record that the optimizer has stepped (no gradients:
+                        # nothing changes)
+                        optimizer.zero_grad(set_to_none=True)
+                        optimizer.step()
+                        total += whole
+                        bar.update(math.ceil(len(a) / bs))
+                        continue
+                    compiled_adam = False
                 for start in range(0, len(a), bs):
                     ub, ib, tb = a[start : start + bs], b[start : start + bs], t[start : start + bs]
                     # The epoch stores int32 indices; torch's index kernels want int64 (index_add_

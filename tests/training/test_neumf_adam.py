@@ -1,0 +1,141 @@
+"""NeuMF's compiled Adam epoch (:mod:`ncf.models.neumf_jit`): the weights, optimizer state
+and losses of the trainer's autograd path with torch's Adam, where it applies; the autograd
+path where it does not. Planted data, no timing."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from ncf.data.interactions import Interactions
+from ncf.models import NeuMF, build_model
+from ncf.training import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def data(make_planted: Callable[..., object]) -> Interactions:
+    return make_planted(groups=2, users_per_group=20, block=15, per_user=10).interactions()  # type: ignore[attr-defined]
+
+
+def _fit(
+    data: Interactions, config: TrainConfig, **model: Any
+) -> tuple[NeuMF, list[float], torch.optim.Optimizer]:
+    net = build_model("neumf", data.n_users, data.n_items, **{"factors": 4, "layers": (16, 8, 4),
+                                                              "seed": 1, **model})  # fmt: skip
+    trainer = Trainer(config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = trainer.fit(net, data)
+    assert trainer.optimizer is not None
+    return net, [h["loss"] for h in result.history], trainer.optimizer  # type: ignore[return-value]
+
+
+def _without_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NeuMF, "adam_epoch", lambda self, *a, **k: None)
+
+
+@pytest.mark.parametrize(
+    ("train", "model"),
+    [
+        ({}, {}),
+        ({"weight_decay": 0.01, "schedule": "exponential", "gamma": 0.7},
+         {"l2_embedding": 0.01, "l2_layers": 0.001}),
+        ({"optimizer": "adamw", "weight_decay": 0.1}, {}),
+        ({"batch_size": 1000}, {"layers": (8, 4)}),  # an epoch of one batch, one hidden layer
+    ],
+)  # fmt: skip
+def test_compiled_adam_epoch_equals_autograd_adam(
+    train: dict[str, Any],
+    model: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    data: Interactions,
+) -> None:
+    config = TrainConfig(**{"epochs": 3, "batch_size": 64, "lr": 0.01, "negatives": 3, **train})
+    fast, fast_loss, fast_opt = _fit(data, config, **model)
+    _without_compiled(monkeypatch)
+    slow, slow_loss, slow_opt = _fit(data, config, **model)
+    np.testing.assert_allclose(fast_loss, slow_loss, rtol=1e-5)
+    # Adam divides by the root of the squared gradients' average, which lifts the sums'
+    # rounding of a rarely-moved value: the paths agree to 5e-4 of each tensor's
+    # scale after 3 epochs (the values move by about half of it)
+    for (name, a), b in zip(fast.named_parameters(), slow.parameters(), strict=True):
+        sa, sb = fast_opt.state[a], slow_opt.state[b]
+        assert float(sa["step"]) == float(sb["step"])
+        for x, y in ((a, b), (sa["exp_avg"], sb["exp_avg"]), (sa["exp_avg_sq"], sb["exp_avg_sq"])):
+            scale = float(y.detach().abs().max())
+            torch.testing.assert_close(x, y, rtol=1e-3, atol=5e-4 * scale, msg=name)
+
+
+def test_compiled_adam_epoch_reproduces_bit_for_bit(data: Interactions) -> None:
+    config = TrainConfig(epochs=2, batch_size=64, negatives=3)
+    a, loss_a, _ = _fit(data, config)
+    b, loss_b, _ = _fit(data, config)
+    assert loss_a == loss_b
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_compiled_adam_epoch_continues_torch_steps() -> None:
+    """A torch step after compiled ones (and the reverse) sees the same optimizer state."""
+    rng = np.random.default_rng(0)
+    n, bs = 600, 50
+    users = torch.from_numpy(rng.integers(0, 30, n).astype(np.int32))
+    items = torch.from_numpy(rng.integers(0, 40, n).astype(np.int32))
+    targets = torch.from_numpy((rng.random(n) < 0.3).astype(np.float32))
+    kw: dict[str, Any] = {"factors": 4, "layers": (8, 4), "seed": 2}
+    mixed, stepped = NeuMF(30, 40, **kw), NeuMF(30, 40, **kw)
+    opt_mixed = torch.optim.Adam(mixed.parameters(), lr=0.01, fused=True)
+    opt_stepped = torch.optim.Adam(stepped.parameters(), lr=0.01, fused=True)
+
+    def torch_steps(model: NeuMF, opt: torch.optim.Optimizer, lo: int, hi: int) -> None:
+        for s in range(lo, hi, bs):
+            u, i, t = users[s : s + bs].long(), items[s : s + bs].long(), targets[s : s + bs]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(u, i), t)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    torch_steps(mixed, opt_mixed, 0, 200)
+    assert mixed.adam_epoch(users[200:400], items[200:400], targets[200:400], opt_mixed, bs)
+    torch_steps(mixed, opt_mixed, 400, n)
+    torch_steps(stepped, opt_stepped, 0, n)
+    for p, q in zip(mixed.parameters(), stepped.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=2e-6)
+        assert float(opt_mixed.state[p]["step"]) == n // bs
+
+
+@pytest.mark.parametrize(
+    ("model", "optimizer"),
+    [
+        ({"dropout": 0.1}, "adam"),
+        ({"batch_norm": True}, "adam"),
+        ({"y_range": (1.0, 5.0)}, "adam"),
+        ({}, "adagrad"),
+        ({}, "sparse_rows"),  # lazy row-wise Adam on every table: not torch's dense Adam
+    ],
+)
+def test_compiled_adam_epoch_declines(model: dict[str, Any], optimizer: str) -> None:
+    net = NeuMF(30, 40, factors=4, layers=(8, 4), **model)
+    if optimizer == "sparse_rows":
+        net.set_sparse_updates(True, min_rows=1)
+        opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters())
+    elif optimizer == "adagrad":
+        opt = torch.optim.Adagrad(net.parameters())
+    else:
+        opt = torch.optim.Adam(net.parameters())
+    index = torch.zeros(10, dtype=torch.int32)
+    assert net.adam_epoch(index, index, torch.ones(10), opt, 4) is None
+    assert not any("exp_avg" in state for state in opt.state.values())  # nothing touched
+
+
+def test_compiled_adam_epoch_declines_under_autocast() -> None:
+    net = NeuMF(30, 40, factors=4, layers=(8, 4))
+    opt = torch.optim.Adam(net.parameters())
+    index = torch.zeros(10, dtype=torch.int32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert net.adam_epoch(index, index, torch.ones(10), opt, 4) is None
