@@ -197,11 +197,15 @@ class NeuMF(FeatureModelMixin, RecModel):
         step = int(states[0]["step"].item())
         beta1, beta2 = group["betas"]
         c = self.config
+        # batches of at least as many pairs as table rows: the first layer from projected
+        # tables (ncf.models.fused's "tables" path)
+        mlp_tables = (self.mlp_user_embedding, self.mlp_item_embedding)
+        project = self.tower.fused_input(batch_size, *mlp_tables) == "tables"
         with _blas_threads(torch.get_num_threads()):  # the trainer's thread count
             total = neumf_jit.epoch(
                 tables, mats, vecs, tm, tv, mm, mv, vm, vv,
                 users.numpy(), items.numpy(), targets.to(torch.float32).numpy(),
-                int(batch_size), float(group["lr"]), float(beta1), float(beta2),
+                int(batch_size), project, float(group["lr"]), float(beta1), float(beta2),
                 float(group["eps"]), float(group["weight_decay"]),
                 bool(group.get("decoupled_weight_decay", False)), float(c.l2_embedding),
                 float(c.l2_layers), step,

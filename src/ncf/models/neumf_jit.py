@@ -113,6 +113,7 @@ def epoch(
     items: Any,
     targets: Any,
     batch_size: int,
+    project: bool,
     lr: float,
     b1: float,
     b2: float,
@@ -124,12 +125,18 @@ def epoch(
     step: int,
 ) -> float:
     """One epoch of Adam steps (see :meth:`ncf.models.NeuMF.adam_epoch`), in place; ``step``
-    is the optimizer's step count before it. Returns the sum of batch size x batch loss."""
+    is the optimizer's step count before it. Returns the sum of batch size x batch loss.
+
+    ``project``: the first hidden layer from whole projected tables, ``relu(P_u[u] + P_i[i]
+    + b)`` with ``P_u = E_u W_uᵀ`` (``ncf.models.fused``'s ``"tables"`` path, for batches of at
+    least as many pairs as table rows), its gradient summed per table row and multiplied back
+    once; else from each pair's concatenated rows."""
     gu, gi, mu, mi = tables[0], tables[1], tables[2], tables[3]
     dtype = gu.dtype.type
     f, du, di = gu.shape[1], mu.shape[1], mi.shape[1]
     n_layers = len(mats) - 1  # hidden layers; mats[n_layers] is the output layer
     out_w = mats[n_layers][0]  # (f + h_L,)
+    h1 = mats[0].shape[0]
     n = len(users)
     bs = max(min(batch_size, n), 1)  # the buffers' rows
     # the epoch's gradient buffers; a table's touched rows are cleared after each step
@@ -144,24 +151,44 @@ def epoch(
     touched_u = np.zeros(gu.shape[0], dtype=np.bool_)
     touched_i = np.zeros(gi.shape[0], dtype=np.bool_)
     # a batch's activations (acts[0] the concatenated MLP rows) and their gradients
-    acts = [np.empty((bs, du + di), dtype=gu.dtype)]
+    acts = [np.empty((0 if project else bs, du + di), dtype=gu.dtype)]
     for t in range(n_layers):
         acts.append(np.empty((bs, mats[t].shape[0]), dtype=gu.dtype))
     deltas = [np.empty_like(a) for a in acts]
-    grad = np.empty(bs, dtype=gu.dtype)  # d loss / d logit
+    # the projected tables, their gradients, the first layer's two halves
+    rows_u, rows_i = (mu.shape[0], mi.shape[0]) if project else (0, 0)
+    p_u, p_i = np.empty((rows_u, h1), dtype=gu.dtype), np.empty((rows_i, h1), dtype=gu.dtype)
+    dp_u, dp_i = np.zeros_like(p_u), np.zeros_like(p_i)
+    back_u, back_i = np.empty((rows_u, du), dtype=gu.dtype), np.empty((rows_i, di), dtype=gu.dtype)
+    w_u, w_i = np.empty((h1, du), dtype=gu.dtype), np.empty((h1, di), dtype=gu.dtype)
+    gw_u, gw_i = np.empty((h1, du), dtype=gu.dtype), np.empty((h1, di), dtype=gu.dtype)
     total = 0.0
     for start in range(0, n, bs):
         b = min(bs, n - start)
         inv_b = dtype(1.0 / b)
         c = dtype(2.0 * l2 / b)
-        x = acts[0]
-        for j in range(b):
-            u, i = users[start + j], items[start + j]
-            for k in range(du):
-                x[j, k] = mu[u, k]
-            for k in range(di):
-                x[j, du + k] = mi[i, k]
-        for t in range(n_layers):  # relu(A W^T + b), layer by layer, the batch at once
+        first = 0
+        if project:  # relu(P_u[u] + P_i[i] + b) from the tables projected once
+            w_u[:] = mats[0][:, :du]
+            w_i[:] = mats[0][:, du:]
+            np.dot(mu, w_u.T, p_u)
+            np.dot(mi, w_i.T, p_i)
+            a1, bias = acts[1], vecs[0]
+            for j in range(b):
+                u, i = users[start + j], items[start + j]
+                for o in range(h1):
+                    z = p_u[u, o] + p_i[i, o] + bias[o]
+                    a1[j, o] = z if z > 0 else dtype(0.0)
+            first = 1
+        else:
+            x = acts[0]
+            for j in range(b):
+                u, i = users[start + j], items[start + j]
+                for k in range(du):
+                    x[j, k] = mu[u, k]
+                for k in range(di):
+                    x[j, du + k] = mi[i, k]
+        for t in range(first, n_layers):  # relu(A W^T + b), layer by layer, the batch at once
             a_out = acts[t + 1][:b]
             np.dot(acts[t][:b], mats[t].T, a_out)
             bias = vecs[t]
@@ -184,16 +211,15 @@ def epoch(
             y = targets[start + j]
             bce += max(logit, 0.0) - logit * y + np.log1p(np.exp(-abs(logit)))
             g = (dtype(1.0) / (dtype(1.0) + np.exp(-logit)) - y) * inv_b
-            grad[j] = g
             g_bias += g
             if l2 > 0:
                 sq = dtype(0.0)
                 for k in range(f):
                     sq += gu[u, k] * gu[u, k] + gi[i, k] * gi[i, k]
                 for k in range(du):
-                    sq += x[j, k] * x[j, k]
+                    sq += mu[u, k] * mu[u, k]
                 for k in range(di):
-                    sq += x[j, du + k] * x[j, du + k]
+                    sq += mi[i, k] * mi[i, k]
                 norms += sq
             for k in range(f):
                 g_out[0, k] += g * gu[u, k] * gi[i, k]
@@ -203,7 +229,7 @@ def epoch(
                 g_out[0, f + k] += g * top[j, k]
                 d_top[j, k] = g * out_w[f + k] if top[j, k] > 0 else dtype(0.0)
         g_vecs[n_layers][0] += g_bias
-        for t in range(n_layers - 1, -1, -1):  # back through the tower
+        for t in range(n_layers - 1, first - 1, -1):  # back through the tower
             d_out, a_in = deltas[t + 1][:b], acts[t][:b]
             np.dot(d_out.T, a_in, g_mats[t])  # (out, in); the buffer was cleared
             gb = g_vecs[t]
@@ -217,15 +243,50 @@ def epoch(
                     for k in range(d_in.shape[1]):
                         if a_in[j, k] <= 0:
                             d_in[j, k] = 0.0
-        d_x, gmu, gmi = deltas[0], g_tables[2], g_tables[3]
-        for j in range(b):
-            u, i = users[start + j], items[start + j]
-            for k in range(du):
-                gmu[u, k] += d_x[j, k] + c * x[j, k]
-            for k in range(di):
-                gmi[i, k] += d_x[j, du + k] + c * x[j, du + k]
-            touched_u[u] = True
-            touched_i[i] = True
+        gmu, gmi = g_tables[2], g_tables[3]
+        if project:  # the first layer's gradient summed per table row, multiplied back once
+            d1, gb = deltas[1], g_vecs[0]
+            for j in range(b):
+                u, i = users[start + j], items[start + j]
+                for o in range(h1):
+                    gb[o] += d1[j, o]
+                    dp_u[u, o] += d1[j, o]
+                    dp_i[i, o] += d1[j, o]
+                touched_u[u] = True
+                touched_i[i] = True
+            np.dot(dp_u.T, mu, gw_u)
+            np.dot(dp_i.T, mi, gw_i)
+            g_mats[0][:, :du] = gw_u
+            g_mats[0][:, du:] = gw_i
+            np.dot(dp_u, w_u, back_u)
+            np.dot(dp_i, w_i, back_i)
+            for r in range(rows_u):
+                if touched_u[r]:
+                    for k in range(du):
+                        gmu[r, k] += back_u[r, k]
+                    dp_u[r] = 0.0
+            for r in range(rows_i):
+                if touched_i[r]:
+                    for k in range(di):
+                        gmi[r, k] += back_i[r, k]
+                    dp_i[r] = 0.0
+            if c != 0:
+                for j in range(b):
+                    u, i = users[start + j], items[start + j]
+                    for k in range(du):
+                        gmu[u, k] += c * mu[u, k]
+                    for k in range(di):
+                        gmi[i, k] += c * mi[i, k]
+        else:
+            d_x = deltas[0]
+            for j in range(b):
+                u, i = users[start + j], items[start + j]
+                for k in range(du):
+                    gmu[u, k] += d_x[j, k] + c * mu[u, k]
+                for k in range(di):
+                    gmi[i, k] += d_x[j, du + k] + c * mi[i, k]
+                touched_u[u] = True
+                touched_i[i] = True
         loss = bce / b + l2 * norms / b
         if l2_layers > 0:
             for t in range(n_layers):
