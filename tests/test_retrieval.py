@@ -35,14 +35,16 @@ def _recall(a: ncf.Recommender, frame_a, frame_b) -> float:  # type: ignore[no-u
     return float(np.mean(hits))
 
 
-def test_index_recall_on_a_planted_model(mf_dir: Path) -> None:
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_index_recall_on_a_planted_model(mf_dir: Path, kind: str) -> None:
     rec = ncf.Recommender.load(mf_dir)
     users = np.arange(300)
-    approx = rec.recommend(users, k=10, index="hnsw")
+    approx = rec.recommend(users, k=10, index=kind)
     exact = rec.recommend(users, k=10, index="exact")
     assert _recall(rec, approx, exact) >= 0.95
-    info = rec.retriever("hnsw").describe()  # type: ignore[union-attr]
-    assert info["recall_at_10"] >= 0.95 and info["kind"] == "hnsw" and not info["two_stage"]
+    info = rec.retriever(kind).describe()  # type: ignore[union-attr]
+    assert info["recall_at_10"] >= retrieval.RECALL_TARGET
+    assert info["kind"] == kind and not info["two_stage"]
     # every score is the model's own score of that pair
     assert np.allclose(approx["score"], rec.score(approx["user"], approx["item"]), atol=1e-4)
     # seen items stay out
@@ -58,26 +60,58 @@ def test_auto_and_kinds(mf_dir: Path) -> None:
     with pytest.raises(ConfigError, match="valid"):
         rec.recommend(0, index="annoy")
     mlp = MLP(5, 20, layers=(8, 4))
-    with pytest.raises(ConfigError, match="no dot-product part"):
-        retrieval.resolve_kind("hnsw", mlp)
+    for kind in ("ivf", "hnsw"):
+        with pytest.raises(ConfigError, match="no dot-product part"):
+            retrieval.resolve_kind(kind, mlp)
     assert retrieval.resolve_kind("auto", mlp) == "exact"
+    big = planted_mf(2, retrieval.AUTO_MIN_ITEMS, 2)
+    assert retrieval.resolve_kind("auto", big) == retrieval.AUTO_KIND == "ivf"
 
 
+def test_calibration_picks_the_narrowest_breadth_reaching_the_target(mf_dir: Path) -> None:
+    """Each narrower breadth than the one chosen misses the target; the chosen one meets it
+    (the recall measured again at each breadth by hand)."""
+    rec = ncf.Recommender.load(mf_dir)
+    retriever = rec.retriever("ivf")
+    assert retriever is not None
+    chosen = retriever.index.breadth
+    breadths = retriever.index.breadths()
+    assert chosen in breadths and breadths == sorted(breadths)
+    assert breadths[-1] == retriever.index.index.nlist  # the widest probes every list
+    users = np.arange(0, 300, 2)
+    seen = rec.seen_.tocsr()[users]
+    _, exact = retrieval.exact_top_k(rec.model_, users, 10, seen=seen)
+
+    def recall_at(breadth: int) -> float:
+        retriever.index.breadth = breadth
+        _, got = retriever.top_k(users, 10, seen=seen)
+        return float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(got, exact, strict=True)]))
+
+    try:
+        assert recall_at(breadths[-1]) == 1.0  # every list probed: exact
+        narrower = [b for b in breadths if b < chosen]
+        if narrower:  # the calibration's sample is other users: compare with a margin
+            assert recall_at(narrower[-1]) < retrieval.RECALL_TARGET + 0.02
+    finally:
+        retriever.index.breadth = chosen
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
 def test_two_stage_neumf_matches_exact_when_candidates_cover(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     model = NeuMF(40, 200, factors=8, layers=(16, 8), seed=3).eval()
     path = save_model(tmp_path / "neumf", model)
     rec = ncf.Recommender.load(path)
     monkeypatch.setattr(retrieval, "TWO_STAGE_CANDIDATES", 200)  # the whole catalogue
-    approx = rec.recommend(np.arange(40), k=10, index="hnsw")
+    approx = rec.recommend(np.arange(40), k=10, index=kind)
     exact = rec.recommend(np.arange(40), k=10, index="exact")
-    assert rec.retriever("hnsw").describe()["two_stage"]  # type: ignore[union-attr]
+    assert rec.retriever(kind).describe()["two_stage"]  # type: ignore[union-attr]
     assert approx["item"].tolist() == exact["item"].tolist()
     assert np.allclose(approx["score"], exact["score"], atol=1e-5)
 
 
-@pytest.mark.parametrize("index", ["exact", "hnsw"])
+@pytest.mark.parametrize("index", ["exact", "ivf", "hnsw"])
 @pytest.mark.parametrize("subset_max", [retrieval.EXACT_SUBSET_MAX, 0])
 def test_filters(
     mf_dir: Path, index: str, subset_max: int, monkeypatch: pytest.MonkeyPatch
@@ -114,7 +148,7 @@ def test_filters(
 def test_fewer_than_k_is_flagged_not_an_error(mf_dir: Path) -> None:
     rec = ncf.Recommender.load(mf_dir)
     seen_item = int(rec.seen_[0].indices[0])
-    for index in ("exact", "hnsw"):
+    for index in ("exact", "ivf", "hnsw"):
         out = rec.recommend([0, 1], k=10, index=index, items=[seen_item, 5, 6])
         assert len(out[out["user"] == 0]) <= 3
         assert out.attrs["incomplete_users"] == [0, 1]
@@ -133,23 +167,31 @@ def test_unknown_metadata_column(mf_dir: Path, tmp_path: Path) -> None:
         bare.recommend(0, where={"genres": "Comedy"})
 
 
-def test_index_saved_with_checksum_and_rebuilt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_index_saved_with_checksum_and_rebuilt(tmp_path: Path, kind: str) -> None:
     path = save_model(tmp_path / "mf", planted_mf(50, 500, 8))
     rec = ncf.Recommender.load(path)
-    first = rec.retriever("hnsw")
+    first = rec.retriever(kind)
     assert first is not None and first.info["source"] == "built"
     info = json.loads((path / "index" / "index.json").read_text())
-    assert info["checksum"] == retrieval.items_checksum(first.dot)
-    assert info["size_bytes"] == (path / "index" / "hnsw.faiss").stat().st_size
-    again = ncf.Recommender.load(path).retriever("hnsw")
+    assert info["checksum"] == retrieval.items_checksum(retrieval.dot_part(rec.model_))  # type: ignore[arg-type]
+    assert info["size_bytes"] == (path / "index" / f"{kind}.faiss").stat().st_size
+    assert info["kind"] == kind and info["breadth"] == first.index.breadth
+    again = ncf.Recommender.load(path).retriever(kind)
     assert again is not None and again.info["source"] == "loaded"
-    assert ncf.Recommender.load(path).recommend(0, index="hnsw")["item"].tolist() == (
-        rec.recommend(0, index="hnsw")["item"].tolist()
+    assert again.index.breadth == first.index.breadth  # the calibration is read, not redone
+    assert ncf.Recommender.load(path).recommend(0, index=kind)["item"].tolist() == (
+        rec.recommend(0, index=kind)["item"].tolist()
     )
+    # the other kind replaces it (one index a directory)
+    other = "hnsw" if kind == "ivf" else "ivf"
+    assert ncf.Recommender.load(path).retriever(other).info["source"] == "built"  # type: ignore[union-attr]
+    assert sorted(p.name for p in (path / "index").glob("*.faiss")) == [f"{other}.faiss"]
+    rec.retriever(kind)  # the in-memory one still serves; the files are the other kind's
     # weights changed: the in-memory index is stale, the saved one of other weights
     with torch.no_grad():
         rec.model_.get_parameter("item_embedding.weight").mul_(-1.0)
-    rebuilt = rec.retriever("hnsw")
+    rebuilt = rec.retriever(kind)
     assert rebuilt is not first and rebuilt is not None and rebuilt.info["source"] == "built"
     assert rebuilt.info["checksum"] != info["checksum"]
     assert (
@@ -160,4 +202,22 @@ def test_index_saved_with_checksum_and_rebuilt(tmp_path: Path) -> None:
     out = rec.save(tmp_path / "copy")
     saved = json.loads((out / "index" / "index.json").read_text())
     assert saved["checksum"] == rebuilt.info["checksum"]
-    assert ncf.Recommender.load(out).retriever("hnsw").info["source"] == "loaded"  # type: ignore[union-attr]
+    assert ncf.Recommender.load(out).retriever(kind).info["source"] == "loaded"  # type: ignore[union-attr]
+
+
+def test_ivf_build_reproduces_and_reads_memory_mapped(tmp_path: Path) -> None:
+    model = planted_mf(50, 2000, 8)
+    items = retrieval.dot_part(model).items.numpy()  # type: ignore[union-attr]
+    a = retrieval.IVFIndex.build(items, seed=4)
+    b = retrieval.IVFIndex.build(items, seed=4)
+    assert a.index.nlist == retrieval.ivf_lists(2000) == 128
+    queries = np.random.default_rng(0).standard_normal((20, items.shape[1])).astype(np.float32)
+    assert (a.search(queries, 10) == b.search(queries, 10)).all()
+    a.save(tmp_path / "ivf.faiss")
+    loaded = retrieval.IVFIndex.load(tmp_path / "ivf.faiss", a.breadth)
+    assert (loaded.search(queries, 10) == a.search(queries, 10)).all()
+    # every list probed is the exact inner-product top-n
+    want = np.argsort(-(queries @ items.T), axis=1, kind="stable")[:, :10]
+    got = a.search(queries, 10, breadth=int(a.index.nlist))
+    assert all(set(g) == set(w) for g, w in zip(got, want, strict=True))
+    assert retrieval.ivf_lists(1_000_000) == 4096 and retrieval.ivf_lists(5) == 1

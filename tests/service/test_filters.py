@@ -16,7 +16,7 @@ pytest.importorskip("faiss")
 N_ITEMS = 600
 
 
-@pytest.fixture(scope="module", params=["exact", "hnsw"])
+@pytest.fixture(scope="module", params=["exact", "ivf", "hnsw"])
 def app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, str]]:
@@ -93,7 +93,7 @@ def test_index_in_readyz_and_metrics(app: tuple[TestClient, str]) -> None:
     assert index["kind"] == kind
     metrics = client.get("/metrics").text
     assert f'ncf_index_info{{kind="{kind}"' in metrics
-    if kind == "hnsw":
-        assert index["recall_at_10"] >= 0.95 and index["build_seconds"] > 0
+    if kind != "exact":
+        assert index["recall_at_10"] >= 0.95 and index["build_seconds"] > 0 and index["breadth"] > 0
         assert index["size_bytes"] > 0 and len(index["checksum"]) == 64
         assert "ncf_index_recall_at_10 " in metrics and "ncf_index_size_bytes " in metrics

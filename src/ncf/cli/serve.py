@@ -9,6 +9,7 @@ Two parser hooks (:func:`add_serve_parser`, :func:`add_export_arguments`) and tw
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import shutil
@@ -95,10 +96,10 @@ def add_device_argument(p: argparse.ArgumentParser) -> None:
 
 def add_index_argument(p: argparse.ArgumentParser) -> None:
     """``--index``: exact top-k, or an approximate nearest-neighbour index (docs/serving.md)."""
-    p.add_argument("--index", choices=("auto", "exact", "hnsw"), default="auto",
-                   help="top-k path: exact, hnsw (an approximate index over the model's "
-                        "dot-product part, built or read at load) or auto (default: hnsw "
-                        "from 100,000 items on, for mf, als, gmf, neumf)")  # fmt: skip
+    p.add_argument("--index", choices=("auto", "exact", "ivf", "hnsw"), default="auto",
+                   help="top-k path: exact, ivf or hnsw (an approximate index over the "
+                        "model's dot-product part, built or read at load) or auto (default: "
+                        "ivf from 100,000 items on, for mf, als, gmf, neumf)")  # fmt: skip
 
 
 def add_export_arguments(r: argparse.ArgumentParser) -> None:
@@ -252,8 +253,22 @@ def serve(args: argparse.Namespace) -> Lines:
     else:
         model_dir = state.model_dir
         del state  # the workers load their own; this process only supervises them
+        release_memory()
         yield from _serve_workers(uvicorn, service, workers, token, model_dir, run)
     yield "stopped"
+
+
+def release_memory() -> None:
+    """Give the memory of a model this process no longer holds back to the system: collect
+    the reference cycles that keep it alive (the supervisor of a million-item model held
+    0.85 GB after its check load without this), then have the C allocator return its free
+    pages (glibc's ``malloc_trim``, where there is one)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def default_workers(device: str) -> int:

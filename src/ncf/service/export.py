@@ -76,7 +76,7 @@ def export_recommendations(
         Add the item metadata columns (``title``...) when the model has them.
     progress : bool
         Show a tqdm progress bar (on stderr).
-    index : {"auto", "exact", "hnsw"}
+    index : {"auto", "exact", "ivf", "hnsw"}
         The top-k path (:meth:`ncf.Recommender.recommend`'s ``index``); the approximate index
         is built (or read from the model directory) before the first chunk.
 

@@ -61,7 +61,7 @@ class Metrics:
         )
         self.index_info = Gauge(
             "ncf_index_info",
-            "The top-k path served (value 1): kind exact or hnsw; source built or loaded",
+            "The top-k path served (value 1): kind exact, ivf or hnsw; source built or loaded",
             ["kind", "source"],
             registry=r,
         )

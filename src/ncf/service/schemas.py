@@ -155,12 +155,15 @@ class Health(BaseModel):
 class IndexInfo(BaseModel):
     """The top-k path: ``exact``, or an approximate index and its figures."""
 
-    kind: Literal["exact", "hnsw"]
+    kind: Literal["exact", "ivf", "hnsw"]
     checksum: str | None = Field(None, description="sha256 of the item rows it was built from")
     n_items: int | None = None
     two_stage: bool | None = Field(None, description="candidates re-ranked by the whole model")
     build_seconds: float | None = None
     size_bytes: int | None = None
+    breadth: int | None = Field(
+        None, description="the calibrated search breadth: lists probed (ivf), beam width (hnsw)"
+    )
     recall_at_10: float | None = Field(None, description="against exact, on sampled users")
     recall_users: int | None = None
     source: Literal["built", "loaded"] | None = None
