@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -92,6 +93,30 @@ def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen[s
         time.sleep(0.2)
 
 
+def service_memory(pid: int) -> str:
+    """The server's memory (Linux): the proportional set size (PSS: a page shared by n
+    processes counts 1/n in each) summed over the supervisor and its workers, which is what
+    the service holds in all, and the largest process's resident set."""
+    pids, todo = [], [pid]
+    while todo:  # the process tree
+        p = todo.pop()
+        pids.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(c) for c in task.read_text().split())
+    pss = rss = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":", 1)
+                for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()[1:]
+            )
+            pss += int(fields["Pss"].split()[0]) * 1024
+            rss = max(rss, int(fields["Rss"].split()[0]) * 1024)
+    return (f"service memory {pss / 2**30:.2f} GB (PSS of {len(pids)} processes), "
+            f"largest RSS {rss / 2**30:.2f} GB")  # fmt: skip
+
+
 class _Client(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection that sends a GET and reads its answer (Content-Length
     bodies only, which is what the server sends)."""
@@ -137,7 +162,13 @@ class _Client(asyncio.Protocol):
 
 
 def load(
-    port: int, warmup: np.ndarray, users: np.ndarray, n_clients: int, k: int, burst: bool = False
+    port: int,
+    warmup: np.ndarray,
+    users: np.ndarray,
+    n_clients: int,
+    k: int,
+    burst: bool = False,
+    query: str = "",
 ) -> tuple[np.ndarray, int, float, list[int]]:
     """``n_clients`` keep-alive connections send one request per entry of ``warmup``, then,
     timed, one per entry of ``users``.
@@ -148,14 +179,16 @@ def load(
     listening socket a burst was often accepted by one worker, which then held every
     connection for the whole run; ``ncf serve`` now gives each worker a socket of its own).
     Returns the latencies of the timed requests in seconds, their error count, wall time, and
-    how many connections each worker process held (from the ``x-ncf-worker`` header).
+    how many connections each worker process held (from the ``x-ncf-worker`` header). A
+    request counts as an error unless it answers 200 with ``k`` items.
     """
+    query = f"&{query}" if query else ""
     latencies = np.zeros(len(users))
     errors = 0
 
     async def send(conn: _Client, user: int) -> bool:
         try:
-            status, body = await conn.get(f"/v1/users/{user}/recommendations?k={k}")
+            status, body = await conn.get(f"/v1/users/{user}/recommendations?k={k}{query}")
             return status == 200 and len(json.loads(body)["items"]) == k
         except (OSError, ValueError, KeyError):
             return False
@@ -214,6 +247,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="timed runs, each on a new server")
     parser.add_argument("--burst", action="store_true", help="the clients connect all at once")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--query",
+        default="",
+        help="added to every request's query string, e.g. a filter: 'where=genres=Comedy'",
+    )
     parser.add_argument("--export-k", type=int, default=100, help="0: no export")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -228,7 +266,10 @@ def main() -> None:
             proc = start_server(model_dir, port, args.workers)
             try:
                 warm, timed = rng.choice(ids, args.warmup), rng.choice(ids, args.requests)
-                lat, errors, wall, held = load(port, warm, timed, args.clients, args.k, args.burst)
+                lat, errors, wall, held = load(
+                    port, warm, timed, args.clients, args.k, args.burst, args.query
+                )
+                memory = service_memory(proc.pid)
             finally:
                 proc.send_signal(signal.SIGINT)
                 try:
@@ -236,12 +277,13 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             ms = np.percentile(lat, [50, 90, 99]) * 1e3
-            print(f"serve: {args.requests} requests (top-{args.k}, random users) from "
+            print(f"serve: {args.requests} requests (top-{args.k}, random users"
+                  f"{', ' + args.query if args.query else ''}) from "
                   f"{args.clients} clients, {args.workers} worker(s): "
                   f"{args.requests / wall:.0f} req/s, p50 {ms[0]:.1f} ms, p90 {ms[1]:.1f} ms, "
                   f"p99 {ms[2]:.1f} ms, max {lat.max() * 1e3:.1f} ms, errors {errors}, "
                   f"connections per worker {'/'.join(map(str, held))}, "
-                  f"load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+                  f"load average {os.getloadavg()[0]:.2f}, {memory}", flush=True)  # fmt: skip
         if args.export_k <= 0:
             return
         threads = torch.get_num_threads()

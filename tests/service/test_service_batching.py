@@ -48,3 +48,44 @@ def test_concurrent_requests_share_a_scoring_pass(
         assert [i["item"] for i in answer["items"]] == [i["item"] for i in alone["items"]]
         scores = [i["score"] for i in answer["items"]]  # batched matmuls: last-digit changes
         assert scores == pytest.approx([i["score"] for i in alone["items"]], rel=1e-5)
+
+
+def test_filtered_requests_batch_by_filter(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests with the same filter share a pass; each answers within its own filter, as it
+    would alone."""
+    state = load_state(model_dirs["neumf"])
+    calls: list[tuple[list[object], object]] = []
+    real = scoring.recommend
+
+    def counting(state, users, k, **kw):  # type: ignore[no-untyped-def]
+        calls.append((list(users), kw.get("allowed")))
+        return real(state, users, k, **kw)
+
+    monkeypatch.setattr(scoring, "recommend", counting)
+    items = state.item_ids
+    evens = scoring.item_filter(state, None, items[::2], None, ("query",))
+    no_first = scoring.item_filter(state, items[:5], None, None, ("query",))
+    asks = [(u, evens, "evens") for u in (3, 4, 7, 999)]
+    asks += [(u, no_first, "no_first") for u in (3, 8)] + [(9, None, None)]
+
+    async def many() -> list[dict[str, object]]:
+        batcher = Batcher(max_batch=64)
+        return list(
+            await asyncio.gather(
+                *(batcher.recommend(state, u, 5, True, allowed, key) for u, allowed, key in asks)
+            )
+        )
+
+    answers = asyncio.run(many())
+    assert sorted(len(users) for users, _ in calls) == [1, 2, 4]  # one pass per filter
+    for (user, allowed, _), answer in zip(asks, answers, strict=True):
+        [alone] = real(state, [user], 5, exclude_seen=True, strict=False, allowed=allowed)
+        got = [i["item"] for i in answer["items"]]  # type: ignore[attr-defined]
+        assert got == [i["item"] for i in alone["items"]]
+        assert len(got) == 5 or answer["fallback"]
+        if allowed is evens:
+            assert set(got) <= set(items[::2])
+        if allowed is no_first:
+            assert not set(got) & set(items[:5])

@@ -332,23 +332,18 @@ def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
         user = scoring.parse_id(user_id, state, "user", ("path", "user_id"))
         if strict and user not in state.user_index:
             raise scoring.NotFound(f"unknown user id(s): {user!r}")
+        allowed = key = None
         if exclude or candidates or where:
-            allowed = scoring.item_filter(
-                state,
-                scoring.parse_ids(exclude or [], state, "item", ("query", "exclude")),
+            excluded = scoring.parse_ids(exclude or [], state, "item", ("query", "exclude"))
+            cands = (
                 None
                 if candidates is None
-                else scoring.parse_ids(candidates, state, "item", ("query", "candidates")),
-                _where_pairs(where or []),
-                ("query",),
+                else scoring.parse_ids(candidates, state, "item", ("query", "candidates"))
             )
-            answers = await run_in_threadpool(
-                scoring.recommend, state, [user], k, exclude_seen=exclude_seen, strict=False,
-                allowed=allowed,
-            )  # fmt: skip
-            answer = answers[0]
-        else:
-            answer = await batcher.recommend(state, user, k, exclude_seen)  # scored with others
+            pairs = _where_pairs(where or [])
+            allowed = scoring.item_filter(state, excluded, cands, pairs, ("query",))
+            key = (tuple(excluded), None if cands is None else tuple(cands), tuple(pairs))
+        answer = await batcher.recommend(state, user, k, exclude_seen, allowed, key)
         metrics.fallbacks.inc(answer["fallback"])
         return FastJSON({"model_id": state.model_id, **answer})
 

@@ -6,7 +6,9 @@ amortises the model's fixed per-call work (the dispatch of every layer, the seen
 top-k) over the batch; with one request at a time it adds no wait, since a pass starts as soon
 as a request comes and nothing is pending. A pass runs on the event loop itself: requests that
 come meanwhile wait in the socket buffers and are read together after it, to form the next
-batch; a pass over more than :data:`INLINE_PAIRS` pairs (a big catalogue), or one that answers
+batch; a pass over more than :data:`INLINE_PAIRS` pairs (a big catalogue scored exactly; with
+an approximate index, the items it searches: :func:`~ncf.service.scoring.pairs_to_score`), or
+one that answers
 more than :data:`INLINE_ITEMS` items (many users' top 1,000), runs in a worker thread instead,
 so the loop keeps answering meanwhile. (Handing each pass to a thread was
 measured slower: with two workers on two cores
@@ -37,7 +39,8 @@ INLINE_PAIRS = 1 << 17
 #: the loop, so 64 users' top 1,000 of a small catalogue (64,000 dicts) go to a thread too.
 INLINE_ITEMS = 4096
 
-Pending = tuple[ModelState, Any, int, bool, "asyncio.Future[dict[str, Any]]"]
+#: (state, user, k, exclude_seen, (filter key, allowed mask), future)
+Pending = tuple[ModelState, Any, int, bool, tuple[Any, Any], "asyncio.Future[dict[str, Any]]"]
 
 
 class Batcher:
@@ -50,13 +53,21 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
 
     async def recommend(
-        self, state: ModelState, user: Any, k: int, exclude_seen: bool
+        self,
+        state: ModelState,
+        user: Any,
+        k: int,
+        exclude_seen: bool,
+        allowed: Any = None,
+        key: Any = None,
     ) -> dict[str, Any]:
         """One user's answer, as :func:`scoring.recommend` gives it (never strict: a strict
-        request checks the user is known before it comes here)."""
+        request checks the user is known before it comes here), among the ``allowed`` items
+        (:func:`scoring.item_filter`) when given; requests of equal filter ``key`` (any
+        hashable that names the filter) are scored in one pass."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._pending.append((state, user, k, exclude_seen, future))
+        self._pending.append((state, user, k, exclude_seen, (key, allowed), future))
         if not self._running:
             self._running = True
             self._task = loop.create_task(self._drain())  # kept: the loop holds tasks weakly
@@ -74,18 +85,19 @@ class Batcher:
             self._running = False
 
     async def _answer(self, batch: list[Pending]) -> None:
-        groups: dict[tuple[int, int, bool], list[Pending]] = defaultdict(list)
+        groups: dict[tuple[int, int, bool, Any], list[Pending]] = defaultdict(list)
         for entry in batch:
-            groups[(id(entry[0]), entry[2], entry[3])].append(entry)
+            groups[(id(entry[0]), entry[2], entry[3], entry[4][0])].append(entry)
         for entries in groups.values():
-            state, _, k, exclude_seen, _ = entries[0]
+            state, _, k, exclude_seen, (_, allowed), _ = entries[0]
             users = [e[1] for e in entries]
             score = functools.partial(
-                scoring.recommend, state, users, k, exclude_seen=exclude_seen, strict=False
-            )
+                scoring.recommend, state, users, k, exclude_seen=exclude_seen, strict=False,
+                allowed=allowed,
+            )  # fmt: skip
             try:
                 small = (
-                    len(users) * len(state.item_ids) <= INLINE_PAIRS
+                    scoring.pairs_to_score(state, len(users), allowed) <= INLINE_PAIRS
                     and len(users) * min(k, len(state.item_ids)) <= INLINE_ITEMS
                 )
                 results = score() if small else await run_in_threadpool(score)
@@ -95,7 +107,7 @@ class Batcher:
                         future.set_exception(exc)
                 continue
             by_user = {r["user"]: r for r in results}
-            for _, user, _, _, future in entries:
+            for _, user, _, _, _, future in entries:
                 if not future.done():  # a client that went away cancels its future
                     future.set_result(by_user[user])
 

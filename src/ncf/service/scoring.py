@@ -109,6 +109,11 @@ class _Block:
         return self.index[n, :kept].tolist(), self.values[n, :kept].tolist()
 
 
+#: A filter naming at most this many item ids (exclusions and candidates) has its mask cached
+#: (a service asked again and again for the same filter builds it once).
+FILTER_CACHE_IDS = 256
+
+
 def item_filter(
     state: ModelState,
     exclude: Sequence[Any] | None,
@@ -140,12 +145,37 @@ def item_filter(
         if missing:
             raise _unknown(missing, "item")
         cand = np.asarray([state.item_index[v] for v in candidates], dtype=np.int64)
-    mask = retrieval.ItemFilter(exclude=ex, candidates=cand).allowed(state.n_items, None)
-    if mask is None:
-        mask = np.ones(state.n_items, dtype=bool)
-    for column, value in pairs:
-        mask &= state.metadata_mask(column, value)
-    return mask
+    if ex is None and cand is None and len(pairs) == 1:
+        return state.metadata_mask(*pairs[0])  # the cached mask itself (read-only)
+
+    def build() -> np.ndarray:
+        mask = retrieval.ItemFilter(exclude=ex, candidates=cand).allowed(state.n_items, None)
+        if mask is None:
+            mask = np.ones(state.n_items, dtype=bool)
+        for column, value in pairs:
+            mask &= state.metadata_mask(column, value)
+        return mask
+
+    size = (0 if ex is None else len(ex)) + (0 if cand is None else len(cand))
+    if size > FILTER_CACHE_IDS:  # a long list: not worth a cache entry
+        return build()
+    key = ("filter", tuple(ex.tolist()) if ex is not None else None,
+           tuple(cand.tolist()) if cand is not None else None, tuple(pairs))  # fmt: skip
+    return state.cached_mask(key, build)
+
+
+def pairs_to_score(state: ModelState, n_users: int, allowed: np.ndarray | None = None) -> int:
+    """About the (user, item) pairs ranking ``n_users`` users compares: the whole catalogue
+    each on the exact path, the allowed items of a selective filter, or what the index
+    searches (:meth:`ncf.recommender.retrieval.Retriever.pairs_per_user`). The service
+    answers a small pass inline and hands a large one to a worker thread."""
+    n_items = len(state.item_ids)
+    n_allowed = n_items if allowed is None else int(np.count_nonzero(allowed))
+    if state.retriever is not None:
+        return n_users * state.retriever.pairs_per_user(n_allowed)
+    if n_allowed < n_items and n_allowed <= retrieval.EXACT_SUBSET_MAX:
+        return n_users * n_allowed
+    return n_users * n_items
 
 
 def recommend(

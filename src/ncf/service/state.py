@@ -24,6 +24,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,9 @@ class ModelState:
     int_item_ids: bool = False
     #: The approximate top-k index (``ncf serve --index``); None ranks exactly.
     retriever: Retriever | None = field(default=None, repr=False)
-    #: Item masks of metadata equalities already asked for, by (column, value).
-    _masks: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    #: Item masks already asked for: of metadata equalities, by (column, value), and of whole
+    #: filters, by ``("filter", key)``.
+    _masks: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def n_items(self) -> int:
@@ -86,10 +88,18 @@ class ModelState:
         """The items whose metadata ``column`` matches ``value``
         (:func:`ncf.recommender.retrieval.metadata_mask`), cached: at most
         :data:`MASK_CACHE` of them are kept."""
-        key = (column, value)
+        return self.cached_mask(
+            (column, value), lambda: metadata_mask(self.rec.item_metadata_, column, value)
+        )
+
+    def cached_mask(self, key: Any, build: Callable[[], np.ndarray]) -> np.ndarray:
+        """The item mask cached under ``key``, else ``build()`` kept read-only (it is shared
+        by every request of that filter); at most :data:`MASK_CACHE` masks are kept, the
+        oldest dropped first."""
         mask = self._masks.get(key)
         if mask is None:
-            mask = metadata_mask(self.rec.item_metadata_, column, value)
+            mask = build()
+            mask.setflags(write=False)
             if len(self._masks) >= MASK_CACHE:
                 self._masks.pop(next(iter(self._masks)), None)
             self._masks[key] = mask
@@ -122,7 +132,7 @@ class ModelState:
 
 #: The device the service scores on (``ncf serve --device``): cpu, cuda or auto.
 ENV_DEVICE = "NCF_SERVE_DEVICE"
-#: The top-k index (``ncf serve --index``): auto (default), exact or hnsw.
+#: The top-k index (``ncf serve --index``): auto (default), exact, ivf or hnsw.
 ENV_INDEX = "NCF_SERVE_INDEX"
 #: Metadata filter masks kept per model (each is n_items bytes).
 MASK_CACHE = 64
