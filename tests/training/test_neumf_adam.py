@@ -49,6 +49,9 @@ def _without_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"batch_size": 1000}, {"layers": (8, 4)}),  # an epoch of one batch, one hidden layer
         # batches of more pairs than table rows: the first layer from projected tables
         ({"batch_size": 128}, {"l2_embedding": 0.01}),
+        # user and item embeddings of their own sizes, on both paths
+        ({}, {"embedding_dims": (6, 10), "layers": (8, 4)}),
+        ({"batch_size": 128}, {"embedding_dims": (6, 10), "layers": (8, 4)}),
     ],
 )  # fmt: skip
 def test_compiled_adam_epoch_equals_autograd_adam(
@@ -58,7 +61,17 @@ def test_compiled_adam_epoch_equals_autograd_adam(
     data: Interactions,
 ) -> None:
     config = TrainConfig(**{"epochs": 3, "batch_size": 64, "lr": 0.01, "negatives": 3, **train})
+    taken: list[bool] = []
+    compiled = NeuMF.adam_epoch
+
+    def spy(self: NeuMF, *args: Any) -> float | None:
+        out = compiled(self, *args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(NeuMF, "adam_epoch", spy)
     fast, fast_loss, fast_opt = _fit(data, config, **model)
+    assert taken and all(taken)  # every epoch ran compiled
     _without_compiled(monkeypatch)
     slow, slow_loss, slow_opt = _fit(data, config, **model)
     np.testing.assert_allclose(fast_loss, slow_loss, rtol=1e-5)
