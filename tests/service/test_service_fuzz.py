@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from ncf.service import create_app
+from ncf.service.state import ENV_INDEX
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.generation.modes import GenerationMode  # noqa: E402
@@ -21,9 +22,15 @@ from schemathesis.generation.modes import GenerationMode  # noqa: E402
 EXAMPLES = 15
 
 
-@pytest.fixture(scope="module")
-def operations(model_dirs: dict[str, Path]) -> list[Any]:
-    app = create_app(model_dirs["neumf"], admin_token="s3cret")
+@pytest.fixture(scope="module", params=["auto", "ivf"])
+def operations(model_dirs: dict[str, Path], request: pytest.FixtureRequest) -> list[Any]:
+    """The operations of a service ranking exactly (``auto`` on a small catalogue) or
+    through the IVF index (NeuMF's two stages), so that the filters meet both paths."""
+    if request.param == "ivf":
+        pytest.importorskip("faiss")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV_INDEX, request.param)
+        app = create_app(model_dirs["neumf"], admin_token="s3cret")
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     return [result.ok() for result in schema.get_all_operations()]
 
