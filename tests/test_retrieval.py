@@ -5,6 +5,7 @@ index saved beside the model with its checksum."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,15 @@ def test_calibration_picks_the_narrowest_breadth_reaching_the_target(mf_dir: Pat
         _, got = retriever.top_k(users, 10, seen=seen)
         return float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(got, exact, strict=True)]))
 
+    info = retriever.info
+    assert info["widening"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert (
+        info.get("filtered_recall_at_10", 1.0) >= retrieval.RECALL_TARGET or info["widening"] == 1
+    )
+    wide = retriever.index.widened(0.1)
+    assert chosen <= wide <= breadths[-1]
+    want = math.ceil(chosen * 10 ** info["widening"] - 1e-6)
+    assert wide == min(breadths[-1], max(chosen, want))
     try:
         assert recall_at(breadths[-1]) == 1.0  # every list probed: exact
         narrower = [b for b in breadths if b < chosen]

@@ -86,6 +86,9 @@ EXACT_SUBSET_MAX = 20_000
 #: The recall@10 against exact ranking that the search's breadth is calibrated to reach on
 #: :data:`RECALL_USERS` sampled users (above the 0.95 asked, for the sample's noise).
 RECALL_TARGET = 0.97
+#: The share of the items a random filter allows when the widening of a filtered search is
+#: calibrated (:meth:`Retriever.calibrate`).
+CALIBRATION_SHARE = 0.1
 #: HNSW settings: neighbours per node, the build's and the (uncalibrated) search's beam widths.
 HNSW_M = 32
 EF_CONSTRUCTION = 40
@@ -389,9 +392,12 @@ class ANNIndex:
     kind = ""
     file = ""
 
-    def __init__(self, index: Any, breadth: int) -> None:
+    def __init__(self, index: Any, breadth: int, widening: float = 1.0) -> None:
         self.index = index
         self.breadth = breadth
+        #: A filter allowing a share ``s`` of the items searches ``breadth x s^-widening``
+        #: (calibrated: 0 keeps the breadth, 1 scans about as many allowed items as without)
+        self.widening = widening
 
     @classmethod
     def build(cls, items: np.ndarray, *, seed: int = 0) -> ANNIndex:  # pragma: no cover
@@ -401,9 +407,15 @@ class ANNIndex:
         """The breadths :meth:`Retriever.calibrate` tries, narrowest first."""
         raise NotImplementedError
 
-    def widened(self, share: float) -> int:  # pragma: no cover
-        """The breadth for a search among a ``share`` of the items (a filter)."""
+    def widest(self) -> int:  # pragma: no cover
+        """The largest breadth a filtered search takes."""
         raise NotImplementedError
+
+    def widened(self, share: float) -> int:
+        """The breadth for a search among a ``share`` of the items (a filter): the breadth
+        times ``share ** -widening``, at most :meth:`widest`."""
+        wide = np.ceil(self.breadth * max(share, 1e-9) ** -self.widening - 1e-6)
+        return int(min(self.widest(), max(self.breadth, wide)))
 
     @classmethod
     def settings(cls, n_items: int) -> dict[str, Any]:
@@ -477,9 +489,8 @@ class HNSWIndex(ANNIndex):
     def breadths(self) -> list[int]:
         return [16 << i for i in range(9)]  # 16 ... 4096
 
-    def widened(self, share: float) -> int:
-        # a sparser allowed set needs a wider beam to find n of them
-        return int(min(EF_FILTERED_MAX, max(self.breadth, self.breadth / (4 * share))))
+    def widest(self) -> int:
+        return EF_FILTERED_MAX
 
     @classmethod
     def settings(cls, n_items: int) -> dict[str, Any]:
@@ -534,9 +545,8 @@ class IVFIndex(ANNIndex):
         out = [1 << i for i in range(nlist.bit_length()) if 1 << i < nlist]
         return [*out, nlist]
 
-    def widened(self, share: float) -> int:
-        # the probed lists hold about share x their items allowed: probe 1/share more
-        return int(min(self.index.nlist, max(self.breadth, np.ceil(self.breadth / share))))
+    def widest(self) -> int:
+        return int(self.index.nlist)
 
     @classmethod
     def settings(cls, n_items: int) -> dict[str, Any]:
@@ -652,7 +662,7 @@ class Retriever:
     def describe(self) -> dict[str, Any]:
         """The index's kind, checksum, build seconds, size, breadth and measured recall@10."""
         keys = ("kind", "checksum", "n_items", "two_stage", "build_seconds", "size_bytes",
-                "breadth", "recall_at_10", "recall_users", "source")  # fmt: skip
+                "breadth", "widening", "recall_at_10", "recall_users", "source")  # fmt: skip
         return {key: self.info.get(key) for key in keys}
 
     def pairs_per_user(self, n_allowed: int) -> int:
@@ -700,6 +710,17 @@ class Retriever:
         n_allowed = self.model.n_items if allowed is None else int(np.count_nonzero(allowed))
         if allowed is not None and n_allowed <= EXACT_SUBSET_MAX:
             return subset_top_k(self.model, users, k, np.flatnonzero(allowed), seen=seen)
+        return self._searched(users, k, seen, allowed, n_allowed)
+
+    def _searched(
+        self,
+        users: np.ndarray,
+        k: int,
+        seen: sp.csr_array | None,
+        allowed: np.ndarray | None,
+        n_allowed: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top_k` through the index, whatever the number of allowed items."""
         if len(users) == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
         base = max(OVERFETCH * k, k + 16) if self.exact_dot else max(TWO_STAGE_CANDIDATES, k)
@@ -755,8 +776,32 @@ class Retriever:
             recall = float(np.mean(hits)) if hits else 1.0
             if recall >= RECALL_TARGET:
                 break
+        filtered = self._calibrate_widening(users, rows, rng, k)
         return {"breadth": self.index.breadth, "recall_at_10": round(recall, 4),
-                "recall_users": n, "recall_target": RECALL_TARGET}  # fmt: skip
+                "recall_users": n, "recall_target": RECALL_TARGET, **filtered}  # fmt: skip
+
+    def _calibrate_widening(
+        self, users: np.ndarray, rows: sp.csr_array | None, rng: np.random.Generator, k: int
+    ) -> dict[str, Any]:
+        """Set the index's ``widening`` to the smallest of 0, ¼, ½, ¾, 1 whose recall@``k``
+        reaches :data:`RECALL_TARGET` among a random :data:`CALIBRATION_SHARE` of the items
+        (through the index, however few they are)."""
+        n_items = self.model.n_items
+        allowed = rng.random(n_items) < CALIBRATION_SHARE
+        n_allowed = int(np.count_nonzero(allowed))
+        if n_allowed == 0 or n_allowed == n_items:
+            return {"widening": self.index.widening}
+        _, exact = exact_top_k(self.model, users, k, seen=rows, allowed=allowed)
+        recall = 1.0
+        for widening in (0.0, 0.25, 0.5, 0.75, 1.0):
+            self.index.widening = widening
+            _, approx = self._searched(users, k, rows, allowed, n_allowed)
+            hits = [len(set(a[a >= 0]) & set(e[e >= 0])) / max((e >= 0).sum(), 1)
+                    for a, e in zip(approx, exact, strict=True)]  # fmt: skip
+            recall = float(np.mean(hits)) if hits else 1.0
+            if recall >= RECALL_TARGET:
+                break
+        return {"widening": widening, "filtered_recall_at_10": round(recall, 4)}
 
 
 def rank(
@@ -796,10 +841,13 @@ def _read(where: Path, kind: str, checksum: str) -> tuple[ANNIndex, dict[str, An
     cls = INDEXES[kind]
     expected = cls.settings(int(info.get("n_items", -1)))
     settings_changed = any(info.get(key) != value for key, value in expected.items())
-    if settings_changed or info.get("recall_target") != RECALL_TARGET or "breadth" not in info:
+    calibrated = "breadth" in info and "widening" in info
+    if settings_changed or info.get("recall_target") != RECALL_TARGET or not calibrated:
         return None
     try:
-        return cls.load(where / cls.file, int(info["breadth"])), info
+        index = cls.load(where / cls.file, int(info["breadth"]))
+        index.widening = float(info["widening"])
+        return index, info
     except (OSError, RuntimeError) as exc:
         logger.warning("unreadable index in %s (%s): rebuilding it", where, exc)
         return None

@@ -164,6 +164,9 @@ class IndexInfo(BaseModel):
     breadth: int | None = Field(
         None, description="the calibrated search breadth: lists probed (ivf), beam width (hnsw)"
     )
+    widening: float | None = Field(
+        None, description="a filter allowing a share s of the items searches breadth x s^-widening"
+    )
     recall_at_10: float | None = Field(None, description="against exact, on sampled users")
     recall_users: int | None = None
     source: Literal["built", "loaded"] | None = None
