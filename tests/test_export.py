@@ -4,6 +4,7 @@ and ``ncf recommend --all / --users-file --output`` (parser built from the expor
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,42 @@ def test_cli_export_misuse_is_one_clear_error(argv: list[str], message: str) -> 
     args = recommend_parser().parse_args(["recommend", "m", *argv])
     with pytest.raises(ConfigError, match=message):
         list(export(args))
+
+
+def test_cli_recommend_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``ncf recommend`` takes the service's filters, for one user and for an export; a bad
+    filter is one line, before any file is written."""
+    from ncf.cli import main
+    from retrieval_models import genres, planted_mf, save_model
+
+    model_dir = save_model(tmp_path / "mf", planted_mf(20, 200, 8), metadata=genres(200))
+    rec = Recommender.load(model_dir)
+    comedy = set(np.flatnonzero(genres(200)["genres"].str.split("|").map(lambda g: "Comedy" in g)))
+    assert main(["recommend", str(model_dir), "--user", "3", "-k", "5", "--json",
+                 "--where", "genres=Comedy", "--exclude", "1", "3"]) == 0  # fmt: skip
+    shown = pd.read_json(io.StringIO(capsys.readouterr().out))
+    want = rec.recommend(3, k=5, where={"genres": "Comedy"}, exclude=[1, 3])
+    assert shown["item"].tolist() == want["item"].tolist() and len(want) == 5
+    assert set(shown["item"]) <= comedy - {1, 3}
+    assert main(["recommend", str(model_dir), "--user", "3", "--candidates", "7", "8"]) == 0
+    assert "only 2 item(s) left for user 3" in capsys.readouterr().out
+
+    out = tmp_path / "comedy.csv"
+    assert main(["recommend", str(model_dir), "--all", "-k", "4", "-o", str(out),
+                 "--no-progress", "--where", "genres=Comedy"]) == 0  # fmt: skip
+    got = pd.read_csv(out)
+    assert set(got["item"]) <= comedy and (got.groupby("user").size() == 4).all()
+    want = rec.recommend(rec.user_map_.ids, k=4, where={"genres": "Comedy"})
+    assert got["item"].tolist() == want["item"].tolist()
+    capsys.readouterr()
+
+    bad = tmp_path / "bad.csv"
+    for argv, message in (
+        (["--where", "genre=Comedy"], "unknown item metadata column 'genre'; valid: ['title'"),
+        (["--where", "genres"], "expected COLUMN=VALUE"),
+        (["--candidates", "99999"], "99999"),
+    ):
+        code = main(["recommend", str(model_dir), "--all", "-o", str(bad), *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code != 0 and len(err) == 1 and message in err[0], err
+        assert not bad.exists() and list(tmp_path.glob(".bad.csv*")) == []

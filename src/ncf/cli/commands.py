@@ -85,13 +85,20 @@ def recommend(args: argparse.Namespace) -> Lines:
     rec = Recommender.load(args.model_dir).to(args.device)
     user = rec.user_map_.parse(args.user)
     top = rec.recommend(
-        user, k=args.k, exclude_seen=not args.include_seen, with_metadata=True, index=args.index
+        user,
+        k=args.k,
+        exclude_seen=not args.include_seen,
+        with_metadata=True,
+        index=args.index,
+        **serve_cli.filters(args, rec),
     )
     if args.json:
         yield output.records_json(top)
         return
     if bool(top["fallback"].any()):
         yield f"user {user} is unknown to the model: showing the most popular items"
+    if len(top) < args.k:
+        yield f"only {len(top)} item(s) left for user {user} after the filters and seen items"
     yield from output.format_table(top, ["rank", "item", "title", "score"])
 
 

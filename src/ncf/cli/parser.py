@@ -12,6 +12,7 @@ from ncf.cli.options import OPTIONS, positive_int
 from ncf.cli.serve import (
     add_device_argument,
     add_export_arguments,
+    add_filter_arguments,
     add_index_argument,
     add_serve_parser,
 )
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print JSON records")
     add_device_argument(r)
     add_index_argument(r)
+    add_filter_arguments(r)
     add_export_arguments(r)
 
     s = sub.add_parser("similar", parents=[common], help="items with similar embeddings")

@@ -102,6 +102,61 @@ def add_index_argument(p: argparse.ArgumentParser) -> None:
                         "ivf from 100,000 items on, for mf, als, gmf, neumf)")  # fmt: skip
 
 
+def add_filter_arguments(r: argparse.ArgumentParser) -> None:
+    """``--exclude``, ``--candidates``, ``--where``: the service's item filters, for
+    ``ncf recommend`` (one user or an export)."""
+    r.add_argument(
+        "--exclude",
+        nargs="+",
+        metavar="ITEM",
+        default=None,
+        help="leave these raw item ids out (ids unknown to the model are ignored)",
+    )
+    r.add_argument(
+        "--candidates", nargs="+", metavar="ITEM", default=None, help="rank only these raw item ids"
+    )
+    r.add_argument("--where", action="append", metavar="COLUMN=VALUE", default=None,
+                   help="keep the items whose metadata COLUMN equals VALUE or lists it "
+                        "(genres=Comedy keeps Comedy|Drama); repeat for AND")  # fmt: skip
+
+
+def filters(args: argparse.Namespace, rec: Any) -> dict[str, Any]:
+    """The ``items`` / ``exclude`` / ``where`` keywords of :meth:`Recommender.recommend` from
+    the filter flags, each checked (ids typed as the model's, metadata columns known) before
+    any ranking.
+
+    Raises
+    ------
+    ConfigError
+        A ``--where`` without ``=``, an unknown metadata column (naming the valid ones), or an
+        id not of the model's type.
+    UnknownIdError
+        A ``--candidates`` id unknown to the model.
+    """
+    from ncf.recommender import retrieval
+
+    out: dict[str, Any] = {}
+    if getattr(args, "exclude", None):
+        out["exclude"] = [rec.item_map_.parse(v) for v in args.exclude]
+    if getattr(args, "candidates", None):
+        out["items"] = [rec.item_map_.parse(v) for v in args.candidates]
+        rec.item_map_.to_index(out["items"])  # an unknown candidate fails here, by name
+    if getattr(args, "where", None):
+        where: dict[str, str] = {}
+        for text in args.where:
+            column, sep, value = text.partition("=")
+            if not sep or not column or not value:
+                raise ConfigError(
+                    f"--where: expected COLUMN=VALUE (e.g. genres=Comedy), got {text!r}"
+                )
+            if column in where:
+                raise ConfigError(f"--where: column {column!r} given twice; one value a column")
+            where[column] = value
+        retrieval.check_where(rec.item_metadata_, where)
+        out["where"] = where
+    return out
+
+
 def add_export_arguments(r: argparse.ArgumentParser) -> None:
     """Add the batch-export flags to the ``recommend`` subcommand's parser."""
     r.add_argument("--all", action="store_true", help="every user of the model (with --output)")
@@ -168,6 +223,7 @@ def export(args: argparse.Namespace) -> Lines:
         raise ConfigError("--json prints one user's items; an export writes --output instead")
     rec = Recommender.load(args.model_dir).to(getattr(args, "device", "cpu"))
     users = read_user_ids(args.users_file, rec) if args.users_file else None
+    chosen_filters = filters(args, rec)
     t0 = time.perf_counter()
     result = export_recommendations(
         rec,
@@ -179,6 +235,7 @@ def export(args: argparse.Namespace) -> Lines:
         with_metadata=args.with_metadata,
         progress=not args.no_progress,
         index=getattr(args, "index", "auto"),
+        **chosen_filters,
     )
     yield (
         f"wrote {result.rows:,} rows (top {args.k} for {result.users:,} users) to "

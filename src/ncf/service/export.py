@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ncf.evaluation.ranking import check_k
 from ncf.exceptions import ConfigError, DataError
+from ncf.recommender import retrieval
 
 if TYPE_CHECKING:
     from ncf.recommender import Recommender
@@ -54,6 +55,9 @@ def export_recommendations(
     with_metadata: bool = False,
     progress: bool = False,
     index: str = "auto",
+    items: Sequence[Any] | None = None,
+    exclude: Sequence[Any] | None = None,
+    where: Mapping[str, Any] | None = None,
 ) -> ExportResult:
     """Write the top-``k`` items of many users to a Parquet or CSV file, atomically.
 
@@ -79,6 +83,10 @@ def export_recommendations(
     index : {"auto", "exact", "ivf", "hnsw"}
         The top-k path (:meth:`ncf.Recommender.recommend`'s ``index``); the approximate index
         is built (or read from the model directory) before the first chunk.
+    items, exclude, where : optional
+        The item filters of :meth:`ncf.Recommender.recommend` (candidates, items left out,
+        metadata equalities), checked before the first chunk. A user left with fewer than
+        ``k`` items gets fewer rows.
 
     Returns
     -------
@@ -99,6 +107,9 @@ def export_recommendations(
         raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     rec._check_fitted()
     rec.retriever(index)  # built (or read) now, not inside the first chunk; checks the kind
+    if items is not None:
+        rec._candidates(items)  # an unknown candidate fails now, by name, before any file
+    retrieval.check_where(rec.item_metadata_, where)
     todo = rec.user_map_.ids if users is None else _distinct(users)
     if not dest.parent.is_dir():
         raise ConfigError(f"{dest.parent}: no such folder for the output")
@@ -111,7 +122,7 @@ def export_recommendations(
                 chunk = todo[start : start + chunk_size]
                 frame = rec.recommend(
                     chunk, k=k, exclude_seen=exclude_seen, with_metadata=with_metadata,
-                    index=index,
+                    index=index, items=items, exclude=exclude, where=where,
                 )  # fmt: skip
                 out.write(frame)
                 rows += len(frame)
