@@ -68,37 +68,6 @@ def _adam_rows(
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
-def _adam_dense(
-    p: Any,
-    g: Any,
-    m: Any,
-    v: Any,
-    step_size: float,
-    bc2_sqrt: float,
-    b1: float,
-    b2: float,
-    eps: float,
-    wd: float,
-    decay: float,
-) -> None:
-    """One Adam step on a flat parameter (weight decay as in :func:`_adam_rows`); its
-    gradient is cleared."""
-    one = p.dtype.type(1.0)
-    w1, w2 = one - p.dtype.type(b1), one - p.dtype.type(b2)
-    beta2 = p.dtype.type(b2)
-    ss, c2 = p.dtype.type(step_size), p.dtype.type(bc2_sqrt)
-    e, d, keep = p.dtype.type(eps), p.dtype.type(wd), one - p.dtype.type(decay)
-    for k in range(p.shape[0]):
-        if decay:
-            p[k] *= keep
-        grad = g[k] + d * p[k]
-        g[k] = 0.0
-        m[k] += w1 * (grad - m[k])
-        v[k] = beta2 * v[k] + w2 * grad * grad
-        p[k] -= ss * m[k] / (np.sqrt(v[k]) / c2 + e)
-
-
-@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 def epoch(
     tables: Any,
     mats: Any,
@@ -150,6 +119,10 @@ def epoch(
         g_vecs.append(np.zeros_like(vecs[t]))
     touched_u = np.zeros(gu.shape[0], dtype=np.bool_)
     touched_i = np.zeros(gi.shape[0], dtype=np.bool_)
+    widest = 1
+    for t in range(n_layers + 1):
+        widest = max(widest, mats[t].shape[0])
+    every_row = np.ones(widest, dtype=np.bool_)  # a layer's step: all its rows
     # a batch's activations (acts[0] the concatenated MLP rows) and their gradients
     acts = [np.empty((0 if project else bs, du + di), dtype=gu.dtype)]
     for t in range(n_layers):
@@ -307,11 +280,12 @@ def epoch(
             hit = touched_u if t % 2 == 0 else touched_i
             _adam_rows(tables[t], g_tables[t], tables_m[t], tables_v[t], hit,
                        ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
-        for t in range(n_layers + 1):
-            _adam_dense(mats[t].reshape(-1), g_mats[t].reshape(-1), mats_m[t].reshape(-1),
-                        mats_v[t].reshape(-1), ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
-            _adam_dense(vecs[t], g_vecs[t], vecs_m[t], vecs_v[t], ss, bc2_sqrt, b1, b2, eps,
-                        wd_l2, decay)  # fmt: skip
+        for t in range(n_layers + 1):  # the layers: every row touched
+            _adam_rows(mats[t], g_mats[t], mats_m[t], mats_v[t], every_row,
+                       ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
+            _adam_rows(vecs[t].reshape(1, -1), g_vecs[t].reshape(1, -1),
+                       vecs_m[t].reshape(1, -1), vecs_v[t].reshape(1, -1), every_row,
+                       ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
         touched_u[:] = False
         touched_i[:] = False
     return total
