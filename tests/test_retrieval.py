@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,21 @@ def test_ivf_build_reproduces_and_reads_memory_mapped(tmp_path: Path) -> None:
     got = a.search(queries, 10, breadth=int(a.index.nlist))
     assert all(set(g) == set(w) for g, w in zip(got, want, strict=True))
     assert retrieval.ivf_lists(1_000_000) == 4096 and retrieval.ivf_lists(5) == 1
+
+
+def test_a_mapped_ivf_index_saves_as_data(tmp_path: Path) -> None:
+    """A loaded (memory-mapped) IVF index saved with its model elsewhere is a full copy, the
+    same bytes as the file it was read from, serving after that file is gone (faiss writes
+    mapped lists as a reference to their file, which crashed the copy once it was gone)."""
+    path = save_model(tmp_path / "a", planted_mf(50, 2000, 8))
+    ncf.Recommender.load(path).retriever("ivf")  # built and written
+    original = (path / "index" / "ivf.faiss").read_bytes()
+    rec = ncf.Recommender.load(path)
+    assert rec.retriever("ivf").info["source"] == "loaded"  # type: ignore[union-attr]
+    want = rec.recommend([0, 1, 2], index="ivf")["item"].tolist()
+    out = rec.save(tmp_path / "b")
+    assert (out / "index" / "ivf.faiss").read_bytes() == original
+    shutil.rmtree(path)
+    copy = ncf.Recommender.load(out)
+    assert copy.retriever("ivf").info["source"] == "loaded"  # type: ignore[union-attr]
+    assert copy.recommend([0, 1, 2], index="ivf")["item"].tolist() == want

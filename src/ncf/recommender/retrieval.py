@@ -555,6 +555,20 @@ class IVFIndex(ANNIndex):
     def _search_params(self, breadth: int, n: int) -> Any:
         return _faiss().SearchParametersIVF(nprobe=int(min(breadth, self.index.nlist)))
 
+    def save(self, path: Path) -> int:
+        """Write to ``path`` (atomically); returns its size in bytes. A memory-mapped index
+        (:meth:`load`) is copied into memory first: faiss would write the mapped lists as a
+        reference to the file they are read from, not as data."""
+        faiss = _faiss()
+        index = self.index
+        lists = faiss.downcast_InvertedLists(index.invlists)
+        if isinstance(lists, faiss.OnDiskInvertedLists):
+            index = _ivf_in_memory(index, lists)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, path)
+        return path.stat().st_size
+
     @classmethod
     def load(cls, path: Path, breadth: int) -> IVFIndex:
         faiss = _faiss()
@@ -573,6 +587,25 @@ class IVFIndex(ANNIndex):
     def scanned(self, breadth: int) -> int:
         nlist = int(self.index.nlist)
         return int(nlist + min(breadth, nlist) * self.index.ntotal / nlist)
+
+
+def _ivf_in_memory(index: Any, lists: Any) -> Any:
+    """An in-memory ``IndexIVFFlat`` with the centroids and the lists of ``index`` (whose
+    ``lists`` are memory-mapped)."""
+    faiss = _faiss()
+    quantizer = faiss.clone_index(index.quantizer)
+    out = faiss.IndexIVFFlat(quantizer, index.d, index.nlist, index.metric_type)
+    out.referenced_objects = [quantizer]  # kept alive with the index
+    out.is_trained = True
+    copy = faiss.ArrayInvertedLists(lists.nlist, lists.code_size)
+    for number in range(lists.nlist):
+        size = lists.list_size(number)
+        if size:
+            copy.add_entries(number, size, lists.get_ids(number), lists.get_codes(number))
+    out.replace_invlists(copy, True)
+    copy.this.disown()  # the index frees it
+    out.ntotal = index.ntotal
+    return out
 
 
 def ivf_lists(n_items: int) -> int:
