@@ -234,6 +234,20 @@ def check_where(
     return tuple(sorted((str(c), str(v)) for c, v in where.items()))
 
 
+def parse_condition(text: str) -> tuple[str, str]:
+    """``COLUMN=VALUE`` (a ``where`` condition as text) as ``(column, value)``.
+
+    Raises
+    ------
+    ConfigError
+        Text without ``=``, or with an empty column or value.
+    """
+    column, sep, value = text.partition("=")
+    if not sep or not column or not value:
+        raise ConfigError(f"expected COLUMN=VALUE (e.g. genres=Comedy), got {text!r}")
+    return column, value
+
+
 def metadata_mask(metadata: pd.DataFrame | None, column: str, value: str) -> np.ndarray:
     """Items whose ``column`` equals ``value``, or holds it as an element: of a list, or of a
     ``|``-separated text (MovieLens' ``genres``: ``Comedy`` matches ``Comedy|Drama``).
@@ -447,9 +461,13 @@ class ANNIndex:
         """Write to ``path`` (atomically); returns its size in bytes."""
         faiss = _faiss()
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        faiss.write_index(self.index, str(tmp))
+        faiss.write_index(self._writable(), str(tmp))
         os.replace(tmp, path)
         return path.stat().st_size
+
+    def _writable(self) -> Any:
+        """The faiss index :meth:`save` writes."""
+        return self.index
 
     @classmethod
     def load(cls, path: Path, breadth: int) -> ANNIndex:
@@ -555,19 +573,13 @@ class IVFIndex(ANNIndex):
     def _search_params(self, breadth: int, n: int) -> Any:
         return _faiss().SearchParametersIVF(nprobe=int(min(breadth, self.index.nlist)))
 
-    def save(self, path: Path) -> int:
-        """Write to ``path`` (atomically); returns its size in bytes. A memory-mapped index
-        (:meth:`load`) is copied into memory first: faiss would write the mapped lists as a
-        reference to the file they are read from, not as data."""
-        faiss = _faiss()
-        index = self.index
-        lists = faiss.downcast_InvertedLists(index.invlists)
-        if isinstance(lists, faiss.OnDiskInvertedLists):
-            index = _ivf_in_memory(index, lists)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        faiss.write_index(index, str(tmp))
-        os.replace(tmp, path)
-        return path.stat().st_size
+    def _writable(self) -> Any:
+        """A memory-mapped index (:meth:`load`) is copied into memory first: faiss would write
+        the mapped lists as a reference to the file they are read from, not as data."""
+        lists = _faiss().downcast_InvertedLists(self.index.invlists)
+        if isinstance(lists, _faiss().OnDiskInvertedLists):
+            return _ivf_in_memory(self.index, lists)
+        return self.index
 
     @classmethod
     def load(cls, path: Path, breadth: int) -> IVFIndex:
@@ -606,6 +618,14 @@ def _ivf_in_memory(index: Any, lists: Any) -> Any:
     copy.this.disown()  # the index frees it
     out.ntotal = index.ntotal
     return out
+
+
+def overlap(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each row's exact items (``exact``, (b, k), -1 for none) that ``approx``
+    also holds: recall@k of an approximate ranking against the exact one (1 for no rows)."""
+    hits = [len(set(a[a >= 0]) & set(e[e >= 0])) / max((e >= 0).sum(), 1)
+            for a, e in zip(approx, exact, strict=True)]  # fmt: skip
+    return float(np.mean(hits)) if hits else 1.0
 
 
 def ivf_lists(n_items: int) -> int:
@@ -698,17 +718,17 @@ class Retriever:
                 "breadth", "widening", "recall_at_10", "recall_users", "source")  # fmt: skip
         return {key: self.info.get(key) for key in keys}
 
-    def pairs_per_user(self, n_allowed: int) -> int:
-        """About the items one user's ranking compares with, among ``n_allowed`` allowed
-        ones (what a service weighs to answer inline or in a worker thread)."""
-        n_items = self.model.n_items
-        if n_allowed < n_items and n_allowed <= EXACT_SUBSET_MAX:
-            return n_allowed  # scored exactly
-        breadth = self.index.breadth
-        if n_allowed < n_items:
-            breadth = self.index.widened(max(n_allowed / n_items, 1e-9))
+    def searched_per_user(self, n_allowed: int) -> int:
+        """About the items one user's search compares with when ``n_allowed`` items are
+        allowed, plus those it fetches to rescore."""
         fetched = TWO_STAGE_CANDIDATES if not self.exact_dot else OVERFETCH * 10
-        return self.index.scanned(breadth) + fetched
+        return self.index.scanned(self._breadth(n_allowed)) + fetched
+
+    def _breadth(self, n_allowed: int) -> int:
+        """The search's breadth when ``n_allowed`` items are allowed (widened by a filter)."""
+        if n_allowed >= self.model.n_items:
+            return self.index.breadth
+        return self.index.widened(max(n_allowed / self.model.n_items, 1e-9))
 
     def current(self, model: RecModel) -> bool:
         """Whether this index still describes ``model`` (same tensors, not modified since)."""
@@ -759,9 +779,7 @@ class Retriever:
         base = max(OVERFETCH * k, k + 16) if self.exact_dot else max(TWO_STAGE_CANDIDATES, k)
         n_seen = np.zeros(len(users), np.int64) if seen is None else np.diff(seen.indptr)
         n = int(min(base + n_seen.max(initial=0), self.model.n_items))
-        breadth = self.index.breadth
-        if allowed is not None:
-            breadth = self.index.widened(max(n_allowed / self.model.n_items, 1e-9))
+        breadth = self._breadth(n_allowed)
         cols = self.index.search(self._queries[users], n, allowed, breadth=breadth)  # (b, n)
         if seen is not None and seen.nnz:
             cols[_seen_pairs(seen, cols)] = -1
@@ -804,9 +822,7 @@ class Retriever:
         for breadth in self.index.breadths():
             self.index.breadth = breadth
             _, approx = self.top_k(users, k, seen=rows)
-            hits = [len(set(a[a >= 0]) & set(e[e >= 0])) / max((e >= 0).sum(), 1)
-                    for a, e in zip(approx, exact, strict=True)]  # fmt: skip
-            recall = float(np.mean(hits)) if hits else 1.0
+            recall = overlap(approx, exact)
             if recall >= RECALL_TARGET:
                 break
         filtered = self._calibrate_widening(users, rows, rng, k)
@@ -829,9 +845,7 @@ class Retriever:
         for widening in (0.0, 0.25, 0.5, 0.75, 1.0):
             self.index.widening = widening
             _, approx = self._searched(users, k, rows, allowed, n_allowed)
-            hits = [len(set(a[a >= 0]) & set(e[e >= 0])) / max((e >= 0).sum(), 1)
-                    for a, e in zip(approx, exact, strict=True)]  # fmt: skip
-            recall = float(np.mean(hits)) if hits else 1.0
+            recall = overlap(approx, exact)
             if recall >= RECALL_TARGET:
                 break
         return {"widening": widening, "filtered_recall_at_10": round(recall, 4)}
@@ -854,6 +868,17 @@ def rank(
     if allowed is not None and int(np.count_nonzero(allowed)) <= EXACT_SUBSET_MAX:
         return subset_top_k(model, users, k, np.flatnonzero(allowed), seen=seen)
     return exact_top_k(model, users, k, seen=seen, allowed=allowed)
+
+
+def pairs_per_user(model: RecModel, retriever: Retriever | None, n_allowed: int) -> int:
+    """About the (user, item) pairs :func:`rank` compares for one user when ``n_allowed``
+    items are allowed: those of a selective filter (scored exactly), the index's search, or
+    the whole catalogue. A service weighs it to answer inline or in a worker thread."""
+    if n_allowed < model.n_items and n_allowed <= EXACT_SUBSET_MAX:
+        return n_allowed
+    if retriever is not None:
+        return retriever.searched_per_user(n_allowed)
+    return model.n_items
 
 
 def _fingerprint(model: RecModel) -> tuple[Any, ...]:
@@ -928,6 +953,9 @@ __all__ = [
     "exact_top_k",
     "items_checksum",
     "metadata_mask",
+    "overlap",
+    "pairs_per_user",
+    "parse_condition",
     "rank",
     "resolve_kind",
     "save_beside",

@@ -165,17 +165,12 @@ def item_filter(
 
 
 def pairs_to_score(state: ModelState, n_users: int, allowed: np.ndarray | None = None) -> int:
-    """About the (user, item) pairs ranking ``n_users`` users compares: the whole catalogue
-    each on the exact path, the allowed items of a selective filter, or what the index
-    searches (:meth:`ncf.recommender.retrieval.Retriever.pairs_per_user`). The service
+    """About the (user, item) pairs ranking ``n_users`` users compares
+    (:func:`ncf.recommender.retrieval.pairs_per_user`: the whole catalogue each on the exact
+    path, the allowed items of a selective filter, or what the index searches). The service
     answers a small pass inline and hands a large one to a worker thread."""
-    n_items = len(state.item_ids)
-    n_allowed = n_items if allowed is None else int(np.count_nonzero(allowed))
-    if state.retriever is not None:
-        return n_users * state.retriever.pairs_per_user(n_allowed)
-    if n_allowed < n_items and n_allowed <= retrieval.EXACT_SUBSET_MAX:
-        return n_users * n_allowed
-    return n_users * n_items
+    n_allowed = state.n_items if allowed is None else int(np.count_nonzero(allowed))
+    return n_users * retrieval.pairs_per_user(state.rec.model_, state.retriever, n_allowed)
 
 
 def recommend(
