@@ -69,7 +69,7 @@ def main() -> None:
         ms = np.percentile(np.array(lat) * 1000, [50, 90, 99])
         print(f"{kind}: one user's top-10 p50 {ms[0]:.2f} ms, p90 {ms[1]:.2f}, p99 {ms[2]:.2f}")
         _, a = retrieval.rank(rec.model_, r, sample, 10, seen=rows)
-        recall = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, e, strict=True)])
+        recall = retrieval.overlap(a, e)
         print(f"{kind}: recall@10 against exact, {len(sample)} other users: {recall:.4f}")
         for share in (0.5, 0.05, 0.01):
             allowed = np.random.default_rng(2).random(rec.n_items) < share
@@ -79,7 +79,7 @@ def main() -> None:
             _, ef = retrieval.exact_top_k(
                 rec.model_, sample[:30], 10, seen=rows[:30], allowed=allowed
             )
-            rc = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, ef, strict=True)])
+            rc = retrieval.overlap(a, ef)
             print(f"{kind}: filter keeping {share:.0%}: {took:.2f} ms a user, recall@10 {rc:.3f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MB")

@@ -144,11 +144,10 @@ def filters(args: argparse.Namespace, rec: Any) -> dict[str, Any]:
     if getattr(args, "where", None):
         where: dict[str, str] = {}
         for text in args.where:
-            column, sep, value = text.partition("=")
-            if not sep or not column or not value:
-                raise ConfigError(
-                    f"--where: expected COLUMN=VALUE (e.g. genres=Comedy), got {text!r}"
-                )
+            try:
+                column, value = retrieval.parse_condition(text)
+            except ConfigError as exc:
+                raise ConfigError(f"--where: {exc}") from None
             if column in where:
                 raise ConfigError(f"--where: column {column!r} given twice; one value a column")
             where[column] = value

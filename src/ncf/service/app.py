@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ncf._version import __version__
 from ncf.exceptions import NCFError, UnknownIdError
+from ncf.recommender import retrieval
 from ncf.service import schemas as s
 from ncf.service import scoring
 from ncf.service.batching import Batcher
@@ -438,12 +439,10 @@ def _where_pairs(where: list[str]) -> list[tuple[str, str]]:
     """``COLUMN=VALUE`` query values as pairs; one without ``=`` is a 422."""
     pairs = []
     for n, text in enumerate(where):
-        column, sep, value = text.partition("=")
-        if not sep or not column or not value:
-            raise scoring.FieldError(
-                ("query", "where", n), f"expected COLUMN=VALUE (e.g. genres=Comedy), got {text!r}"
-            )
-        pairs.append((column, value))
+        try:
+            pairs.append(retrieval.parse_condition(text))
+        except NCFError as exc:
+            raise scoring.FieldError(("query", "where", n), str(exc)) from None
     return pairs
 
 
