@@ -45,6 +45,7 @@ CASES: dict[tuple[str, str], dict[str, Any]] = {
                 {"name": "ease", "l2": 10.0},
                 {"name": "als", "factors": 8, "regularization": 3.0, "alpha": 3.0},
             ],
+            "popularity": 0.25,  # the discount's buffer through save, load, update, fold-in
         }
     },
     ("rating", "mf"): {"factors": 8, "epochs": 20, "lr": 0.02},

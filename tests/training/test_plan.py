@@ -118,8 +118,12 @@ def test_the_default_preset_also_tries_blends_of_its_closed_form_candidates() ->
         "ease l2=300",
         "ease l2=1000",
     ]
-    blends = [label for label in labels if label.startswith("blend ")]
-    assert len(blends) == 3 and all("ease l2=" in b and "als" in b for b in blends)
+    blends = [label for label in labels[6:9]]
+    assert all(b.startswith("blend ") and "ease l2=" in b and "als" in b for b in blends)
+    # then the best closed-form candidate or blend with each popularity discount
+    scores = {label: rec.candidates_[label]["ndcg@20"] for label in labels[1:9]}
+    base = max(scores, key=lambda label: (scores[label], -labels.index(label)))
+    assert labels[9:] == [f"{base}, popularity discount {b:g}" for b in (0.25, 0.5, 0.75, 1)]
     best = max(labels, key=lambda label: (rec.candidates_[label]["ndcg@20"], -labels.index(label)))
     assert rec.plan_.label == best and rec.model_name == rec.plan_.final.model
 

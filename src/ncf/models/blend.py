@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
@@ -49,6 +50,9 @@ class BlendConfig(ModelConfig):
         Each member's ``{"name": ..., **its config fields}`` (``als`` or ``ease``).
     weights : sequence of float
         One weight (> 0) per member.
+    popularity : float
+        The popularity discount ``beta`` (>= 0): subtracted times each item's standardised
+        ``log(1 + distinct training users)``; 0 (the default) leaves the members' sum as it is.
     init, init_std, l2_embedding, l2_layers, nonneg, seed
         Shared fields, unused.
     """
@@ -57,6 +61,7 @@ class BlendConfig(ModelConfig):
         default_factory=lambda: ({"name": "ease"}, {"name": "als"})
     )
     weights: tuple[float, ...] = (0.5, 0.5)
+    popularity: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,6 +83,15 @@ class BlendConfig(ModelConfig):
             raise ConfigError(
                 f"weights must be {len(members)} finite number(s) > 0, one per member; "
                 f"got {list(weights)}"
+            )
+        beta = self.popularity
+        if (
+            isinstance(beta, bool)
+            or not isinstance(beta, int | float)
+            or not (math.isfinite(beta) and beta >= 0)
+        ):
+            raise ConfigError(
+                f"popularity (the discount) must be a finite number >= 0, got {beta!r}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +116,7 @@ class Blend(RecModel):
     config_class: ClassVar[type[ModelConfig]] = BlendConfig
     trainable: ClassVar[bool] = False
     config: BlendConfig
+    popularity_z: torch.Tensor
 
     def __init__(
         self, n_users: int, n_items: int, config: BlendConfig | None = None, **hparams: Any
@@ -113,19 +128,49 @@ class Blend(RecModel):
             )
             for spec in self.config.members
         )
+        if self.config.popularity > 0:  # saved with the model; absent from undiscounted ones
+            self.register_buffer("popularity_z", torch.zeros(n_items))
 
     @classmethod
-    def of(cls, members: Sequence[RecModel], weights: Sequence[float]) -> Blend:
-        """A blend of already fitted members (kept as they are, not copied)."""
+    def of(
+        cls,
+        members: Sequence[RecModel],
+        weights: Sequence[float],
+        *,
+        popularity: float = 0.0,
+        train: Interactions | None = None,
+    ) -> Blend:
+        """A blend of already fitted members (kept as they are, not copied); a
+        ``popularity`` discount takes the items' popularity from ``train`` (the members'
+        training data)."""
         if not members:
             raise ConfigError("a blend needs at least one member")
         n_users, n_items = members[0].n_users, members[0].n_items
         if any((m.n_users, m.n_items) != (n_users, n_items) for m in members):
             raise DataError("a blend's members must share their users and items")
         specs = tuple({"name": m.name, **m.config.to_dict()} for m in members)
-        blend = cls(n_users, n_items, members=specs, weights=tuple(float(w) for w in weights))
+        blend = cls(n_users, n_items, members=specs, weights=tuple(float(w) for w in weights),
+                    popularity=popularity)  # fmt: skip
         blend.members = nn.ModuleList(members)
+        if popularity > 0:
+            if train is None:
+                raise ConfigError("a popularity discount needs the members' training data")
+            blend.fit_popularity(train)
         return blend
+
+    def fit_popularity(self, train: Interactions) -> Blend:
+        """Set the discount's standardised ``log(1 + distinct training users)`` per item
+        (nothing to set without a discount)."""
+        if self.config.popularity <= 0:
+            return self
+        if train.n_items != self.n_items:
+            raise DataError(f"the data has {train.n_items} items but the blend {self.n_items}")
+        counts = np.diff(sp.csc_matrix(train.csr).indptr).astype(np.float64)  # distinct users
+        q = np.log1p(counts)
+        spread = q.std()
+        z = (q - q.mean()) / spread if spread > 0 else np.zeros_like(q)
+        self.popularity_z.copy_(torch.from_numpy(z.astype(np.float32)))
+        return self
 
     @property
     def has_regularization(self) -> bool:
@@ -136,10 +181,10 @@ class Blend(RecModel):
         return [cast(RecModel, m) for m in self.members]
 
     def fit_data(self, train: Interactions) -> Blend:
-        """Fit every member on ``train``."""
+        """Fit every member on ``train`` (and the popularity discount's item figures)."""
         for member in self.parts():
             member.fit_data(train)
-        return self
+        return self.fit_popularity(train)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor | None = None
@@ -150,6 +195,8 @@ class Blend(RecModel):
             part = (scores - mean) / std * float(weight)
             out = part if out is None else out + part.to(out.device)
         assert out is not None
+        if self.config.popularity > 0:
+            out = out - float(self.config.popularity) * self.popularity_z.to(out.device)
         return out  # (B, n_items)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

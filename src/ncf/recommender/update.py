@@ -294,19 +294,24 @@ def update_closed_form(
     against the item factors, then the new items against the user factors, then those users
     again (one sweep of its alternating solves over the touched rows; every other factor is
     kept). EASE and popularity are refit on the whole history, which they are exactly; a
-    blend updates each member so, and keeps its weights.
+    blend updates each member so, keeps its weights and recounts its popularity discount's
+    items.
     """
     spec = {**model.to_spec(), "n_users": len(new.user_map), "n_items": len(new.item_map)}
     grown = model_from_spec(spec)
     if isinstance(model, Blend) and isinstance(grown, Blend):
         parts = [update_closed_form(member, history, new, touched) for member in model.parts()]
         grown.members = nn.ModuleList(parts)
-        return grown
+        return grown.fit_popularity(_history_log(history, new))
     if isinstance(model, ALS) and isinstance(grown, ALS):
         return _als_sweep(model, grown, history, touched)
+    return grown.fit_data(_history_log(history, new))
+
+
+def _history_log(history: sp.csr_matrix, new: NewData) -> Interactions:
+    """The whole history as interactions over the grown id maps."""
     coo = history.tocoo()
-    log = Interactions(coo.row, coo.col, user_map=new.user_map, item_map=new.item_map)
-    return grown.fit_data(log)
+    return Interactions(coo.row, coo.col, user_map=new.user_map, item_map=new.item_map)
 
 
 @torch.no_grad()

@@ -127,6 +127,7 @@ def _choose(
         tried.append((sign * scores[monitor], candidate, model, result, epochs))
         logger.info("candidate %s: %s %.4f", candidate.label, monitor, scores[monitor])
     tried += _blends(plan, tried, validate, monitor, sign, figures)
+    tried += _discounts(plan, tried, validate, monitor, sign, figures, train)
     best = max(range(len(tried)), key=lambda i: (tried[i][0], -i))
     _, chosen, model, result, epochs = tried[best]
     result.chosen_plan, result.candidates = chosen, figures
@@ -171,6 +172,53 @@ def _blends(
         params = {"members": list(blend.config.to_dict()["members"]), "weights": [share, 1 - share]}
         stage = Stage("blend", params, first.final.config)
         chosen = replace(first, final=stage, label=label, candidates=())
+        result = TrainResult(best_metrics=dict(scores))
+        out.append((sign * scores[monitor], chosen, blend, result, {"final": 1}))
+        logger.info("candidate %s: %s %.4f", label, monitor, scores[monitor])
+    return out
+
+
+#: The popularity discounts (:class:`~ncf.models.blend.BlendConfig`'s ``popularity``) tried
+#: on the best closed-form candidate or blend (docs/benchmarks.md, "Full ranking").
+POPULARITY_DISCOUNTS = (0.25, 0.5, 0.75, 1.0)
+
+
+def _discounts(
+    plan: Plan,
+    tried: list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]],
+    validate: Validator,
+    monitor: str,
+    sign: float,
+    figures: dict[str, dict[str, float]],
+    train: Interactions,
+) -> list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]]:
+    """The best closed-form candidate or blend so far with each of
+    :data:`POPULARITY_DISCOUNTS`, validated (a preset's ``blend`` adds them too): its members
+    and weights as they are, already fitted, less ``beta`` times each item's standardised
+    log-popularity."""
+    if not plan.blend:
+        return []
+    closed = [
+        entry for entry in tried
+        if isinstance(entry[2], Blend) or (not entry[2].trainable and entry[2].name in MEMBERS)
+    ]  # fmt: skip
+    if not closed:
+        return []
+    _, base, model, _, _ = max(closed, key=lambda e: e[0])
+    members, weights = (
+        (model.parts(), model.config.weights) if isinstance(model, Blend) else ([model], (1.0,))
+    )
+    out: list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]] = []
+    for beta in POPULARITY_DISCOUNTS:
+        t0 = time.perf_counter()
+        blend = Blend.of(members, weights, popularity=beta, train=train)
+        label = f"{base.label}, popularity discount {beta:g}"
+        scores = validate(blend)
+        figures[label] = {**scores, "seconds": time.perf_counter() - t0}
+        params = {"members": list(blend.config.to_dict()["members"]),
+                  "weights": list(weights), "popularity": beta}  # fmt: skip
+        stage = Stage("blend", params, base.final.config)
+        chosen = replace(base, final=stage, label=label, candidates=())
         result = TrainResult(best_metrics=dict(scores))
         out.append((sign * scores[monitor], chosen, blend, result, {"final": 1}))
         logger.info("candidate %s: %s %.4f", label, monitor, scores[monitor])
