@@ -155,3 +155,70 @@ def test_compiled_adam_epoch_declines_under_autocast() -> None:
     index = torch.zeros(10, dtype=torch.int32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert net.adam_epoch(index, index, torch.ones(10), opt, 4) is None
+
+
+def test_distinct_rows_in_order_of_first_appearance() -> None:
+    from ncf.models import neumf_jit
+
+    ids = np.array([5, 2, 5, 7, 2, 0], dtype=np.int32)
+    slot = np.full(9, -1, dtype=np.int64)
+    rows, at = np.empty(6, dtype=np.int64), np.empty(6, dtype=np.int64)
+    count = neumf_jit._distinct(ids, slot, rows, at)
+    assert count == 4
+    assert rows[:count].tolist() == [5, 2, 7, 0]
+    assert rows[at].tolist() == ids.tolist()  # each position's row
+    assert (slot == -1).all()  # ready for the next batch
+
+
+def _random_pairs(n: int, n_users: int, n_items: int, seed: int) -> tuple[torch.Tensor, ...]:
+    rng = np.random.default_rng(seed)
+    users = torch.from_numpy(rng.integers(0, n_users, n).astype(np.int32))
+    items = torch.from_numpy(rng.integers(0, n_items, n).astype(np.int32))
+    targets = torch.from_numpy((rng.random(n) < 0.3).astype(np.float32))
+    return users, items, targets
+
+
+@pytest.mark.parametrize("n_users", [30, 3000])  # projected rows; each pair's rows
+def test_compiled_adam_epoch_in_blocks_equals_torch_steps(n_users: int) -> None:
+    """Batches of several blocks (ncf.models.neumf_jit.BLOCK) against torch's steps."""
+    n, bs = 5000, 2500
+    users, items, targets = _random_pairs(n, n_users, 40, 3)
+    kw: dict[str, Any] = {"factors": 4, "layers": (8, 4), "seed": 2, "l2_embedding": 0.01}
+    fast, slow = NeuMF(n_users, 40, **kw), NeuMF(n_users, 40, **kw)
+    opt_fast = torch.optim.Adam(fast.parameters(), lr=0.01, fused=True)
+    opt_slow = torch.optim.Adam(slow.parameters(), lr=0.01, fused=True)
+    total = fast.adam_epoch(users, items, targets, opt_fast, bs)
+    assert total is not None
+    expected = 0.0
+    for s in range(0, n, bs):
+        u, i, t = users[s : s + bs].long(), items[s : s + bs].long(), targets[s : s + bs]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(slow(u, i), t)
+        loss = loss + slow.regularization(u, i)
+        opt_slow.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_slow.step()
+        expected += float(loss.detach()) * len(u)
+    assert total == pytest.approx(expected, rel=1e-5)
+    # two Adam steps: a value whose gradient nearly cancels moves by its sums' rounding
+    # lifted by Adam's scaling, as in test_compiled_adam_epoch_equals_autograd_adam
+    for p, q in zip(fast.parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_users", [30, 3000])
+def test_compiled_adam_epoch_bits_do_not_depend_on_threads(n_users: int) -> None:
+    users, items, targets = _random_pairs(5000, n_users, 40, 4)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            net = NeuMF(n_users, 40, factors=4, layers=(8, 4), seed=5)
+            opt = torch.optim.Adam(net.parameters(), lr=0.01)
+            total = net.adam_epoch(users, items, targets, opt, 2500)
+            runs.append((total, [p.detach().clone() for p in net.parameters()]))
+    finally:
+        torch.set_num_threads(before)
+    assert runs[0][0] == runs[1][0]
+    for p, q in zip(runs[0][1], runs[1][1], strict=True):
+        assert torch.equal(p, q)

@@ -9,9 +9,11 @@ them), then one step of ``torch.optim.Adam`` (dense, as torch's: every value's m
 each step, a row the batch did not touch with a zero gradient) on the optimizer's own state
 tensors, so a torch step can follow a compiled one and checkpoints hold the same state.
 
-Only the rounding differs from the torch path (sums in another order); single-threaded it
-reproduces bit for bit. The table gradients live in one buffer per table for the epoch, and
-only the rows a batch touched are read and cleared again.
+Only the rounding differs from the torch path (sums in another order), and the bits do not
+depend on the thread count: a batch runs through the tower in fixed blocks of :data:`BLOCK`
+samples whose gradient sums are added in order, the users' and the items' tables are a
+thread each, and the Adam step is per value. The table gradients live in one buffer per
+table for the epoch, and only the rows a batch touched are read and cleared again.
 
 ``tables`` is ``(gmf_user, gmf_item, mlp_user, mlp_item)``, ``mats`` the tower's weights
 ``(W_1, ..., W_L)`` then the output layer's ``(1, f + layers[-1])``, ``vecs`` their biases;
@@ -27,6 +29,13 @@ import numba
 import numpy as np
 
 from ncf.models.mf_jit import FASTMATH
+
+#: Samples per block of a batch's pass through the tower (the unit of work of numba's
+#: threads; fixed, so the sums' order and the bits do not depend on the thread count).
+BLOCK = 1024
+#: Table rows per chunk of the Adam step, numba's threads' unit there (any split gives the
+#: same bits: each value's step is its own).
+ADAM_ROWS = 512
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
@@ -68,6 +77,256 @@ def _adam_rows(
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _distinct(ids: Any, slot: Any, rows: Any, at: Any) -> int:
+    """The distinct values of ``ids`` in order of first appearance into ``rows``, each
+    position's index among them into ``at``; ``slot`` (-1 everywhere, one entry per table
+    row) maps a row to its index meanwhile and is -1 again after. Returns their count."""
+    count = 0
+    for j in range(len(ids)):
+        r = ids[j]
+        s = slot[r]
+        if s < 0:
+            s = count
+            slot[r] = s
+            rows[s] = r
+            count += 1
+        at[j] = s
+    for s in range(count):
+        slot[rows[s]] = -1
+    return count
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _relu_bias(a: Any, bias: Any) -> None:
+    """``a = relu(a + bias)`` in place, row by row."""
+    dtype = a.dtype.type
+    for j in range(a.shape[0]):
+        for o in range(a.shape[1]):
+            z = a[j, o] + bias[o]
+            a[j, o] = z if z > 0 else dtype(0.0)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _column_sums(d: Any, out: Any) -> None:
+    """``out = d.sum(axis=0)``, the rows in order."""
+    out[:] = 0.0
+    for j in range(d.shape[0]):
+        for o in range(d.shape[1]):
+            out[o] += d[j, o]
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _block(
+    k: int,
+    lo: int,
+    hi: int,
+    start: int,
+    first: int,
+    tables: Any,
+    mats: Any,
+    vecs: Any,
+    users: Any,
+    items: Any,
+    targets: Any,
+    at_u: Any,
+    at_i: Any,
+    p_u: Any,
+    p_i: Any,
+    acts: Any,
+    deltas: Any,
+    gmf: Any,
+    logit_gmf: Any,
+    logit_top: Any,
+    g_loss: Any,
+    w_gmf: Any,
+    w_top: Any,
+    inv_b: Any,
+    gw_parts: Any,
+    gb_parts: Any,
+    out_parts: Any,
+    sums: Any,
+) -> None:
+    """Rows ``lo:hi`` of a batch (its samples ``start + lo`` on) forward to the loss and back
+    to the first layer's input; the block's sums of the layers' gradients go to row ``k`` of
+    the ``*_parts`` (``sums[k]``: its BCE sum and output-bias gradient), ``g_loss`` holds
+    each sample's gradient of the loss by its logit, ``deltas`` the layers' inputs'."""
+    gu, gi, mu, mi = tables[0], tables[1], tables[2], tables[3]
+    dtype = gu.dtype.type
+    f, du, di = gu.shape[1], mu.shape[1], mi.shape[1]
+    n_layers = len(mats) - 1
+    if first == 1:  # relu(P_u[u] + P_i[i] + b) from the projected rows
+        a1, bias = acts[1], vecs[0]
+        for j in range(lo, hi):
+            su, si = at_u[j], at_i[j]
+            for o in range(a1.shape[1]):
+                z = p_u[su, o] + p_i[si, o] + bias[o]
+                a1[j, o] = z if z > 0 else dtype(0.0)
+    else:
+        x = acts[0]
+        for j in range(lo, hi):
+            u, i = users[start + j], items[start + j]
+            for c in range(du):
+                x[j, c] = mu[u, c]
+            for c in range(di):
+                x[j, du + c] = mi[i, c]
+    for t in range(first, n_layers):  # relu(A W^T + b), layer by layer
+        np.dot(acts[t][lo:hi], mats[t].T, acts[t + 1][lo:hi])
+        _relu_bias(acts[t + 1][lo:hi], vecs[t])
+    # the output layer on [GMF product ; tower output] and the loss
+    for j in range(lo, hi):
+        u, i = users[start + j], items[start + j]
+        for c in range(f):
+            gmf[j, c] = gu[u, c] * gi[i, c]
+    top, d_top = acts[n_layers][lo:hi], deltas[n_layers][lo:hi]
+    np.dot(gmf[lo:hi], w_gmf, logit_gmf[lo:hi])
+    np.dot(top, w_top, logit_top[lo:hi])
+    out_b = vecs[n_layers][0]
+    bce = 0.0
+    g_bias = dtype(0.0)
+    for j in range(lo, hi):
+        logit = logit_gmf[j] + logit_top[j] + out_b
+        y = targets[start + j]
+        e = np.exp(-abs(logit))  # BCE with logits, stably; the sigmoid from the same exp
+        bce += max(logit, 0.0) - logit * y + np.log1p(e)
+        sig = dtype(1.0) / (dtype(1.0) + e) if logit >= 0 else e / (dtype(1.0) + e)
+        g = (sig - y) * inv_b
+        g_loss[j] = g
+        g_bias += g
+    sums[k, 0] = bce
+    sums[k, 1] = g_bias
+    np.dot(g_loss[lo:hi], gmf[lo:hi], out_parts[0][k])
+    np.dot(g_loss[lo:hi], top, out_parts[1][k])
+    for j in range(hi - lo):
+        g = g_loss[lo + j]
+        for c in range(d_top.shape[1]):
+            d_top[j, c] = g * w_top[c] if top[j, c] > 0 else dtype(0.0)
+    for t in range(n_layers - 1, first - 1, -1):  # back through the tower
+        d_out, a_in = deltas[t + 1][lo:hi], acts[t][lo:hi]
+        np.dot(d_out.T, a_in, gw_parts[t][k])  # (out, in)
+        _column_sums(d_out, gb_parts[t][k])
+        d_in = deltas[t][lo:hi]
+        np.dot(d_out, mats[t], d_in)
+        if t > 0:  # through the previous layer's relu
+            for j in range(hi - lo):
+                for c in range(d_in.shape[1]):
+                    d_in[j, c] = d_in[j, c] if a_in[j, c] > 0 else dtype(0.0)
+    if first == 1:  # the first layer's bias
+        _column_sums(deltas[1][lo:hi], gb_parts[0][k])
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _project_side(
+    ids: Any, slot: Any, rows: Any, at: Any, emb: Any, e: Any, w_first: Any, col: int,
+    w: Any, p: Any,
+) -> int:  # fmt: skip
+    """One side's (users' or items') distinct rows of a batch (:func:`_distinct`), their
+    embeddings ``e`` and projections ``p = e wᵀ``, ``w`` the first layer's columns ``col`` on
+    for this side. Returns the rows' count."""
+    count = _distinct(ids, slot, rows, at)
+    for s in range(count):
+        e[s] = emb[rows[s]]
+    w[:] = w_first[:, col : col + w.shape[1]]
+    np.dot(e[:count], w.T, p[:count])
+    return count
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _gmf_side(ids: Any, others: Any, g_loss: Any, w_gmf: Any, emb: Any, other: Any,
+              g_emb: Any, c: Any) -> None:  # fmt: skip
+    """One GMF table's gradient: ``g x h ⊙ (the other side's row)`` plus the L2 term, each
+    sample in order."""
+    for j in range(len(ids)):
+        r, o = ids[j], others[j]
+        g = g_loss[j]
+        for k in range(emb.shape[1]):
+            g_emb[r, k] += g * w_gmf[k] * other[o, k] + c * emb[r, k]
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _back_side(
+    ids: Any, at: Any, count: int, rows: Any, d1: Any, dp: Any, e: Any, w: Any, g_first: Any,
+    col: int, gw: Any, back: Any, emb: Any, g_emb: Any, touched: Any, c: Any,
+) -> None:  # fmt: skip
+    """One side's part of the first layer's gradient on the projected path: ``d1`` summed
+    per distinct row into ``dp``, the weights' gradient ``dpᵀ e`` into ``g_first``'s columns
+    ``col`` on, the rows' ``dp w`` (and the L2 term, per sample) into ``g_emb``."""
+    dp[:count] = 0.0
+    for j in range(len(at)):
+        s = at[j]
+        for o in range(dp.shape[1]):
+            dp[s, o] += d1[j, o]
+    np.dot(dp[:count].T, e[:count], gw)
+    g_first[:, col : col + gw.shape[1]] = gw
+    np.dot(dp[:count], w, back[:count])
+    for s in range(count):
+        r = rows[s]
+        for k in range(back.shape[1]):
+            g_emb[r, k] += back[s, k]
+        touched[r] = True
+    if c != 0:
+        for j in range(len(ids)):
+            r = ids[j]
+            for k in range(emb.shape[1]):
+                g_emb[r, k] += c * emb[r, k]
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _pair_side(ids: Any, d_x: Any, col: int, emb: Any, g_emb: Any, touched: Any,
+               c: Any) -> None:  # fmt: skip
+    """One MLP table's gradient from each pair's concatenated rows' (``d_x``'s columns
+    ``col`` on), plus the L2 term, each sample in order."""
+    for j in range(len(ids)):
+        r = ids[j]
+        for k in range(emb.shape[1]):
+            g_emb[r, k] += d_x[j, col + k] + c * emb[r, k]
+        touched[r] = True
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _project_step(
+    side: int, start: int, b: int, users: Any, items: Any, slot_u: Any, slot_i: Any,
+    rows_u: Any, rows_i: Any, at_u: Any, at_i: Any, mu: Any, mi: Any, e_u: Any, e_i: Any,
+    w_first: Any, w_u: Any, w_i: Any, p_u: Any, p_i: Any,
+) -> int:  # fmt: skip
+    """:func:`_project_side` of the batch's users (``side`` 0) or items (1)."""
+    if side == 0:
+        return _project_side(users[start : start + b], slot_u, rows_u, at_u, mu, e_u,
+                             w_first, 0, w_u, p_u)  # fmt: skip
+    return _project_side(items[start : start + b], slot_i, rows_i, at_i, mi, e_i, w_first,
+                         mu.shape[1], w_i, p_i)  # fmt: skip
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _table_step(
+    side: int, start: int, b: int, project: bool, users: Any, items: Any, g_loss: Any,
+    w_gmf: Any, tables: Any, g_tables: Any, acts: Any, deltas: Any, counts: Any, rows_u: Any,
+    rows_i: Any, at_u: Any, at_i: Any, dp_u: Any, dp_i: Any, e_u: Any, e_i: Any, w_u: Any,
+    w_i: Any, g_first: Any, gw_u: Any, gw_i: Any, back_u: Any, back_i: Any, touched_u: Any,
+    touched_i: Any, c: Any,
+) -> None:  # fmt: skip
+    """The gradients of the users' tables (``side`` 0) or the items' (1) from a batch's
+    backward pass: the GMF table's, then the MLP table's (:func:`_back_side` on the projected
+    path, else :func:`_pair_side`)."""
+    gu, gi, mu, mi = tables[0], tables[1], tables[2], tables[3]
+    du = mu.shape[1]
+    users_b, items_b = users[start : start + b], items[start : start + b]
+    if side == 0:
+        _gmf_side(users_b, items_b, g_loss, w_gmf, gu, gi, g_tables[0], c)
+        if project:
+            _back_side(users_b, at_u[:b], counts[0], rows_u, deltas[1][:b], dp_u, e_u, w_u,
+                       g_first, 0, gw_u, back_u, mu, g_tables[2], touched_u, c)  # fmt: skip
+        else:
+            _pair_side(users_b, deltas[0][:b], 0, mu, g_tables[2], touched_u, c)
+    else:
+        _gmf_side(items_b, users_b, g_loss, w_gmf, gi, gu, g_tables[1], c)
+        if project:
+            _back_side(items_b, at_i[:b], counts[1], rows_i, deltas[1][:b], dp_i, e_i, w_i,
+                       g_first, du, gw_i, back_i, mi, g_tables[3], touched_i, c)  # fmt: skip
+        else:
+            _pair_side(items_b, deltas[0][:b], du, mi, g_tables[3], touched_i, c)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", parallel=True)
 def epoch(
     tables: Any,
     mats: Any,
@@ -92,22 +351,33 @@ def epoch(
     l2: float,
     l2_layers: float,
     step: int,
+    parallel: bool,
 ) -> float:
     """One epoch of Adam steps (see :meth:`ncf.models.NeuMF.adam_epoch`), in place; ``step``
     is the optimizer's step count before it. Returns the sum of batch size x batch loss.
 
-    ``project``: the first hidden layer from whole projected tables, ``relu(P_u[u] + P_i[i]
-    + b)`` with ``P_u = E_u W_uᵀ`` (``ncf.models.fused``'s ``"tables"`` path, for batches of at
-    least as many pairs as table rows), its gradient summed per table row and multiplied back
-    once; else from each pair's concatenated rows."""
+    ``parallel``: split the loops below over numba's threads (any count gives the same
+    bits); else run them as plain loops (a parallel loop's start costs more than NeuMF-8's
+    step at batch 1,024 can spare).
+
+    A batch runs through the tower in blocks of :data:`BLOCK` samples, in parallel on
+    numba's threads; each block's gradient sums are added in the blocks' order, so the bits
+    do not depend on the thread count.
+
+    ``project``: the first hidden layer from the batch's distinct table rows projected once
+    each, ``relu(P_u[u] + P_i[i] + b)`` with ``P_u = E_u W_uᵀ`` over the rows the batch
+    holds (``ncf.models.fused``'s paths, for batches of at least as many pairs as table
+    rows), its gradient summed per row and multiplied back once; else from each pair's
+    concatenated rows."""
     gu, gi, mu, mi = tables[0], tables[1], tables[2], tables[3]
     dtype = gu.dtype.type
     f, du, di = gu.shape[1], mu.shape[1], mi.shape[1]
     n_layers = len(mats) - 1  # hidden layers; mats[n_layers] is the output layer
-    out_w = mats[n_layers][0]  # (f + h_L,)
     h1 = mats[0].shape[0]
+    h_top = mats[n_layers].shape[1] - f
     n = len(users)
     bs = max(min(batch_size, n), 1)  # the buffers' rows
+    n_blocks = (bs + BLOCK - 1) // BLOCK
     # the epoch's gradient buffers; a table's touched rows are cleared after each step
     g_tables = [np.zeros_like(tables[0])]
     for t in range(1, 4):
@@ -117,6 +387,15 @@ def epoch(
     for t in range(1, n_layers + 1):
         g_mats.append(np.zeros_like(mats[t]))
         g_vecs.append(np.zeros_like(vecs[t]))
+    # each block's sums of the tower's gradients, of the output layer's, of BCE and g
+    gw_parts = [np.empty((n_blocks, mats[0].shape[0], mats[0].shape[1]), dtype=gu.dtype)]
+    gb_parts = [np.empty((n_blocks, mats[0].shape[0]), dtype=gu.dtype)]
+    for t in range(1, n_layers):
+        gw_parts.append(np.empty((n_blocks, mats[t].shape[0], mats[t].shape[1]), dtype=gu.dtype))
+        gb_parts.append(np.empty((n_blocks, mats[t].shape[0]), dtype=gu.dtype))
+    out_parts = [np.empty((n_blocks, f), dtype=gu.dtype)]  # the GMF half, the tower's
+    out_parts.append(np.empty((n_blocks, h_top), dtype=gu.dtype))
+    sums = np.empty((n_blocks, 2), dtype=np.float64)
     touched_u = np.zeros(gu.shape[0], dtype=np.bool_)
     touched_i = np.zeros(gi.shape[0], dtype=np.bool_)
     widest = 1
@@ -128,64 +407,91 @@ def epoch(
     for t in range(n_layers):
         acts.append(np.empty((bs, mats[t].shape[0]), dtype=gu.dtype))
     deltas = [np.empty_like(a) for a in acts]
-    # the projected tables, their gradients, the first layer's two halves
-    rows_u, rows_i = (mu.shape[0], mi.shape[0]) if project else (0, 0)
-    p_u, p_i = np.empty((rows_u, h1), dtype=gu.dtype), np.empty((rows_i, h1), dtype=gu.dtype)
-    dp_u, dp_i = np.zeros_like(p_u), np.zeros_like(p_i)
-    back_u, back_i = np.empty((rows_u, du), dtype=gu.dtype), np.empty((rows_i, di), dtype=gu.dtype)
+    # the output layer: the GMF products, the logit's two parts, the loss's gradient
+    gmf = np.empty((bs, f), dtype=gu.dtype)
+    w_gmf = np.empty(f, dtype=gu.dtype)
+    w_top = np.empty(h_top, dtype=gu.dtype)
+    logit_gmf, logit_top = np.empty(bs, dtype=gu.dtype), np.empty(bs, dtype=gu.dtype)
+    g_loss = np.empty(bs, dtype=gu.dtype)
+    # the projected path: the batch's distinct rows (``at_*``: each pair's), their MLP
+    # embeddings, projections and the projections' gradients, the first layer's two halves
+    cap_u, cap_i = (min(bs, mu.shape[0]), min(bs, mi.shape[0])) if project else (0, 0)
+    slot_u, slot_i = np.full(mu.shape[0], -1, np.int64), np.full(mi.shape[0], -1, np.int64)
+    rows_u, rows_i = np.empty(cap_u, np.int64), np.empty(cap_i, np.int64)
+    at_u, at_i = np.zeros(bs if project else 0, np.int64), np.zeros(bs if project else 0, np.int64)
+    e_u, e_i = np.empty((cap_u, du), dtype=gu.dtype), np.empty((cap_i, di), dtype=gu.dtype)
+    p_u, p_i = np.empty((cap_u, h1), dtype=gu.dtype), np.empty((cap_i, h1), dtype=gu.dtype)
+    dp_u, dp_i = np.empty_like(p_u), np.empty_like(p_i)
+    back_u, back_i = np.empty_like(e_u), np.empty_like(e_i)
     w_u, w_i = np.empty((h1, du), dtype=gu.dtype), np.empty((h1, di), dtype=gu.dtype)
     gw_u, gw_i = np.empty((h1, du), dtype=gu.dtype), np.empty((h1, di), dtype=gu.dtype)
+    counts = np.zeros(2, np.int64)  # the batch's distinct users and items
+    # the tables' Adam steps in chunks of ADAM_ROWS rows: (table, first row, end)
+    n_chunks = 0
+    for t in range(4):
+        n_chunks += (tables[t].shape[0] + ADAM_ROWS - 1) // ADAM_ROWS
+    chunk_t = np.empty(n_chunks, np.int64)
+    chunk_lo, chunk_hi = np.empty(n_chunks, np.int64), np.empty(n_chunks, np.int64)
+    at = 0
+    for t in range(4):
+        for row in range(0, tables[t].shape[0], ADAM_ROWS):
+            chunk_t[at], chunk_lo[at] = t, row
+            chunk_hi[at] = min(row + ADAM_ROWS, tables[t].shape[0])
+            at += 1
+    first = 1 if project else 0
     total = 0.0
     for start in range(0, n, bs):
         b = min(bs, n - start)
         inv_b = dtype(1.0 / b)
         c = dtype(2.0 * l2 / b)
-        first = 0
-        if project:  # relu(P_u[u] + P_i[i] + b) from the tables projected once
-            w_u[:] = mats[0][:, :du]
-            w_i[:] = mats[0][:, du:]
-            np.dot(mu, w_u.T, p_u)
-            np.dot(mi, w_i.T, p_i)
-            a1, bias = acts[1], vecs[0]
-            for j in range(b):
-                u, i = users[start + j], items[start + j]
-                for o in range(h1):
-                    z = p_u[u, o] + p_i[i, o] + bias[o]
-                    a1[j, o] = z if z > 0 else dtype(0.0)
-            first = 1
+        if project and parallel:  # the batch's distinct rows, projected once each
+            for side in numba.prange(2):  # a side a thread
+                counts[side] = _project_step(side, start, b, users, items, slot_u, slot_i,
+                                             rows_u, rows_i, at_u, at_i, mu, mi, e_u, e_i,
+                                             mats[0], w_u, w_i, p_u, p_i)  # fmt: skip
+        elif project:
+            for side in range(2):
+                counts[side] = _project_step(side, start, b, users, items, slot_u, slot_i,
+                                             rows_u, rows_i, at_u, at_i, mu, mi, e_u, e_i,
+                                             mats[0], w_u, w_i, p_u, p_i)  # fmt: skip
+        w_gmf[:] = mats[n_layers][0, :f]
+        w_top[:] = mats[n_layers][0, f:]
+        nb = (b + BLOCK - 1) // BLOCK
+        if parallel:  # the tower, forward and back, a block a thread
+            for blk in numba.prange(nb):
+                _block(blk, blk * BLOCK, min(blk * BLOCK + BLOCK, b), start, first, tables,
+                       mats, vecs, users, items, targets, at_u, at_i, p_u, p_i, acts, deltas,
+                       gmf, logit_gmf, logit_top, g_loss, w_gmf, w_top, inv_b, gw_parts,
+                       gb_parts, out_parts, sums)  # fmt: skip
         else:
-            x = acts[0]
+            for blk in range(nb):
+                _block(blk, blk * BLOCK, min(blk * BLOCK + BLOCK, b), start, first, tables,
+                       mats, vecs, users, items, targets, at_u, at_i, p_u, p_i, acts, deltas,
+                       gmf, logit_gmf, logit_top, g_loss, w_gmf, w_top, inv_b, gw_parts,
+                       gb_parts, out_parts, sums)  # fmt: skip
+        # the blocks' sums, in order
+        bce = 0.0
+        g_out = g_mats[n_layers]
+        for k in range(nb):
+            bce += sums[k, 0]
+            g_vecs[n_layers][0] += dtype(sums[k, 1])
+            for o in range(f):
+                g_out[0, o] += out_parts[0][k, o]
+            for o in range(h_top):
+                g_out[0, f + o] += out_parts[1][k, o]
+        for t in range(first, n_layers):
+            g_mats[t][:] = gw_parts[t][0]
+            for k in range(1, nb):
+                g_mats[t] += gw_parts[t][k]
+        for t in range(n_layers):
+            gv = g_vecs[t]
+            for k in range(nb):
+                for o in range(gv.shape[0]):
+                    gv[o] += gb_parts[t][k, o]
+        norms = 0.0
+        if l2 > 0:
             for j in range(b):
                 u, i = users[start + j], items[start + j]
-                for k in range(du):
-                    x[j, k] = mu[u, k]
-                for k in range(di):
-                    x[j, du + k] = mi[i, k]
-        for t in range(first, n_layers):  # relu(A W^T + b), layer by layer, the batch at once
-            a_out = acts[t + 1][:b]
-            np.dot(acts[t][:b], mats[t].T, a_out)
-            bias = vecs[t]
-            for j in range(b):
-                for o in range(a_out.shape[1]):
-                    z = a_out[j, o] + bias[o]
-                    a_out[j, o] = z if z > 0 else dtype(0.0)
-        top, d_top = acts[n_layers], deltas[n_layers]
-        g_out, gtu, gti = g_mats[n_layers], g_tables[0], g_tables[1]
-        bce = 0.0
-        norms = 0.0
-        g_bias = dtype(0.0)
-        for j in range(b):  # the output, the loss and the GMF branch, sample by sample
-            u, i = users[start + j], items[start + j]
-            logit = vecs[n_layers][0]
-            for k in range(f):
-                logit += out_w[k] * gu[u, k] * gi[i, k]
-            for k in range(top.shape[1]):
-                logit += out_w[f + k] * top[j, k]
-            y = targets[start + j]
-            bce += max(logit, 0.0) - logit * y + np.log1p(np.exp(-abs(logit)))
-            g = (dtype(1.0) / (dtype(1.0) + np.exp(-logit)) - y) * inv_b
-            g_bias += g
-            if l2 > 0:
                 sq = dtype(0.0)
                 for k in range(f):
                     sq += gu[u, k] * gu[u, k] + gi[i, k] * gi[i, k]
@@ -194,72 +500,19 @@ def epoch(
                 for k in range(di):
                     sq += mi[i, k] * mi[i, k]
                 norms += sq
-            for k in range(f):
-                g_out[0, k] += g * gu[u, k] * gi[i, k]
-                gtu[u, k] += g * out_w[k] * gi[i, k] + c * gu[u, k]
-                gti[i, k] += g * out_w[k] * gu[u, k] + c * gi[i, k]
-            for k in range(top.shape[1]):
-                g_out[0, f + k] += g * top[j, k]
-                d_top[j, k] = g * out_w[f + k] if top[j, k] > 0 else dtype(0.0)
-        g_vecs[n_layers][0] += g_bias
-        for t in range(n_layers - 1, first - 1, -1):  # back through the tower
-            d_out, a_in = deltas[t + 1][:b], acts[t][:b]
-            np.dot(d_out.T, a_in, g_mats[t])  # (out, in); the buffer was cleared
-            gb = g_vecs[t]
-            for j in range(b):
-                for o in range(d_out.shape[1]):
-                    gb[o] += d_out[j, o]
-            d_in = deltas[t][:b]
-            np.dot(d_out, mats[t], d_in)
-            if t > 0:  # through the previous layer's relu
-                for j in range(b):
-                    for k in range(d_in.shape[1]):
-                        if a_in[j, k] <= 0:
-                            d_in[j, k] = 0.0
-        gmu, gmi = g_tables[2], g_tables[3]
-        if project:  # the first layer's gradient summed per table row, multiplied back once
-            d1, gb = deltas[1], g_vecs[0]
-            for j in range(b):
-                u, i = users[start + j], items[start + j]
-                for o in range(h1):
-                    gb[o] += d1[j, o]
-                    dp_u[u, o] += d1[j, o]
-                    dp_i[i, o] += d1[j, o]
-                touched_u[u] = True
-                touched_i[i] = True
-            np.dot(dp_u.T, mu, gw_u)
-            np.dot(dp_i.T, mi, gw_i)
-            g_mats[0][:, :du] = gw_u
-            g_mats[0][:, du:] = gw_i
-            np.dot(dp_u, w_u, back_u)
-            np.dot(dp_i, w_i, back_i)
-            for r in range(rows_u):
-                if touched_u[r]:
-                    for k in range(du):
-                        gmu[r, k] += back_u[r, k]
-                    dp_u[r] = 0.0
-            for r in range(rows_i):
-                if touched_i[r]:
-                    for k in range(di):
-                        gmi[r, k] += back_i[r, k]
-                    dp_i[r] = 0.0
-            if c != 0:
-                for j in range(b):
-                    u, i = users[start + j], items[start + j]
-                    for k in range(du):
-                        gmu[u, k] += c * mu[u, k]
-                    for k in range(di):
-                        gmi[i, k] += c * mi[i, k]
+        # the tables' gradients, a side (the users' tables, the items') a thread
+        if parallel:
+            for side in numba.prange(2):
+                _table_step(side, start, b, project, users, items, g_loss, w_gmf, tables,
+                            g_tables, acts, deltas, counts, rows_u, rows_i, at_u, at_i, dp_u,
+                            dp_i, e_u, e_i, w_u, w_i, g_mats[0], gw_u, gw_i, back_u, back_i,
+                            touched_u, touched_i, c)  # fmt: skip
         else:
-            d_x = deltas[0]
-            for j in range(b):
-                u, i = users[start + j], items[start + j]
-                for k in range(du):
-                    gmu[u, k] += d_x[j, k] + c * mu[u, k]
-                for k in range(di):
-                    gmi[i, k] += d_x[j, du + k] + c * mi[i, k]
-                touched_u[u] = True
-                touched_i[i] = True
+            for side in range(2):
+                _table_step(side, start, b, project, users, items, g_loss, w_gmf, tables,
+                            g_tables, acts, deltas, counts, rows_u, rows_i, at_u, at_i, dp_u,
+                            dp_i, e_u, e_i, w_u, w_i, g_mats[0], gw_u, gw_i, back_u, back_i,
+                            touched_u, touched_i, c)  # fmt: skip
         loss = bce / b + l2 * norms / b
         if l2_layers > 0:
             for t in range(n_layers):
@@ -276,10 +529,18 @@ def epoch(
         ss = lr / bc1
         decay = lr * wd if decoupled else 0.0
         wd_l2 = 0.0 if decoupled else wd
-        for t in range(4):
-            hit = touched_u if t % 2 == 0 else touched_i
-            _adam_rows(tables[t], g_tables[t], tables_m[t], tables_v[t], hit,
-                       ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
+        if parallel:  # the tables in chunks of rows, a chunk a thread
+            for chunk in numba.prange(n_chunks):
+                tc, lo, hi = chunk_t[chunk], chunk_lo[chunk], chunk_hi[chunk]
+                hit = touched_u if tc % 2 == 0 else touched_i
+                _adam_rows(tables[tc][lo:hi], g_tables[tc][lo:hi], tables_m[tc][lo:hi],
+                           tables_v[tc][lo:hi], hit[lo:hi], ss, bc2_sqrt, b1, b2, eps, wd_l2,
+                           decay)  # fmt: skip
+        else:
+            for t in range(4):
+                hit = touched_u if t % 2 == 0 else touched_i
+                _adam_rows(tables[t], g_tables[t], tables_m[t], tables_v[t], hit,
+                           ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
         for t in range(n_layers + 1):  # the layers: every row touched
             _adam_rows(mats[t], g_mats[t], mats_m[t], mats_v[t], every_row,
                        ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
