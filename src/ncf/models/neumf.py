@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -202,15 +201,14 @@ class NeuMF(FeatureModelMixin, RecModel):
         # tables (ncf.models.fused's "tables" path)
         mlp_tables = (self.mlp_user_embedding, self.mlp_item_embedding)
         project = self.tower.fused_input(batch_size, *mlp_tables) == "tables"
-        # the trainer's thread count for numba's blocks, BLAS's products one thread each
-        with _blas_threads(1), _numba_threads(torch.get_num_threads()) as numba_threads:
+        with _blas_threads(torch.get_num_threads()):  # the trainer's thread count
             total = neumf_jit.epoch(
                 tables, mats, vecs, tm, tv, mm, mv, vm, vv,
                 users.numpy(), items.numpy(), targets.to(torch.float32).numpy(),
                 int(batch_size), project, float(group["lr"]), float(beta1), float(beta2),
                 float(group["eps"]), float(group["weight_decay"]),
                 bool(group.get("decoupled_weight_decay", False)), float(c.l2_embedding),
-                float(c.l2_layers), step, numba_threads > 1,
+                float(c.l2_layers), step,
             )  # fmt: skip
         n_steps = math.ceil(len(users) / batch_size)
         for s in states:
@@ -329,21 +327,6 @@ def _blas_threads(n: int) -> contextlib.AbstractContextManager[Any]:
     except ImportError:  # pragma: no cover - an optional helper
         return contextlib.nullcontext()
     return threadpool_limits(limits=n, user_api="blas")
-
-
-@contextlib.contextmanager
-def _numba_threads(n: int) -> Iterator[int]:
-    """At most ``n`` of numba's threads (the compiled epoch's blocks) meanwhile, their count
-    given; the bits do not depend on it (:data:`ncf.models.neumf_jit.BLOCK`)."""
-    import numba
-
-    before = numba.get_num_threads()
-    count = max(1, min(n, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
-    numba.set_num_threads(count)
-    try:
-        yield count
-    finally:
-        numba.set_num_threads(before)
 
 
 def _compiled_adam(

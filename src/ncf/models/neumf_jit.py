@@ -9,11 +9,9 @@ them), then one step of ``torch.optim.Adam`` (dense, as torch's: every value's m
 each step, a row the batch did not touch with a zero gradient) on the optimizer's own state
 tensors, so a torch step can follow a compiled one and checkpoints hold the same state.
 
-Only the rounding differs from the torch path (sums in another order), and the bits do not
-depend on the thread count: a batch runs through the tower in fixed blocks of :data:`BLOCK`
-samples whose gradient sums are added in order, the users' and the items' tables are a
-thread each, and the Adam step is per value. The table gradients live in one buffer per
-table for the epoch, and only the rows a batch touched are read and cleared again.
+Only the rounding differs from the torch path (sums in another order); it reproduces bit for
+bit, with any BLAS thread count. The table gradients live in one buffer per table for the
+epoch, and only the rows a batch touched are read and cleared again.
 
 ``tables`` is ``(gmf_user, gmf_item, mlp_user, mlp_item)``, ``mats`` the tower's weights
 ``(W_1, ..., W_L)`` then the output layer's ``(1, f + layers[-1])``, ``vecs`` their biases;
@@ -30,12 +28,9 @@ import numpy as np
 
 from ncf.models.mf_jit import FASTMATH
 
-#: Samples per block of a batch's pass through the tower (the unit of work of numba's
-#: threads; fixed, so the sums' order and the bits do not depend on the thread count).
+#: Samples per block of a batch's pass through the tower: its activations stay in the cache
+#: (a batch of 16,384 at once spilled them), its gradient sums are added in the blocks' order.
 BLOCK = 1024
-#: Table rows per chunk of the Adam step, numba's threads' unit there (any split gives the
-#: same bits: each value's step is its own).
-ADAM_ROWS = 512
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
@@ -299,7 +294,7 @@ def _project_step(
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 def _table_step(
     side: int, start: int, b: int, project: bool, users: Any, items: Any, g_loss: Any,
-    w_gmf: Any, tables: Any, g_tables: Any, acts: Any, deltas: Any, counts: Any, rows_u: Any,
+    w_gmf: Any, tables: Any, g_tables: Any, deltas: Any, counts: Any, rows_u: Any,
     rows_i: Any, at_u: Any, at_i: Any, dp_u: Any, dp_i: Any, e_u: Any, e_i: Any, w_u: Any,
     w_i: Any, g_first: Any, gw_u: Any, gw_i: Any, back_u: Any, back_i: Any, touched_u: Any,
     touched_i: Any, c: Any,
@@ -326,7 +321,7 @@ def _table_step(
             _pair_side(items_b, deltas[0][:b], du, mi, g_tables[3], touched_i, c)
 
 
-@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", parallel=True)
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 def epoch(
     tables: Any,
     mats: Any,
@@ -351,18 +346,12 @@ def epoch(
     l2: float,
     l2_layers: float,
     step: int,
-    parallel: bool,
 ) -> float:
     """One epoch of Adam steps (see :meth:`ncf.models.NeuMF.adam_epoch`), in place; ``step``
     is the optimizer's step count before it. Returns the sum of batch size x batch loss.
 
-    ``parallel``: split the loops below over numba's threads (any count gives the same
-    bits); else run them as plain loops (a parallel loop's start costs more than NeuMF-8's
-    step at batch 1,024 can spare).
-
-    A batch runs through the tower in blocks of :data:`BLOCK` samples, in parallel on
-    numba's threads; each block's gradient sums are added in the blocks' order, so the bits
-    do not depend on the thread count.
+    A batch runs through the tower in blocks of :data:`BLOCK` samples, each block's gradient
+    sums added in the blocks' order.
 
     ``project``: the first hidden layer from the batch's distinct table rows projected once
     each, ``relu(P_u[u] + P_i[i] + b)`` with ``P_u = E_u W_uᵀ`` over the rows the batch
@@ -426,30 +415,13 @@ def epoch(
     w_u, w_i = np.empty((h1, du), dtype=gu.dtype), np.empty((h1, di), dtype=gu.dtype)
     gw_u, gw_i = np.empty((h1, du), dtype=gu.dtype), np.empty((h1, di), dtype=gu.dtype)
     counts = np.zeros(2, np.int64)  # the batch's distinct users and items
-    # the tables' Adam steps in chunks of ADAM_ROWS rows: (table, first row, end)
-    n_chunks = 0
-    for t in range(4):
-        n_chunks += (tables[t].shape[0] + ADAM_ROWS - 1) // ADAM_ROWS
-    chunk_t = np.empty(n_chunks, np.int64)
-    chunk_lo, chunk_hi = np.empty(n_chunks, np.int64), np.empty(n_chunks, np.int64)
-    at = 0
-    for t in range(4):
-        for row in range(0, tables[t].shape[0], ADAM_ROWS):
-            chunk_t[at], chunk_lo[at] = t, row
-            chunk_hi[at] = min(row + ADAM_ROWS, tables[t].shape[0])
-            at += 1
     first = 1 if project else 0
     total = 0.0
     for start in range(0, n, bs):
         b = min(bs, n - start)
         inv_b = dtype(1.0 / b)
         c = dtype(2.0 * l2 / b)
-        if project and parallel:  # the batch's distinct rows, projected once each
-            for side in numba.prange(2):  # a side a thread
-                counts[side] = _project_step(side, start, b, users, items, slot_u, slot_i,
-                                             rows_u, rows_i, at_u, at_i, mu, mi, e_u, e_i,
-                                             mats[0], w_u, w_i, p_u, p_i)  # fmt: skip
-        elif project:
+        if project:  # the batch's distinct rows, projected once each
             for side in range(2):
                 counts[side] = _project_step(side, start, b, users, items, slot_u, slot_i,
                                              rows_u, rows_i, at_u, at_i, mu, mi, e_u, e_i,
@@ -457,18 +429,11 @@ def epoch(
         w_gmf[:] = mats[n_layers][0, :f]
         w_top[:] = mats[n_layers][0, f:]
         nb = (b + BLOCK - 1) // BLOCK
-        if parallel:  # the tower, forward and back, a block a thread
-            for blk in numba.prange(nb):
-                _block(blk, blk * BLOCK, min(blk * BLOCK + BLOCK, b), start, first, tables,
-                       mats, vecs, users, items, targets, at_u, at_i, p_u, p_i, acts, deltas,
-                       gmf, logit_gmf, logit_top, g_loss, w_gmf, w_top, inv_b, gw_parts,
-                       gb_parts, out_parts, sums)  # fmt: skip
-        else:
-            for blk in range(nb):
-                _block(blk, blk * BLOCK, min(blk * BLOCK + BLOCK, b), start, first, tables,
-                       mats, vecs, users, items, targets, at_u, at_i, p_u, p_i, acts, deltas,
-                       gmf, logit_gmf, logit_top, g_loss, w_gmf, w_top, inv_b, gw_parts,
-                       gb_parts, out_parts, sums)  # fmt: skip
+        for blk in range(nb):  # the tower, forward and back, a block at a time
+            _block(blk, blk * BLOCK, min(blk * BLOCK + BLOCK, b), start, first, tables, mats,
+                   vecs, users, items, targets, at_u, at_i, p_u, p_i, acts, deltas, gmf,
+                   logit_gmf, logit_top, g_loss, w_gmf, w_top, inv_b, gw_parts, gb_parts,
+                   out_parts, sums)  # fmt: skip
         # the blocks' sums, in order
         bce = 0.0
         g_out = g_mats[n_layers]
@@ -500,19 +465,11 @@ def epoch(
                 for k in range(di):
                     sq += mi[i, k] * mi[i, k]
                 norms += sq
-        # the tables' gradients, a side (the users' tables, the items') a thread
-        if parallel:
-            for side in numba.prange(2):
-                _table_step(side, start, b, project, users, items, g_loss, w_gmf, tables,
-                            g_tables, acts, deltas, counts, rows_u, rows_i, at_u, at_i, dp_u,
-                            dp_i, e_u, e_i, w_u, w_i, g_mats[0], gw_u, gw_i, back_u, back_i,
-                            touched_u, touched_i, c)  # fmt: skip
-        else:
-            for side in range(2):
-                _table_step(side, start, b, project, users, items, g_loss, w_gmf, tables,
-                            g_tables, acts, deltas, counts, rows_u, rows_i, at_u, at_i, dp_u,
-                            dp_i, e_u, e_i, w_u, w_i, g_mats[0], gw_u, gw_i, back_u, back_i,
-                            touched_u, touched_i, c)  # fmt: skip
+        for side in range(2):  # the tables' gradients: the users' tables, the items'
+            _table_step(side, start, b, project, users, items, g_loss, w_gmf, tables, g_tables,
+                        deltas, counts, rows_u, rows_i, at_u, at_i, dp_u, dp_i, e_u, e_i, w_u,
+                        w_i, g_mats[0], gw_u, gw_i, back_u, back_i, touched_u, touched_i,
+                        c)  # fmt: skip
         loss = bce / b + l2 * norms / b
         if l2_layers > 0:
             for t in range(n_layers):
@@ -529,18 +486,10 @@ def epoch(
         ss = lr / bc1
         decay = lr * wd if decoupled else 0.0
         wd_l2 = 0.0 if decoupled else wd
-        if parallel:  # the tables in chunks of rows, a chunk a thread
-            for chunk in numba.prange(n_chunks):
-                tc, lo, hi = chunk_t[chunk], chunk_lo[chunk], chunk_hi[chunk]
-                hit = touched_u if tc % 2 == 0 else touched_i
-                _adam_rows(tables[tc][lo:hi], g_tables[tc][lo:hi], tables_m[tc][lo:hi],
-                           tables_v[tc][lo:hi], hit[lo:hi], ss, bc2_sqrt, b1, b2, eps, wd_l2,
-                           decay)  # fmt: skip
-        else:
-            for t in range(4):
-                hit = touched_u if t % 2 == 0 else touched_i
-                _adam_rows(tables[t], g_tables[t], tables_m[t], tables_v[t], hit,
-                           ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
+        for t in range(4):
+            hit = touched_u if t % 2 == 0 else touched_i
+            _adam_rows(tables[t], g_tables[t], tables_m[t], tables_v[t], hit,
+                       ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
         for t in range(n_layers + 1):  # the layers: every row touched
             _adam_rows(mats[t], g_mats[t], mats_m[t], mats_v[t], every_row,
                        ss, bc2_sqrt, b1, b2, eps, wd_l2, decay)  # fmt: skip
