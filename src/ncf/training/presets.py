@@ -216,7 +216,9 @@ _CLOSED_FORM: dict[str, Any] = {"refit": True}
 #: sets (lastfm-2k-sparse, ml-latest-sparse), where it edged out the defaults; EASE won
 #: ml-latest-small at l2 100 and ml-100k at 300-1000 (l2 is tried a half-decade
 #: apart: 100, 300, 1000). EASE is tried only where its item-item
-#: matrices fit (``EASE.fits``); blends pair the best ALS with the best EASE.
+#: matrices fit (``EASE.fits``); blends pair the best ALS with the best EASE, and the best
+#: closed-form candidate or blend is tried again with popularity discounts
+#: (``ncf.training.orchestrate.POPULARITY_DISCOUNTS``).
 _FULL_RANKING_CANDIDATES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("als", "als", {}),
     ("als reg 200 alpha 50", "als", {"regularization": 200.0, "alpha": 50.0}),
@@ -236,7 +238,8 @@ PRESET_TABLE: dict[tuple[str, str], Preset] = {
     ("implicit", "default"): Preset(
         "mf",
         "MF-128 by plain SGD (Rendle et al. 2020, epochs by validation, patience 3), ALS-128, "
-        "EASE and blends of the last two, the best on validation refit on all training data",
+        "EASE, blends of the last two and the best of those with a popularity discount, the "
+        "best on validation refit on all training data",
         {"mf": {"model": {**_SGD_MF, "factors": 128},
                 "train": {**_SGD_TRAIN, "epochs": 40, "patience": 3}, "refit": True},
          "als": _CLOSED_FORM, "ease": _CLOSED_FORM, **_NEURAL_DEFAULTS},
