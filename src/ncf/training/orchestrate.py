@@ -13,7 +13,7 @@ import copy
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ncf.data.features import Features
@@ -126,8 +126,9 @@ def _choose(
         figures[candidate.label] = {**scores, "seconds": time.perf_counter() - t0}
         tried.append((sign * scores[monitor], candidate, model, result, epochs))
         logger.info("candidate %s: %s %.4f", candidate.label, monitor, scores[monitor])
-    tried += _blends(plan, tried, validate, monitor, sign, figures)
-    tried += _discounts(plan, tried, validate, monitor, sign, figures, train)
+    judge = _Judge(validate, monitor, sign, figures)
+    tried += _blends(plan, tried, judge)
+    tried += _discounts(plan, tried, judge, train)
     best = max(range(len(tried)), key=lambda i: (tried[i][0], -i))
     _, chosen, model, result, epochs = tried[best]
     result.chosen_plan, result.candidates = chosen, figures
@@ -141,14 +142,7 @@ def _choose(
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 
 
-def _blends(
-    plan: Plan,
-    tried: list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]],
-    validate: Validator,
-    monitor: str,
-    sign: float,
-    figures: dict[str, dict[str, float]],
-) -> list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]]:
+def _blends(plan: Plan, tried: list[_Tried], judge: _Judge) -> list[_Tried]:
     """Blends (:class:`~ncf.models.blend.Blend`) of the two best closed-form candidates of
     different models, already fitted, at :data:`BLEND_WEIGHTS`, each validated: the
     candidates a preset's ``blend`` adds. Nothing is fitted again here."""
@@ -162,20 +156,42 @@ def _blends(
     if len(best) < 2:
         return []
     (_, first, a), (_, second, b) = sorted(best.values(), key=lambda e: -e[0])[:2]
-    out: list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]] = []
-    for share in BLEND_WEIGHTS:
+    return [
+        judge.blend(
+            Blend.of([a, b], (share, 1.0 - share)),
+            first,
+            f"blend {share:g} {first.label} + {1 - share:g} {second.label}",
+        )
+        for share in BLEND_WEIGHTS
+    ]
+
+
+#: A tried candidate: (signed validation figure, its plan, the model, its result, epochs).
+_Tried = tuple[float, Plan, RecModel, TrainResult, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class _Judge:
+    """How candidates built from fitted members are validated and recorded."""
+
+    validate: Validator
+    monitor: str
+    sign: float
+    figures: dict[str, dict[str, float]]
+
+    def blend(self, blend: Blend, base: Plan, label: str) -> _Tried:
+        """``blend`` validated as a tried candidate: ``base``'s plan with a blend stage of
+        the blend's config (what a refit fits afresh)."""
         t0 = time.perf_counter()
-        blend = Blend.of([a, b], (share, 1.0 - share))
-        label = f"blend {share:g} {first.label} + {1 - share:g} {second.label}"
-        scores = validate(blend)
-        figures[label] = {**scores, "seconds": time.perf_counter() - t0}
-        params = {"members": list(blend.config.to_dict()["members"]), "weights": [share, 1 - share]}
-        stage = Stage("blend", params, first.final.config)
-        chosen = replace(first, final=stage, label=label, candidates=())
+        scores = self.validate(blend)
+        self.figures[label] = {**scores, "seconds": time.perf_counter() - t0}
+        config = blend.config.to_dict()
+        params = {key: config[key] for key in ("members", "weights", "popularity")}
+        stage = Stage("blend", params, base.final.config)
+        chosen = replace(base, final=stage, label=label, candidates=())
+        logger.info("candidate %s: %s %.4f", label, self.monitor, scores[self.monitor])
         result = TrainResult(best_metrics=dict(scores))
-        out.append((sign * scores[monitor], chosen, blend, result, {"final": 1}))
-        logger.info("candidate %s: %s %.4f", label, monitor, scores[monitor])
-    return out
+        return self.sign * scores[self.monitor], chosen, blend, result, {"final": 1}
 
 
 #: The popularity discounts (:class:`~ncf.models.blend.BlendConfig`'s ``popularity``) tried
@@ -183,15 +199,7 @@ def _blends(
 POPULARITY_DISCOUNTS = (0.25, 0.5, 0.75, 1.0)
 
 
-def _discounts(
-    plan: Plan,
-    tried: list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]],
-    validate: Validator,
-    monitor: str,
-    sign: float,
-    figures: dict[str, dict[str, float]],
-    train: Interactions,
-) -> list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]]:
+def _discounts(plan: Plan, tried: list[_Tried], judge: _Judge, train: Interactions) -> list[_Tried]:
     """The best closed-form candidate or blend so far with each of
     :data:`POPULARITY_DISCOUNTS`, validated (a preset's ``blend`` adds them too): its members
     and weights as they are, already fitted, less ``beta`` times each item's standardised
@@ -208,21 +216,14 @@ def _discounts(
     members, weights = (
         (model.parts(), model.config.weights) if isinstance(model, Blend) else ([model], (1.0,))
     )
-    out: list[tuple[float, Plan, RecModel, TrainResult, dict[str, int]]] = []
-    for beta in POPULARITY_DISCOUNTS:
-        t0 = time.perf_counter()
-        blend = Blend.of(members, weights, popularity=beta, train=train)
-        label = f"{base.label}, popularity discount {beta:g}"
-        scores = validate(blend)
-        figures[label] = {**scores, "seconds": time.perf_counter() - t0}
-        params = {"members": list(blend.config.to_dict()["members"]),
-                  "weights": list(weights), "popularity": beta}  # fmt: skip
-        stage = Stage("blend", params, base.final.config)
-        chosen = replace(base, final=stage, label=label, candidates=())
-        result = TrainResult(best_metrics=dict(scores))
-        out.append((sign * scores[monitor], chosen, blend, result, {"final": 1}))
-        logger.info("candidate %s: %s %.4f", label, monitor, scores[monitor])
-    return out
+    return [
+        judge.blend(
+            Blend.of(members, weights, popularity=beta, train=train),
+            base,
+            f"{base.label}, popularity discount {beta:g}",
+        )
+        for beta in POPULARITY_DISCOUNTS
+    ]
 
 
 def _refit(
