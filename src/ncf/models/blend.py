@@ -155,18 +155,17 @@ class Blend(RecModel):
         if popularity > 0:
             if train is None:
                 raise ConfigError("a popularity discount needs the members' training data")
-            blend.fit_popularity(train)
+            blend.fit_popularity(train.csr)
         return blend
 
-    def fit_popularity(self, train: Interactions) -> Blend:
-        """Set the discount's standardised ``log(1 + distinct training users)`` per item
-        (nothing to set without a discount)."""
+    def fit_popularity(self, seen: sp.csr_matrix) -> Blend:
+        """Set the discount's standardised ``log(1 + distinct training users)`` per item from
+        the binary user-item matrix ``seen`` (nothing to set without a discount)."""
         if self.config.popularity <= 0:
             return self
-        if train.n_items != self.n_items:
-            raise DataError(f"the data has {train.n_items} items but the blend {self.n_items}")
-        counts = np.diff(sp.csc_matrix(train.csr).indptr).astype(np.float64)  # distinct users
-        q = np.log1p(counts)
+        if seen.shape[1] != self.n_items:
+            raise DataError(f"the data has {seen.shape[1]} items but the blend {self.n_items}")
+        q = np.log1p(seen.getnnz(axis=0).astype(np.float64))  # distinct users per item
         spread = q.std()
         z = (q - q.mean()) / spread if spread > 0 else np.zeros_like(q)
         self.popularity_z.copy_(torch.from_numpy(z.astype(np.float32)))
@@ -184,7 +183,7 @@ class Blend(RecModel):
         """Fit every member on ``train`` (and the popularity discount's item figures)."""
         for member in self.parts():
             member.fit_data(train)
-        return self.fit_popularity(train)
+        return self.fit_popularity(train.csr)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor | None = None

@@ -320,8 +320,9 @@ def _dot_branch(
 
 def _blas_threads(n: int) -> contextlib.AbstractContextManager[Any]:
     """At most ``n`` BLAS threads (the compiled loop's matrix products call scipy's BLAS,
-    which otherwise takes every core) where threadpoolctl is installed. The products give the
-    same bits with any thread count (each output value is summed by one thread)."""
+    which otherwise takes every core) where threadpoolctl is installed. The bits repeat for a
+    given thread count, not across counts (OpenBLAS may sum a product in another order with
+    more threads; :mod:`ncf.models.neumf_jit`)."""
     try:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
     except ImportError:  # pragma: no cover - an optional helper

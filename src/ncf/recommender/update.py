@@ -302,16 +302,12 @@ def update_closed_form(
     if isinstance(model, Blend) and isinstance(grown, Blend):
         parts = [update_closed_form(member, history, new, touched) for member in model.parts()]
         grown.members = nn.ModuleList(parts)
-        return grown.fit_popularity(_history_log(history, new))
+        return grown.fit_popularity(history)
     if isinstance(model, ALS) and isinstance(grown, ALS):
         return _als_sweep(model, grown, history, touched)
-    return grown.fit_data(_history_log(history, new))
-
-
-def _history_log(history: sp.csr_matrix, new: NewData) -> Interactions:
-    """The whole history as interactions over the grown id maps."""
     coo = history.tocoo()
-    return Interactions(coo.row, coo.col, user_map=new.user_map, item_map=new.item_map)
+    log = Interactions(coo.row, coo.col, user_map=new.user_map, item_map=new.item_map)
+    return grown.fit_data(log)
 
 
 @torch.no_grad()

@@ -150,8 +150,7 @@ def _blends(plan: Plan, tried: list[_Tried], judge: _Judge) -> list[_Tried]:
         return []
     best: dict[str, tuple[float, Plan, RecModel]] = {}
     for score, candidate, model, _, _ in tried:
-        closed = not model.trainable and model.name in MEMBERS
-        if closed and (model.name not in best or score > best[model.name][0]):
+        if _member(model) and (model.name not in best or score > best[model.name][0]):
             best[model.name] = (score, candidate, model)
     if len(best) < 2:
         return []
@@ -164,6 +163,11 @@ def _blends(plan: Plan, tried: list[_Tried], judge: _Judge) -> list[_Tried]:
         )
         for share in BLEND_WEIGHTS
     ]
+
+
+def _member(model: RecModel) -> bool:
+    """Whether ``model`` can be a blend's member (fitted in closed form: ALS, EASE)."""
+    return not model.trainable and model.name in MEMBERS
 
 
 #: A tried candidate: (signed validation figure, its plan, the model, its result, epochs).
@@ -206,10 +210,7 @@ def _discounts(plan: Plan, tried: list[_Tried], judge: _Judge, train: Interactio
     log-popularity."""
     if not plan.blend:
         return []
-    closed = [
-        entry for entry in tried
-        if isinstance(entry[2], Blend) or (not entry[2].trainable and entry[2].name in MEMBERS)
-    ]  # fmt: skip
+    closed = [entry for entry in tried if isinstance(entry[2], Blend) or _member(entry[2])]
     if not closed:
         return []
     _, base, model, _, _ = max(closed, key=lambda e: e[0])
