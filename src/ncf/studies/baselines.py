@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from ncf.data.interactions import Interactions
 from ncf.evaluation.protocols import evaluate_full
 from ncf.evaluation.validators import SampledValidator
 from ncf.exceptions import ConfigError, DataError, NotFittedError
+from ncf.models.als import ALS as ALSModel
 from ncf.models.ease import EASE as EASEModel
 
 logger = logging.getLogger("ncf.studies.baselines")
@@ -62,7 +64,9 @@ FULL_METRICS = ("recall", "precision", "hr", "ndcg", "map")
 
 
 class ALS:
-    """Implicit-feedback ALS (Hu, Koren and Volinsky 2008) from the ``implicit`` library.
+    """Implicit-feedback ALS (Hu, Koren and Volinsky 2008) as a baseline: the product's
+    closed-form model (:class:`ncf.models.ALS`, ``implicit``'s solver) behind the baselines'
+    interface (``fit``, ``score_all``, ``__call__`` on numpy arrays), on its own thread count.
 
     Parameters
     ----------
@@ -72,7 +76,7 @@ class ALS:
     seed : int
         Seeds the factors' initialisation.
     threads : int
-        Threads of ``implicit`` (0: all cores).
+        Threads of ``implicit`` (0: all cores); the result does not depend on them.
     """
 
     def __init__(
@@ -101,28 +105,15 @@ class ALS:
 
     def fit(self, train: Interactions) -> ALS:
         """Fit on the interactions (binary: repeated pairs count once)."""
-        try:  # threadpoolctl comes with implicit
-            from implicit.cpu.als import AlternatingLeastSquares
-            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-        except ImportError:
-            raise ConfigError(
-                "the ALS baseline needs the implicit library: pip install 'ncf[bench]'"
-            ) from None
-        csr = sp.csr_matrix(train.csr, dtype=np.float32)
-        csr.data[:] = 1.0
-        # implicit runs its own threads and asks for a single-threaded BLAS under them
-        with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=self.seed,
-                num_threads=self.threads,
-            )
-            model.fit(csr, show_progress=False)
-        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        model = ALSModel(train.n_users, train.n_items, **self.params(), seed=self.seed)
+        previous = torch.get_num_threads()  # the model's solver runs on torch's thread count
+        torch.set_num_threads(self.threads if self.threads > 0 else os.cpu_count() or 1)
+        try:
+            model.fit_data(train)
+        finally:
+            torch.set_num_threads(previous)
+        self.user_factors_ = model.user_embedding.weight.detach().numpy()  # (n_users, f)
+        self.item_factors_ = model.item_embedding.weight.detach().numpy()  # (n_items, f)
         self.n_users, self.n_items = train.n_users, train.n_items
         return self
 
