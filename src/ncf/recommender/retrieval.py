@@ -470,8 +470,10 @@ class ANNIndex:
         return self.index
 
     @classmethod
-    def load(cls, path: Path, breadth: int) -> ANNIndex:
-        return cls(_faiss().read_index(str(path)), breadth)
+    def load(cls, path: Path, breadth: int, widening: float = 1.0) -> ANNIndex:
+        """The index saved at ``path``, searched at ``breadth`` and widened by filters as
+        the constructor's ``widening`` says."""
+        return cls(_faiss().read_index(str(path)), breadth, widening)
 
     def nbytes(self) -> int:  # pragma: no cover
         """About the memory the index holds."""
@@ -582,7 +584,7 @@ class IVFIndex(ANNIndex):
         return self.index
 
     @classmethod
-    def load(cls, path: Path, breadth: int) -> IVFIndex:
+    def load(cls, path: Path, breadth: int, widening: float = 1.0) -> IVFIndex:
         faiss = _faiss()
         index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
         lists = faiss.downcast_InvertedLists(index.invlists)
@@ -590,7 +592,7 @@ class IVFIndex(ANNIndex):
             # faiss's mapped lists start threads to read ahead the lists of each search:
             # measured 0.80 ms a query against 0.26 ms without (the pages are in memory)
             lists.prefetch_nthread = 0
-        return cls(index, breadth)
+        return cls(index, breadth, widening)
 
     def nbytes(self) -> int:
         n, d = self.index.ntotal, self.index.d
@@ -903,9 +905,7 @@ def _read(where: Path, kind: str, checksum: str) -> tuple[ANNIndex, dict[str, An
     if settings_changed or info.get("recall_target") != RECALL_TARGET or not calibrated:
         return None
     try:
-        index = cls.load(where / cls.file, int(info["breadth"]))
-        index.widening = float(info["widening"])
-        return index, info
+        return cls.load(where / cls.file, int(info["breadth"]), float(info["widening"])), info
     except (OSError, RuntimeError) as exc:
         logger.warning("unreadable index in %s (%s): rebuilding it", where, exc)
         return None
