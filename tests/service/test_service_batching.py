@@ -65,10 +65,10 @@ def test_filtered_requests_batch_by_filter(
 
     monkeypatch.setattr(scoring, "recommend", counting)
     items = state.item_ids
-    evens = scoring.item_filter(state, None, items[::2], None, ("query",))
-    no_first = scoring.item_filter(state, items[:5], None, None, ("query",))
-    asks = [(u, evens, "evens") for u in (3, 4, 7, 999)]
-    asks += [(u, no_first, "no_first") for u in (3, 8)] + [(9, None, None)]
+    evens, evens_key = scoring.item_filter(state, None, items[::2], None, ("query",))
+    no_first, no_first_key = scoring.item_filter(state, items[:5], None, None, ("query",))
+    asks = [(u, evens, evens_key) for u in (3, 4, 7, 999)]
+    asks += [(u, no_first, no_first_key) for u in (3, 8)] + [(9, None, None)]
 
     async def many() -> list[dict[str, object]]:
         batcher = Batcher(max_batch=64)
@@ -89,3 +89,19 @@ def test_filtered_requests_batch_by_filter(
             assert set(got) <= set(items[::2])
         if allowed is no_first:
             assert not set(got) & set(items[:5])
+
+
+def test_a_filter_has_one_key_however_it_is_written(model_dirs: dict[str, Path]) -> None:
+    """The batcher's and the mask cache's key names the filter by item index: unknown
+    exclusions (ignored) and a long list (not cached) do not change it."""
+    state = load_state(model_dirs["neumf"])
+    items = list(state.item_ids)
+    mask, key = scoring.item_filter(state, items[:3], None, None, ("query",))
+    again, same = scoring.item_filter(state, [*items[:3], "no such item"], None, None, ("query",))
+    assert same == key and again is mask  # the cached mask
+    assert scoring.item_filter(state, items[:4], None, None, ("query",)).key != key
+    assert scoring.item_filter(state, None, None, None, ("query",)) == (None, None)
+    many = items[: scoring.FILTER_CACHE_IDS + 1]
+    long_mask, long_key = scoring.item_filter(state, None, many, None, ("query",))
+    assert long_mask is not None and long_mask.sum() == len(many)
+    assert scoring.item_filter(state, None, many, None, ("query",)).key == long_key

@@ -342,8 +342,7 @@ def _routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
                 else scoring.parse_ids(candidates, state, "item", ("query", "candidates"))
             )
             pairs = _where_pairs(where or [])
-            allowed = scoring.item_filter(state, excluded, cands, pairs, ("query",))
-            key = (tuple(excluded), None if cands is None else tuple(cands), tuple(pairs))
+            allowed, key = scoring.item_filter(state, excluded, cands, pairs, ("query",))
         answer = await batcher.recommend(state, user, k, exclude_seen, allowed, key)
         metrics.fallbacks.inc(answer["fallback"])
         return FastJSON({"model_id": state.model_id, **answer})
@@ -455,7 +454,7 @@ def _body_filter(state: Any, body: s.RecommendationsRequest | s.FoldInRequest) -
         else scoring.parse_ids(body.candidates, state, "item", ("body", "candidates"))
     )
     where = list((body.where or {}).items())
-    return scoring.item_filter(state, exclude, candidates, where, ("body",))
+    return scoring.item_filter(state, exclude, candidates, where, ("body",)).mask
 
 
 def _admin_routes(app: FastAPI, holder: ModelHolder, token: str) -> None:

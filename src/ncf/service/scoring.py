@@ -12,7 +12,7 @@ the popularity fallback, flagged. Similar items, pair scores and fold-in call th
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -114,14 +114,24 @@ class _Block:
 FILTER_CACHE_IDS = 256
 
 
+class Allowed(NamedTuple):
+    """What :func:`item_filter` returns: the allowed items' mask (None: every item) and a
+    hashable key naming the filter by item index (None: no filter)."""
+
+    mask: np.ndarray | None
+    key: Any
+
+
 def item_filter(
     state: ModelState,
     exclude: Sequence[Any] | None,
     candidates: Sequence[Any] | None,
     where: Sequence[tuple[str, str]] | None,
     loc: Sequence[str],
-) -> np.ndarray | None:
-    """The items a request's filters allow, as a boolean mask (None: every item).
+) -> Allowed:
+    """The items a request's filters allow, as a boolean mask (None: every item), with the
+    filter's key: equal filters, by item index, have equal keys (the mask cache's and the
+    batcher's, whose requests of one filter share a pass).
 
     ``exclude`` ids unknown to the model are ignored; an unknown ``candidates`` id is a
     :class:`NotFound`; an unknown metadata column in ``where`` a :class:`FieldError` naming
@@ -129,7 +139,7 @@ def item_filter(
     """
     conditions = list(where or ())
     if not exclude and candidates is None and not conditions:
-        return None
+        return Allowed(None, None)
     meta = state.rec.item_metadata_
     try:
         pairs = [p for c, v in conditions for p in retrieval.check_where(meta, {c: v})]
@@ -145,8 +155,10 @@ def item_filter(
         if missing:
             raise _unknown(missing, "item")
         cand = np.asarray([state.item_index[v] for v in candidates], dtype=np.int64)
+    key = ("filter", tuple(ex.tolist()) if ex is not None else None,
+           tuple(cand.tolist()) if cand is not None else None, tuple(pairs))  # fmt: skip
     if ex is None and cand is None and len(pairs) == 1:
-        return state.metadata_mask(*pairs[0])  # the cached mask itself (read-only)
+        return Allowed(state.metadata_mask(*pairs[0]), key)  # the cached mask (read-only)
 
     def build() -> np.ndarray:
         mask = retrieval.ItemFilter(exclude=ex, candidates=cand).allowed(state.n_items, None)
@@ -158,10 +170,8 @@ def item_filter(
 
     size = (0 if ex is None else len(ex)) + (0 if cand is None else len(cand))
     if size > FILTER_CACHE_IDS:  # a long list: not worth a cache entry
-        return build()
-    key = ("filter", tuple(ex.tolist()) if ex is not None else None,
-           tuple(cand.tolist()) if cand is not None else None, tuple(pairs))  # fmt: skip
-    return state.cached_mask(key, build)
+        return Allowed(build(), key)
+    return Allowed(state.cached_mask(key, build), key)
 
 
 def pairs_to_score(state: ModelState, n_users: int, allowed: np.ndarray | None = None) -> int:
@@ -335,6 +345,7 @@ def fold_in(
 
 __all__ = [
     "USER_BLOCK",
+    "Allowed",
     "FieldError",
     "NotFound",
     "Unsupported",
