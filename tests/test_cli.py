@@ -17,7 +17,7 @@ import pytest
 from ncf.cli import main
 from ncf.cli.options import OPTIONS, given_options, train_request
 from ncf.cli.parser import build_parser
-from ncf.cli.train import recommender
+from ncf.cli.train import default_out, recommender
 from ncf.models import MODELS
 from ncf.training import PretrainConfig, TrainConfig
 
@@ -248,6 +248,19 @@ def test_default_out_dir(csv_file: Path, tmp_path: Path, monkeypatch) -> None:
     assert main(["train", "--dataset", str(csv_file), *TINY, "--model", "pop"]) == 0
     assert (tmp_path / "models" / "itempop-ratings" / "config.json").is_file()
     assert os.getcwd() == str(tmp_path)
+
+
+def test_default_out_dir_when_the_preset_chooses(
+    csv_file: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A model chosen among the preset's candidates is saved under the data's name alone (the
+    folder cannot know the winner); a named model or another preset names it."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", str(csv_file), "--epochs", "2", "--no-progress"]) == 0
+    assert (tmp_path / "models" / "ratings" / "config.json").is_file()
+    run = {"task": "implicit", "preset": "default", "dataset": str(csv_file), "train": None}
+    assert default_out(run, "neumf") == Path("models") / "neumf-ratings"
+    assert default_out({**run, "preset": "fast"}, "mf") == Path("models") / "mf-ratings-fast"
 
 
 def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:

@@ -121,14 +121,16 @@ def train(args: argparse.Namespace) -> Lines:
 WIDTH = 120
 
 
-def default_out(run: dict[str, Any], model: str) -> Path:
-    """``--out``'s default: ``models/<model>-<data>``, then ``-rating`` for the rating task and
-    ``-<preset>`` for a preset other than ``default``, so that no preset's run replaces
-    another's model."""
+def default_out(run: dict[str, Any], model: str | None) -> Path:
+    """``--out``'s default: ``models/<model>-<data>`` (``models/<data>`` when the preset
+    chooses the model among candidates, ``model`` None: the folder's name cannot know the
+    winner), then ``-rating`` for the rating task and ``-<preset>`` for a preset other than
+    ``default``, so that no preset's run replaces another's model."""
     suffix = "-rating" if run["task"] == "rating" else ""
     if run["preset"] != "default":
         suffix += f"-{run['preset']}"
-    return Path("models") / f"{model}-{Path(_source(run)).stem}{suffix}"
+    data = Path(_source(run)).stem
+    return Path("models") / (f"{model}-{data}{suffix}" if model else f"{data}{suffix}")
 
 
 def _train(req: TrainRequest, main: bool) -> Lines:
@@ -139,8 +141,9 @@ def _train(req: TrainRequest, main: bool) -> Lines:
     name = estimator.model_name
     given = run["features"] is not None
     # every setting checked here, before the data loads
-    sides = check_features(run["features"] if given else estimator.plan().features)
-    out = Path(run["out"] or default_out(run, name))
+    plan = estimator.plan()
+    sides = check_features(run["features"] if given else plan.features)
+    out = Path(run["out"] or default_out(run, None if plan.candidates else name))
     _check_out(out, run)
     checkpoints = out.parent / f".{out.name}.checkpoints"
     if checkpoints.exists() and not run["resume"] and main:
