@@ -79,7 +79,8 @@ def test_both_routes_agree_on_the_same_data() -> None:
     model = build_model("ease", 30, 80, l2=10.0)
     assert isinstance(model, EASE)
     primal = model._primal(csr, 10.0, torch.device("cpu"))
-    dual = ease_module._dual(csr, 10.0, torch.device("cpu"))
+    factor, scale = ease_module._dual_factors(csr, 10.0, torch.device("cpu"))
+    dual = ease_module._dual_weights(csr, factor, scale)
     np.testing.assert_allclose(primal.numpy(), dual.numpy(), atol=2e-6)
     np.testing.assert_allclose(dual.numpy(), by_hand(x, 10.0), atol=1e-6)
 
@@ -189,6 +190,37 @@ def test_save_and_load_give_the_same_recommendations(
     wrong = model_from_spec({**fitted.model_.to_spec(), "n_items": 31})
     with pytest.raises(RuntimeError, match="weights: shape"):
         wrong.load_state_dict(fitted.model_.state_dict())
+
+
+def test_a_dual_fit_saves_its_factors_and_loads_bit_for_bit() -> None:
+    """Fewer users than items: the state holds the dual's ``K⁻¹X`` and scale instead of
+    ``B``, and loading rebuilds ``B`` exactly, also after a fold-in (the fitted users first);
+    factors that do not fit the history are refused, and an older save with ``B`` loads."""
+    x = random_binary(8, 40, seed=3)
+    assert EASE.estimated_bytes(8, 40)[0] == "dual"
+    model = build_model("ease", 8, 40, l2=5.0)
+    assert isinstance(model, EASE)
+    model.fit_data(interactions(x))
+    state = model.state_dict()
+    assert "weights" not in state and tuple(state["dual_factor"].shape) == (8, 40)
+    back = build_model("ease", 8, 40, l2=5.0)
+    back.load_state_dict(state)
+    assert torch.equal(back.weights, model.weights)
+    seen = sp.csr_matrix((np.ones(3), ([0, 0, 1], [2, 7, 30])), shape=(2, 40))
+    grown = append_users(copy.deepcopy(model), fold_in(model, seen, steps=1))
+    again = build_model("ease", 10, 40, l2=5.0)
+    again.load_state_dict(grown.state_dict())
+    users = torch.arange(10)
+    assert torch.equal(again.weights, model.weights)
+    assert torch.equal(again.score_all(users), grown.score_all(users))
+    bad = {**state, "dual_factor": state["dual_factor"][:, :39]}
+    with pytest.raises(RuntimeError, match="dual factors"):
+        build_model("ease", 8, 40, l2=5.0).load_state_dict(bad)
+    legacy_state = {k: v for k, v in state.items() if not k.startswith("dual_")}
+    legacy = build_model("ease", 8, 40, l2=5.0)
+    assert isinstance(legacy, EASE)
+    legacy.load_state_dict({**legacy_state, "weights": model.weights})
+    assert torch.equal(legacy.weights, model.weights) and "weights" in legacy.state_dict()
 
 
 def test_fold_in_is_exact(shape: Planted, fitted: Recommender) -> None:

@@ -21,7 +21,11 @@ have. The model keeps ``B`` and the users' training history (CSR, as buffers), s
   Woodbury identity ``P = (I - Xᵀ(XXᵀ + λI)⁻¹X) / λ``: the user-user system in float64, then
   ``B_ij = M_ij / (1 - M_jj)`` with ``M = Xᵀ(XXᵀ + λI)⁻¹X``, built a block of rows at a time;
   ``O(n_users³ + nnz(X) (n_users + n_items))`` time and about ``4 n_items² + 24 n_users² +
-  8 n_users n_items`` bytes, less than the primal's below that ratio.
+  8 n_users n_items`` bytes, less than the primal's below that ratio. The model keeps the
+  dual's factors ``K⁻¹X`` and ``1 / (1 - M_jj)`` beside ``B`` and saves them instead of it
+  (``8 n_users n_items`` bytes instead of ``4 n_items²``: 47 MB instead of 378 MB on
+  ml-latest-small); loading rebuilds ``B`` from them and the history's first users with the
+  fit's own operations, so the loaded model scores bit for bit as the saved one.
 
 The fit checks its route's estimate against ``memory_limit_gb`` before allocating anything.
 """
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
 #: factor, the inverse, with room for the solver's workspace).
 PEAK_COPIES = 3
 #: The largest catalogue on which a preset tries EASE as a candidate (its n_items² weights
-#: are saved with the model: 1.6 GB at this size).
+#: take 1.6 GB of memory at this size, and as much on disk where the primal route fits).
 CANDIDATE_MAX_ITEMS = 20_000
 #: Scores (floats) computed at once by ``forward`` and per block of the Gram matrix.
 BLOCK_FLOATS = 2**24
@@ -114,6 +118,9 @@ class EASE(RecModel):
         ``B``, zero diagonal (a buffer: saved with the ``state_dict``).
     history_indptr, history_indices : torch.Tensor of int64
         Each user's training items as CSR (``history_indices[indptr[u]:indptr[u + 1]]``).
+    dual_factor, dual_scale : torch.Tensor of float64
+        The dual route's ``K⁻¹X`` (fitted users, n_items) and ``1 / (1 - M_jj)`` (n_items,),
+        saved instead of ``B`` (empty after a primal fit, which saves ``B``).
     """
 
     name: ClassVar[str] = "ease"
@@ -123,6 +130,8 @@ class EASE(RecModel):
     weights: torch.Tensor
     history_indptr: torch.Tensor
     history_indices: torch.Tensor
+    dual_factor: torch.Tensor
+    dual_scale: torch.Tensor
     fitted: torch.Tensor
 
     def __init__(
@@ -134,6 +143,8 @@ class EASE(RecModel):
         self.register_buffer("weights", torch.zeros(0, 0))
         self.register_buffer("history_indptr", torch.zeros(n_users + 1, dtype=torch.int64))
         self.register_buffer("history_indices", torch.zeros(0, dtype=torch.int64))
+        self.register_buffer("dual_factor", torch.zeros(0, 0, dtype=torch.float64))
+        self.register_buffer("dual_scale", torch.zeros(0, dtype=torch.float64))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     @property
@@ -180,10 +191,18 @@ class EASE(RecModel):
         x.sort_indices()
         device = self.fitted.device
         lam = float(self.config.l2)
-        weights = _dual(x, lam, device) if route == "dual" else self._primal(x, lam, device)
+        factor = scale = None
+        if route == "dual":
+            factor, scale = _dual_factors(x, lam, device)
+            weights = _dual_weights(x, factor, scale)
+        else:
+            weights = self._primal(x, lam, device)
         if not bool(torch.isfinite(weights).all()):
             raise TrainingError(f"EASE produced non-finite weights; raise l2 (now {lam:g})")
         self.weights = weights
+        empty = torch.zeros(0, dtype=torch.float64, device=device)
+        self.dual_factor = empty.reshape(0, 0) if factor is None else factor
+        self.dual_scale = empty if scale is None else scale
         self.history_indptr = torch.from_numpy(x.indptr.astype(np.int64)).to(device)
         self.history_indices = torch.from_numpy(x.indices.astype(np.int64)).to(device)
         self.fitted.fill_(True)
@@ -318,13 +337,22 @@ class EASE(RecModel):
     ) -> None:
         # The buffers' shapes are the fitted data's (B's side, the history's length): take
         # the saved ones, then let torch copy and check the rest.
+        state = dict(state_dict)
+        for name, empty in (("dual_factor", (0, 0)), ("dual_scale", (0,))):  # older saves
+            state.setdefault(prefix + name, torch.zeros(empty, dtype=torch.float64))
+        if prefix + "weights" not in state:  # a dual fit's save: B rebuilt from its factors
+            weights = self._rebuild(state, prefix, error_msgs)
+            if weights is not None:
+                state[prefix + "weights"] = weights
         shapes = {
             "weights": (self.n_items, self.n_items),
             "history_indptr": (self.n_users + 1,),
             "history_indices": None,
+            "dual_factor": None,
+            "dual_scale": None,
         }
         for name, expected in shapes.items():
-            saved = state_dict.get(prefix + name)
+            saved = state.get(prefix + name)
             if not isinstance(saved, torch.Tensor):
                 continue
             if expected is not None and saved.numel() and tuple(saved.shape) != expected:
@@ -336,9 +364,61 @@ class EASE(RecModel):
             current = getattr(self, name)
             setattr(self, name, torch.empty_like(saved, device=current.device))
         super()._load_from_state_dict(
-            dict(state_dict), prefix, local_metadata, strict, missing_keys, unexpected_keys,
-            error_msgs,
-        )  # fmt: skip
+            state, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.dual_factor.numel():  # B is rebuilt from the dual's factors at load
+            del destination[prefix + "weights"]
+
+    def _rebuild(
+        self, state: Mapping[str, Any], prefix: str, error_msgs: list[str]
+    ) -> torch.Tensor | None:
+        """``B`` from a saved dual fit's factors and the saved history's first users (the
+        fitted ones), as :meth:`fit_data` built it; None (an error message kept) when the
+        saved tensors do not fit together, or when there are no factors to rebuild from."""
+        factor, scale = state[prefix + "dual_factor"], state[prefix + "dual_scale"]
+        indptr = state.get(prefix + "history_indptr")
+        indices = state.get(prefix + "history_indices")
+        if not (
+            isinstance(factor, torch.Tensor)
+            and isinstance(scale, torch.Tensor)
+            and isinstance(indptr, torch.Tensor)
+            and isinstance(indices, torch.Tensor)
+            and factor.numel()
+        ):
+            return None  # torch reports the missing weights
+        n_fit = factor.shape[0] if factor.dim() == 2 else -1
+        ok = (
+            factor.dtype == scale.dtype == torch.float64
+            and factor.dim() == 2
+            and tuple(factor.shape[1:]) == (self.n_items,)
+            and tuple(scale.shape) == (self.n_items,)
+            and 0 < n_fit <= self.n_users
+            and indptr.dim() == indices.dim() == 1
+            and len(indptr) == self.n_users + 1
+        )
+        if ok:
+            ptr = indptr[: n_fit + 1].cpu().numpy()
+            cols = indices.cpu().numpy()
+            ok = bool(
+                ptr[0] == 0
+                and (np.diff(ptr) >= 0).all()
+                and ptr[-1] <= len(cols)
+                and (len(cols) == 0 or (cols.min() >= 0 and cols.max() < self.n_items))
+            )
+        if not ok:
+            error_msgs.append(
+                f"{prefix}dual_factor: the saved dual factors {tuple(factor.shape)} and history "
+                f"do not fit together for {self.n_users} users and {self.n_items} items"
+            )
+            return None
+        x = sp.csr_matrix(
+            (np.ones(ptr[-1], dtype=np.float32), cols[: ptr[-1]], ptr),
+            shape=(n_fit, self.n_items),
+        )
+        return _dual_weights(x, factor.cpu(), scale.cpu())
 
 
 def _sparse(m: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -353,9 +433,13 @@ def _sparse(m: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> torch
     ).to(device)
 
 
-def _dual(x: sp.csr_matrix, lam: float, device: torch.device) -> torch.Tensor:
-    """``B`` by the Woodbury identity (fewer users than items): with ``K = XXᵀ + λI`` and
-    ``M = XᵀK⁻¹X``, ``P = (I - M) / λ``, so ``B_ij = M_ij / (1 - M_jj)`` off the diagonal."""
+def _dual_factors(
+    x: sp.csr_matrix, lam: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Woodbury identity's factors (fewer users than items): with ``K = XXᵀ + λI`` and
+    ``M = XᵀK⁻¹X``, ``P = (I - M) / λ``, so ``B_ij = M_ij / (1 - M_jj)`` off the diagonal.
+    Returns ``K⁻¹X`` (n_users, n_items) and ``1 / (1 - M_jj)`` (n_items,), float64, from
+    which :func:`_dual_weights` builds ``B``."""
     n_items = x.shape[1]
     x64 = sp.csr_matrix(x, dtype=np.float64)
     inner = torch.from_numpy((x64 @ x64.T).toarray()).to(device)  # (n_users, n_users)
@@ -373,13 +457,21 @@ def _dual(x: sp.csr_matrix, lam: float, device: torch.device) -> torch.Tensor:
     item, user = (torch.from_numpy(a.astype(np.int64)).to(device) for a in (coo.row, coo.col))
     diag = torch.zeros(n_items, dtype=torch.float64, device=device)
     diag.index_add_(0, item, w_t[user, item])
-    scale = (1.0 - diag).reciprocal_().unsqueeze(0)  # (1, n_items): 1 / (lam P_jj)
+    return w_t, (1.0 - diag).reciprocal_()  # 1 / (1 - M_jj) = 1 / (lam P_jj)
+
+
+def _dual_weights(x: sp.csr_matrix, w_t: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``B`` from the dual's factors (:func:`_dual_factors`) and the fitted users' binary
+    rows ``x``, a block of ``B``'s rows at a time, on the factors' device."""
+    n_items = x.shape[1]
+    device = w_t.device
+    xt = sp.csr_matrix(x.T, dtype=np.float64)  # (n_items, n_users)
     out = torch.empty(n_items, n_items, dtype=torch.float32, device=device)
     block = max(1, BLOCK_FLOATS // n_items)
     for start in range(0, n_items, block):
         stop = min(start + block, n_items)
         rows = torch.sparse.mm(_sparse(xt[start:stop], device, torch.float64), w_t)  # M rows
-        out[start:stop] = rows.mul_(scale)
+        out[start:stop] = rows.mul_(scale.unsqueeze(0))
     out.diagonal().zero_()
     return out
 
