@@ -154,8 +154,8 @@ class EASE(RecModel):
     @classmethod
     def fits(cls, n_items: int, **params: Any) -> bool:
         """Whether a candidate EASE is worth trying on ``n_items`` items: its item-item
-        matrix (saved with the model) within :data:`CANDIDATE_MAX_ITEMS` and its primal fit
-        within ``memory_limit_gb``."""
+        matrix (in memory, and on disk where the primal route fits) within
+        :data:`CANDIDATE_MAX_ITEMS` and its primal fit within ``memory_limit_gb``."""
         limit = float(params.get("memory_limit_gb", EASEConfig.memory_limit_gb)) * 1e9
         return n_items <= CANDIDATE_MAX_ITEMS and PEAK_COPIES * 4 * n_items**2 <= limit
 
