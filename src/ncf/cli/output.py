@@ -53,6 +53,7 @@ class StageLines(Callback):
     STAGES: ClassVar[dict[str, str]] = {
         "gmf": "pre-training the GMF branch",
         "mlp": "pre-training the MLP branch",
+        "embeddings": "pre-training the MLP's embeddings",
         "final": "fine-tuning the fused NeuMF",
         "refit": "refit on all training data",
     }

@@ -490,6 +490,10 @@ def _epochs(rec: Recommender) -> str:
     members = [rec.metrics_[f"member{k}_epoch"] for k in range(1, len(rec.metrics_) + 1)
                if f"member{k}_epoch" in rec.metrics_]  # fmt: skip
     text = f"best epoch {rec.best_epoch_}"
+    if branches and rec.model_name == "mlp":  # its embeddings from a dot product's
+        dot, at = rec.plan_.branches["gmf"].model.upper(), int(rec.metrics_["pretrain_gmf_epoch"])
+        text = f"best epoch {rec.best_epoch_}; embeddings from the {dot} of epoch {at}"
+        return text + (", then refit on all training data" if rec.refit_ else "")
     if branches and not rec.best_epoch_:
         text = "no fine-tuning epoch beat the fused branches on validation: fused start kept"
     elif branches:

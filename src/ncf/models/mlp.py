@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ncf.exceptions import ConfigError
 from ncf.models.base import ModelConfig, RecModel
 from ncf.models.layers import embedding, linear
 from ncf.models.side_features import FeatureModelMixin, SideFeatures, add_side_terms
@@ -103,6 +104,34 @@ class MLP(FeatureModelMixin, RecModel):
             else None
         )
         self._init_weights()
+
+    @torch.no_grad()
+    def embeddings_from(self, model: RecModel) -> MLP:
+        """Copy a trained dot-product model's user and item embeddings (an MF's or a GMF's,
+        without MF's biases) into this MLP's tables, as a start for its training; returns
+        ``self``. The sizes must match (an MF of ``factors`` = each embedding's width).
+
+        Pre-training of the embeddings (issue 28): the tower learns on rows that already place
+        similar users and items together, where from random rows it needs many more epochs
+        (ml-1m-ncf, MLP 256-64-32-16 from an MF-128's rows: validation HR@10 0.69 after one
+        epoch against 0.57; docs/benchmarks.md)."""
+        pairs = (
+            (self.user_embedding, getattr(model, "user_embedding", None), "user"),
+            (self.item_embedding, getattr(model, "item_embedding", None), "item"),
+        )
+        for mine, theirs, side in pairs:
+            if not isinstance(theirs, nn.Embedding):
+                raise ConfigError(
+                    f"{type(model).__name__} has no {side} embedding table to start an MLP from"
+                )
+            if theirs.weight.shape != mine.weight.shape:
+                raise ConfigError(
+                    f"the {side} embeddings are {tuple(theirs.weight.shape)} but the MLP's are "
+                    f"{tuple(mine.weight.shape)}: give the dot-product model as many factors as "
+                    "each MLP embedding has dimensions"
+                )
+            mine.weight.copy_(theirs.weight)
+        return self
 
     def embeddings(self) -> list[tuple[nn.Embedding, str]]:
         return [(self.user_embedding, "user"), (self.item_embedding, "item")]

@@ -382,6 +382,13 @@ def _fit_once(
         stages[label] = Trainer(stage.config, callbacks).fit(
             branches[label], train, validate=validate
         )
+    if final.model == "mlp":  # an MLP whose embeddings start from the dot product's
+        start_from = build_stage(final, n_users, n_items, features)
+        assert isinstance(start_from, MLP)
+        model = start_from.embeddings_from(branches["gmf"])
+        result = trainer.fit(model, train, validate=validate)
+        result.add_stages(stages)
+        return model, result, {"gmf": stages["gmf"].selected_epoch, "final": result.selected_epoch}
     dot, mlp = branches["gmf"], branches["mlp"]
     assert isinstance(dot, GMF | MF) and isinstance(mlp, MLP)
 

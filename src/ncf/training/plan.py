@@ -14,7 +14,7 @@ the user's settings, then the per-branch or fine-tuning settings of :class:`Pret
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -316,7 +316,7 @@ def resolve(
         name,
         model_params=params,
         train=train,
-        pretrain=_pretraining(given, found["pretrain"]),
+        pretrain=_pretraining(given, found["pretrain"], name),
         rating_scale=rating_scale or given.rating_scale,
     )
     refit = bool(found["refit"] if given.refit is None else given.refit)
@@ -347,17 +347,18 @@ def applies_to(model: str, params: Mapping[str, Any], shape: tuple[int, int] | N
     return True if fits is None else bool(fits(shape[1], **dict(params)))
 
 
-def _pretraining(given: Given, theirs: Any) -> PretrainConfig | None:
+def _pretraining(given: Given, theirs: Any, model: str = "neumf") -> PretrainConfig | None:
     """The pre-training: the preset's with what the user gave laid over it (a dict is merged
-    into the preset's, branch by branch; the user's general training settings also replace
-    the preset's per-stage ones), or exactly what the user gave."""
+    into the preset's, branch by branch; for NeuMF the user's general training settings also
+    replace the preset's per-stage ones, while an MLP's embedding pre-training keeps its own:
+    ``--lr`` is the MLP's), or exactly what the user gave."""
     mine = given.pretrain
     if not isinstance(theirs, dict) or not (mine is None or isinstance(mine, dict)):
         return PretrainConfig.coerce(theirs if mine is None else mine)
     mine = dict(mine or {})
 
     def kept(opts: Any) -> dict[str, Any]:  # the preset's, less what the user gave
-        return {k: v for k, v in dict(opts or {}).items() if k not in given.train}
+        return {k: v for k, v in dict(opts or {}).items() if model == "mlp" or k not in given.train}
 
     branches = {b: kept(opts) for b, opts in dict(theirs.get("branches") or {}).items()}
     for name, opts in dict(mine.get("branches") or {}).items():
@@ -388,7 +389,7 @@ def make_plan(
     train : dict
         The :class:`~ncf.training.TrainConfig` fields the user gave (``seed`` included).
     pretrain : PretrainConfig, optional
-        NeuMF only.
+        NeuMF's branches; on implicit feedback also an MLP's embeddings from a dot product.
     rating_scale : (low, high), optional
         The rating task's scale: models get ``y_range`` from it unless given.
     """
@@ -418,6 +419,8 @@ def make_plan(
     if pretrain is None:
         params = {**recipe(task, model)["model"], **given_params}
         return _checked(Plan(Stage(model, params, config(model))))
+    if model == "mlp" and task == "implicit":  # its embeddings from a dot product's
+        return _checked(_pretrained_mlp(task, given_params, given_train, pretrain, config))
     if model != "neumf":
         raise ConfigError(f"pre-training builds a NeuMF from its branches, not {model!r}")
     branches: dict[str, Stage] = {}
@@ -439,6 +442,58 @@ def make_plan(
     final = Stage("neumf", finetune, config("finetune", pretrain.finetune, "final"))
     alpha = None if pretrain.alpha == "auto" else float(pretrain.alpha)
     return _checked(Plan(final, branches, alpha))
+
+
+#: The training settings of a run (not of a recipe) that an MLP's embedding pre-training
+#: takes from what the user gave.
+_RUN_FIELDS = ("seed", "threads", "checkpoint_dir", "resume", "progress", "device", "monitor")
+
+
+def _pretrained_mlp(
+    task: str,
+    given_params: Mapping[str, Any],
+    given_train: Mapping[str, Any],
+    pretrain: PretrainConfig,
+    config: Callable[..., TrainConfig],
+) -> Plan:
+    """An MLP whose embedding tables start from a dot-product model's (the branch ``"gmf"``,
+    ``pretrain.dot_model``): that model trained first by its branch settings alone (the
+    user's general settings are the MLP's; only the run's, as the seed, reach it), with as
+    many factors as each MLP embedding has dimensions (:meth:`ncf.models.MLP.embeddings_from`)."""
+    params = {**recipe(task, "mlp")["model"], **given_params}
+    mlp = MODELS["mlp"].config_class.from_dict(dict(params))
+    dims = getattr(mlp, "embedding_dims", None)
+    layers = tuple(getattr(mlp, "layers", ()))
+    if dims is None:
+        factors = layers[0] // 2
+    elif isinstance(dims, tuple) and dims[0] == dims[1]:
+        factors = dims[0]
+    else:
+        raise ConfigError(
+            f"an MLP's embeddings pre-trained by a dot product need equal sizes, got "
+            f"embedding_dims={dims!r}"
+        )
+    extra = sorted(set(pretrain.branches) - {"gmf"})
+    if extra:
+        raise ConfigError(f"an MLP pre-trains from the dot-product branch 'gmf' only, not {extra}")
+    name = pretrain.branch_model("gmf", task)
+    known = set(MODELS[name].config_class.field_names())
+    overrides = dict(pretrain.branches.get("gmf", {}))
+    dot_params = {
+        **recipe(task, name)["model"],
+        **{k: v for k, v in overrides.items() if k in known},
+        "factors": factors,
+        "seed": given_params.get("seed", 0),
+    }
+    values = {
+        **recipe(task, name)["train"],
+        **{k: v for k, v in given_train.items() if k in _RUN_FIELDS},
+        **{k: v for k, v in overrides.items() if k in _TRAIN_FIELDS},
+    }
+    if values.get("checkpoint_dir"):  # each stage resumes from its own
+        values["checkpoint_dir"] = str(Path(values["checkpoint_dir"]) / "embeddings")
+    branches = {"gmf": Stage(name, dot_params, TrainConfig.from_dict(values))}
+    return Plan(Stage("mlp", params, config("mlp")), branches)
 
 
 def _checked(plan: Plan) -> Plan:

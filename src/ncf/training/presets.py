@@ -172,14 +172,22 @@ _MLP_TRAIN: dict[str, Any] = {"optimizer": "adam", "lr": 0.005, "batch_size": 16
                               "negatives": 8, "epochs": 12, "patience": 2}  # fmt: skip
 #: Alone, with 16 negatives in bf16 autocast (the same loss, 1.68x on a CPU with bf16
 #: instructions), dropout 0.1 in the tower (the fused path's cheap masks,
-#: ``ncf.models.dropout``), Adam 0.0075, up to 11 epochs: chosen on validation among the
-#: recipes that fit 5 minutes (ml-1m-ncf validation HR@10 0.7076 against 0.7002 without
-#: dropout at Adam 0.005, 0.7035 with dropout at 0.005; docs/benchmarks.md).
+#: ``ncf.models.dropout``), and its embedding tables pre-trained: they start from the rows of
+#: an MF-128 trained first by the SGD recipe (the decaying rate, epochs by validation), then
+#: Adam 0.003 trains the whole MLP. From random rows (Adam 0.0075, up to 11 epochs) the best
+#: recipe that fit 5 minutes validated 0.7076 on ml-1m-ncf; from the MF's rows the MLP
+#: validates 0.704 after one epoch and 0.724 after six (docs/benchmarks.md, issue 28). The
+#: model stays an MLP: the MF only chooses where its embeddings start.
 _MLP_DEFAULT: dict[str, Any] = {
-    "summary": "MLP 256-64-32-16 with dropout 0.1 by Adam 0.0075 at batch 16,384 (16 negatives, "
-    "bf16 autocast), up to 11 epochs by validation (patience 2), refit on all training data",
+    "summary": "MLP 256-64-32-16 with dropout 0.1, its embeddings pre-trained by an MF-128 (SGD), "
+    "then Adam 0.003 at batch 16,384 (16 negatives, bf16 autocast), up to 8 epochs by "
+    "validation (patience 2), every stage refit on all training data",
     "model": {"layers": _MLP_LAYERS, "dropout": 0.1},
-    "train": {**_MLP_TRAIN, "negatives": 16, "precision": "bf16", "lr": 0.0075, "epochs": 11},
+    "train": {**_MLP_TRAIN, "negatives": 16, "precision": "bf16", "lr": 0.003, "epochs": 8},
+    "pretrain": {
+        "dot_model": "mf",
+        "branches": {"gmf": {**_SGD_MF, **_SGD_TRAIN, "epochs": 40, "patience": 3}},
+    },
     "refit": True,
 }
 #: NeuMF: pre-trained from the MF-128 SGD recipe (its biases become two GMF factors, exactly)

@@ -1,0 +1,93 @@
+"""An MLP whose embedding tables start from a trained dot-product model's (issue 28): the
+plan, the copy, and the orchestration's selection and refit of both stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+import torch
+
+from ncf import ConfigError, Interactions
+from ncf.evaluation.validators import carve_validation
+from ncf.models import MLP, build_model
+from ncf.training import PretrainConfig, TrainConfig, fit_model, make_plan
+from ncf.training.plan import Given, resolve
+
+if TYPE_CHECKING:
+    from conftest import Planted
+
+SHAPE = (994_169, 3_706)  # ml-1m-ncf's training log
+
+
+@pytest.fixture(scope="module")
+def log(make_planted: Callable[..., Planted]) -> Interactions:
+    blocks = make_planted(groups=2, users_per_group=20, block=15, per_user=8, seed=3)
+    return blocks.interactions()
+
+
+def test_embeddings_from_copies_an_mf_and_checks_sizes() -> None:
+    mf = build_model("mf", 7, 5, factors=4, init_std=0.1, seed=1)
+    mlp = build_model("mlp", 7, 5, layers=(8, 4), seed=2)
+    assert isinstance(mlp, MLP)
+    assert mlp.embeddings_from(mf) is mlp
+    assert torch.equal(mlp.user_embedding.weight, mf.user_embedding.weight)
+    assert torch.equal(mlp.item_embedding.weight, mf.item_embedding.weight)
+    wide = build_model("mlp", 7, 5, layers=(16, 4), seed=2)
+    assert isinstance(wide, MLP)
+    with pytest.raises(ConfigError, match="as many factors"):
+        wide.embeddings_from(mf)
+    with pytest.raises(ConfigError, match="no user embedding"):
+        mlp.embeddings_from(build_model("itempop", 7, 5))
+
+
+def test_plan_sizes_the_dot_branch_from_the_mlp_and_keeps_its_own_settings() -> None:
+    pre = PretrainConfig(dot_model="mf", branches={"gmf": {"optimizer": "sgd", "lr": 20.48}})
+    plan = make_plan(
+        "implicit",
+        "mlp",
+        model_params={"layers": (16, 8), "seed": 4},
+        train={"lr": 0.003, "epochs": 3, "seed": 4, "threads": 1},
+        pretrain=pre,
+    )
+    assert plan.pretrain and set(plan.branches) == {"gmf"}
+    dot = plan.branches["gmf"]
+    assert dot.model == "mf" and dot.params["factors"] == 8 and dot.params["seed"] == 4
+    # the user's general settings are the MLP's; only the run's reach the dot product
+    assert dot.config.optimizer == "sgd" and dot.config.lr == 20.48 and dot.config.seed == 4
+    assert dot.config.epochs == TrainConfig().epochs
+    assert plan.final.model == "mlp" and plan.final.config.lr == 0.003
+    with pytest.raises(ConfigError, match="equal sizes"):
+        make_plan("implicit", "mlp", model_params={"embedding_dims": (4, 6), "layers": (8,)},
+                  pretrain=pre)  # fmt: skip
+    with pytest.raises(ConfigError, match="'gmf' only"):
+        make_plan("implicit", "mlp", pretrain=PretrainConfig(branches={"mlp": {}}))
+    with pytest.raises(ConfigError, match="not 'gmf'"):
+        make_plan("implicit", "gmf", pretrain=pre)
+
+
+def test_default_mlp_recipe_pretrains_its_embeddings_by_the_sgd_mf() -> None:
+    plan = resolve(Given(model="mlp", ranking="sampled"), shape=SHAPE)
+    dot = plan.branches["gmf"]
+    assert dot.model == "mf" and dot.params["factors"] == 128 and dot.config.optimizer == "sgd"
+    given = resolve(Given(model="mlp", train={"lr": 0.002}), shape=SHAPE)
+    assert given.final.config.lr == 0.002 and given.branches["gmf"].config.optimizer == "sgd"
+    assert given.branches["gmf"].config.lr == dot.config.lr  # --lr is the MLP's
+    assert not resolve(Given(model="mlp", pretrain=False), shape=SHAPE).pretrain
+
+
+def test_fit_selects_and_refits_both_stages(log: Interactions) -> None:
+    pre = PretrainConfig(dot_model="mf", branches={"gmf": {"init_std": 0.1, "epochs": 3}})
+    plan = make_plan(
+        "implicit",
+        "mlp",
+        model_params={"layers": (8, 4), "seed": 2},
+        train={"epochs": 2, "batch_size": 64, "lr": 0.01, "seed": 1},
+        pretrain=pre,
+    )
+    train, validator = carve_validation(log, n_negatives=10, seed=0)
+    model, result = fit_model(plan, train, validator=validator, refit_on=log)
+    assert isinstance(model, MLP)
+    assert "pretrain_gmf_epoch" in result.best_metrics
+    assert set(result.refit_epochs) == {"gmf", "final"}
