@@ -162,6 +162,11 @@ def test_cli_recommend_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str
     want = rec.recommend(3, k=5, where={"genres": "Comedy"}, exclude=[1, 3])
     assert shown["item"].tolist() == want["item"].tolist() and len(want) == 5
     assert set(shown["item"]) <= comedy - {1, 3}
+    assert main(["recommend", str(model_dir), "--user", "3", "-k", "5", "--json",
+                 "--where", "genres=Comedy", "--where", "genres=Drama"]) == 0  # fmt: skip
+    shown = pd.read_json(io.StringIO(capsys.readouterr().out))
+    want = rec.recommend(3, k=5, where={"genres": ["Comedy", "Drama"]})
+    assert shown["item"].tolist() == want["item"].tolist() and len(want)
     assert main(["recommend", str(model_dir), "--user", "3", "--candidates", "7", "8"]) == 0
     assert "only 2 item(s) left for user 3" in capsys.readouterr().out
 

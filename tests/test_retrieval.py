@@ -150,6 +150,8 @@ def test_filters(
     assert meta["genres"][comedy["item"]].str.contains(r"\|").any()  # pipe lists matched
     both = rec.recommend(users, k=10, index=index, where={"genres": "Drama", "title": "Film 2"})
     assert set(both["item"]) == {2}
+    two = rec.recommend(users, k=10, index=index, where={"genres": ["Drama", "Comedy"]})
+    assert all({"Drama", "Comedy"} <= set(lists[i]) for i in two["item"]) and len(two)
     # against brute force over the allowed items
     allowed = meta["genres"].str.split("|").map(lambda g: "Comedy" in g).to_numpy()
     want = rec.recommend(users, k=10, index="exact", items=np.flatnonzero(allowed).tolist())
@@ -173,6 +175,8 @@ def test_unknown_metadata_column(mf_dir: Path, tmp_path: Path) -> None:
     rec = ncf.Recommender.load(mf_dir)
     with pytest.raises(ConfigError, match=r"unknown item metadata column 'genre'; valid: \["):
         rec.recommend(0, where={"genre": "Comedy"})
+    with pytest.raises(ConfigError, match="an empty list of values"):
+        rec.recommend(0, where={"genres": []})
     bare = ncf.Recommender.load(save_model(tmp_path / "bare", planted_mf(5, 30, 4)))
     with pytest.raises(ConfigError, match="no item metadata"):
         bare.recommend(0, where={"genres": "Comedy"})

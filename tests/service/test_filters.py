@@ -60,6 +60,15 @@ def test_post_filters(app: tuple[TestClient, str]) -> None:
     for r in results:
         assert all("Comedy" in meta[i].split("|") and i not in (1, 3) for i in _items(r))
         assert r["complete"] is True
+    both = {"users": [1, 2], "k": 4, "where": {"genres": ["Drama", "Action"]}}
+    for r in client.post("/v1/recommendations", json=both).json()["results"]:
+        assert all({"Drama", "Action"} <= set(meta[i].split("|")) for i in _items(r))
+        got = client.get(
+            f"/v1/users/{r['user']}/recommendations?k=4&where=genres=Drama&where=genres=Action"
+        ).json()
+        assert _items(got) == _items(r)  # the GET's repeated column: the same filter
+    empty = client.post("/v1/recommendations", json={"users": [1], "where": {"genres": []}})
+    assert empty.status_code == 422
     none = client.post(
         "/v1/recommendations", json={"users": [1], "where": {"title": "no such film"}}
     ).json()["results"][0]

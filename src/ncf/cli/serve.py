@@ -142,15 +142,13 @@ def filters(args: argparse.Namespace, rec: Any) -> dict[str, Any]:
         out["items"] = [rec.item_map_.parse(v) for v in args.candidates]
         rec.item_map_.to_index(out["items"])  # an unknown candidate fails here, by name
     if getattr(args, "where", None):
-        where: dict[str, str] = {}
+        where: dict[str, list[str]] = {}
         for text in args.where:
             try:
                 column, value = retrieval.parse_condition(text)
             except ConfigError as exc:
                 raise ConfigError(f"--where: {exc}") from None
-            if column in where:
-                raise ConfigError(f"--where: column {column!r} given twice; one value a column")
-            where[column] = value
+            where.setdefault(column, []).append(value)  # a column repeated: all must hold
         retrieval.check_where(rec.item_metadata_, where)
         out["where"] = where
     return out

@@ -105,10 +105,11 @@ class Inference:
             Rank only these candidates.
         exclude : sequence of raw item ids, optional
             Leave these items out (ids unknown to the model are ignored).
-        where : dict of column -> value, optional
+        where : dict of column -> value or list of values, optional
             Keep the items whose metadata column equals the value, or holds it as an element
             of a list or of a ``|``-separated text (``{"genres": "Comedy"}`` keeps
-            ``Comedy|Drama``); every condition must hold.
+            ``Comedy|Drama``); every condition must hold, each value of a list too
+            (``{"genres": ["Comedy", "Drama"]}``: both genres).
         index : {"auto", "exact", "ivf", "hnsw"}
             ``exact`` scores the whole catalogue; ``ivf`` (an inverted file) and ``hnsw`` (a
             graph) retrieve through an approximate nearest-neighbour index over the model's

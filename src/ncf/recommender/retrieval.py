@@ -217,21 +217,29 @@ class ItemFilter:
 def check_where(
     metadata: pd.DataFrame | None, where: Mapping[str, Any] | None
 ) -> tuple[tuple[str, str], ...]:
-    """``where`` as sorted (column, value) pairs, each column checked against ``metadata``.
+    """``where`` as sorted, distinct (column, value) pairs, each column checked against
+    ``metadata``; a list (or tuple) of values is one condition per value, all of which must
+    hold (``{"genres": ["Drama", "Action"]}``: items of both genres).
 
     Raises
     ------
     ConfigError
-        An unknown column (naming the valid ones), or a model without item metadata.
+        An unknown column (naming the valid ones), a model without item metadata, or an
+        empty list of values.
     """
     if not where:
         return ()
     valid = [] if metadata is None else [c for c in metadata.columns if c != "item"]
-    for column in where:
+    pairs: set[tuple[str, str]] = set()
+    for column, value in where.items():
         if column not in valid:
             known = f"valid: {valid}" if valid else "this model has no item metadata"
             raise ConfigError(f"unknown item metadata column {column!r}; {known}")
-    return tuple(sorted((str(c), str(v)) for c, v in where.items()))
+        values = value if isinstance(value, list | tuple) else [value]
+        if not values:
+            raise ConfigError(f"where {column!r}: an empty list of values; give at least one")
+        pairs.update((str(column), str(v)) for v in values)
+    return tuple(sorted(pairs))
 
 
 def parse_condition(text: str) -> tuple[str, str]:

@@ -453,7 +453,11 @@ def _body_filter(state: Any, body: s.RecommendationsRequest | s.FoldInRequest) -
         if body.candidates is None
         else scoring.parse_ids(body.candidates, state, "item", ("body", "candidates"))
     )
-    where = list((body.where or {}).items())
+    where = [
+        (column, v)
+        for column, value in (body.where or {}).items()
+        for v in (value if isinstance(value, list) else [value])
+    ]
     return scoring.item_filter(state, exclude, candidates, where, ("body",)).mask
 
 

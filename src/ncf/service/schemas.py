@@ -48,12 +48,19 @@ class _Filters(_Request):
         max_length=MAX_FILTER_ITEMS,
         description="rank only these items (an unknown id is a 404)",
     )
-    where: dict[MetaText, MetaText] | None = Field(
+    where: (
+        dict[
+            MetaText,
+            MetaText | Annotated[list[MetaText], Field(min_length=1, max_length=MAX_WHERE)],
+        ]
+        | None
+    ) = Field(
         None,
         max_length=MAX_WHERE,
         description='item metadata equalities, e.g. {"genres": "Comedy"}: the column '
         "equals the value or holds it as an element of a list or a '|'-separated text "
-        "(Comedy|Drama); an unknown column is a 422 naming the valid ones",
+        '(Comedy|Drama); a list of values must all hold ({"genres": ["Comedy", "Drama"]}); '
+        "an unknown column is a 422 naming the valid ones",
     )
 
 
