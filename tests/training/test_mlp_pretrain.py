@@ -11,7 +11,7 @@ import torch
 
 from ncf import ConfigError, Interactions
 from ncf.evaluation.validators import carve_validation
-from ncf.models import MLP, build_model
+from ncf.models import MLP, NeuMF, build_model
 from ncf.training import PretrainConfig, TrainConfig, fit_model, make_plan
 from ncf.training.plan import Given, resolve
 
@@ -34,10 +34,16 @@ def test_embeddings_from_copies_an_mf_and_checks_sizes() -> None:
     assert mlp.embeddings_from(mf) is mlp
     assert torch.equal(mlp.user_embedding.weight, mf.user_embedding.weight)
     assert torch.equal(mlp.item_embedding.weight, mf.item_embedding.weight)
-    wide = build_model("mlp", 7, 5, layers=(16, 4), seed=2)
+    wide = build_model("mlp", 7, 5, layers=(16, 4), seed=2)  # 8-wide embeddings
     assert isinstance(wide, MLP)
-    with pytest.raises(ConfigError, match="as many factors"):
-        wide.embeddings_from(mf)
+    start = wide.user_embedding.weight[:, 4:].clone()
+    wide.embeddings_from(mf)  # the first 4 columns from the MF, the rest as they were
+    assert torch.equal(wide.user_embedding.weight[:, :4], mf.user_embedding.weight)
+    assert torch.equal(wide.user_embedding.weight[:, 4:], start)
+    narrow = build_model("mlp", 7, 5, layers=(4, 2), seed=2)
+    assert isinstance(narrow, MLP)
+    with pytest.raises(ConfigError, match="at most as many factors"):
+        narrow.embeddings_from(mf)
     with pytest.raises(ConfigError, match="no user embedding"):
         mlp.embeddings_from(build_model("itempop", 7, 5))
 
@@ -91,3 +97,32 @@ def test_fit_selects_and_refits_both_stages(log: Interactions) -> None:
     assert isinstance(model, MLP)
     assert "pretrain_gmf_epoch" in result.best_metrics
     assert set(result.refit_epochs) == {"gmf", "final"}
+
+
+def test_neumf_mlp_branch_starts_from_the_gmf_branch(
+    log: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, int]] = []
+    copy = MLP.embeddings_from
+
+    def spy(self: MLP, model: torch.nn.Module) -> MLP:
+        calls.append((self.user_embedding.embedding_dim, model.user_embedding.embedding_dim))
+        return copy(self, model)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MLP, "embeddings_from", spy)
+    pre = PretrainConfig(dot_model="mf", mlp_embeddings=True,
+                         branches={"gmf": {"init_std": 0.1}})  # fmt: skip
+    plan = make_plan(
+        "implicit",
+        "neumf",
+        model_params={"factors": 4, "layers": (16, 8), "seed": 2},
+        train={"epochs": 2, "batch_size": 64, "lr": 0.01, "seed": 1},
+        pretrain=pre,
+    )
+    assert plan.mlp_embeddings and pre.to_dict()["mlp_embeddings"] is True
+    assert not make_plan("implicit", "neumf", pretrain=PretrainConfig()).mlp_embeddings
+    train, validator = carve_validation(log, n_negatives=10, seed=0)
+    model, result = fit_model(plan, train, validator=validator, refit_on=log)
+    assert isinstance(model, NeuMF)
+    assert set(result.refit_epochs) == {"gmf", "mlp", "final"}
+    assert calls == [(8, 4), (8, 4)]  # selection and refit: the MF-4 rows, without biases

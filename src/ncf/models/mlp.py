@@ -109,7 +109,9 @@ class MLP(FeatureModelMixin, RecModel):
     def embeddings_from(self, model: RecModel) -> MLP:
         """Copy a trained dot-product model's user and item embeddings (an MF's or a GMF's,
         without MF's biases) into this MLP's tables, as a start for its training; returns
-        ``self``. The sizes must match (an MF of ``factors`` = each embedding's width).
+        ``self``. Where the MLP's embeddings are wider, the rows fill their first columns and
+        the rest keep their initial values (NeuMF-64's MLP branch of 256-wide embeddings from
+        its MF-64 branch); they may not be narrower.
 
         Pre-training of the embeddings (issue 28): the tower learns on rows that already place
         similar users and items together, where from random rows it needs many more epochs
@@ -124,13 +126,14 @@ class MLP(FeatureModelMixin, RecModel):
                 raise ConfigError(
                     f"{type(model).__name__} has no {side} embedding table to start an MLP from"
                 )
-            if theirs.weight.shape != mine.weight.shape:
+            rows, width = theirs.weight.shape
+            if rows != mine.weight.shape[0] or width > mine.weight.shape[1]:
                 raise ConfigError(
                     f"the {side} embeddings are {tuple(theirs.weight.shape)} but the MLP's are "
-                    f"{tuple(mine.weight.shape)}: give the dot-product model as many factors as "
-                    "each MLP embedding has dimensions"
+                    f"{tuple(mine.weight.shape)}: give the dot-product model at most as many "
+                    "factors as each MLP embedding has dimensions"
                 )
-            mine.weight.copy_(theirs.weight)
+            mine.weight[:, :width].copy_(theirs.weight)
         return self
 
     def embeddings(self) -> list[tuple[nn.Embedding, str]]:

@@ -379,6 +379,10 @@ def _fit_once(
         logger.info("pre-training %s (%s)", label, stage.model)
         feats = _own_features(stage.model, features)
         branches[label] = build_stage(stage, n_users, n_items, feats)
+        if label == "mlp" and plan.mlp_embeddings:  # from the trained GMF branch's rows
+            mlp_branch = branches[label]
+            assert isinstance(mlp_branch, MLP)
+            mlp_branch.embeddings_from(branches["gmf"])
         stages[label] = Trainer(stage.config, callbacks).fit(
             branches[label], train, validate=validate
         )

@@ -59,12 +59,17 @@ class PretrainConfig:
     finetune : dict
         :class:`~ncf.training.TrainConfig` fields of the fused model's fine-tuning only (e.g.
         ``{"optimizer": "sgd", "lr": 0.5}``, the paper's plain SGD).
+    mlp_embeddings : bool
+        Whether the MLP branch's embedding tables start from the trained GMF branch's rows
+        (in their first columns where the MLP's are wider; :meth:`ncf.models.MLP.embeddings_from`)
+        instead of at random.
     """
 
     alpha: float | str = 0.5
     dot_model: str | None = None
     branches: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     finetune: Mapping[str, Any] = field(default_factory=dict)
+    mlp_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if not (self.alpha == "auto" or _is_share(self.alpha)):
@@ -132,6 +137,7 @@ class PretrainConfig:
             "dot_model": self.dot_model,
             "branches": {b: dict(v) for b, v in self.branches.items()},
             "finetune": dict(self.finetune),
+            "mlp_embeddings": self.mlp_embeddings,
         }
 
 
@@ -169,6 +175,9 @@ class Plan:
     candidates: tuple[Plan, ...] = ()
     #: Whether choosing among candidates also tries blends of the best closed-form ones.
     blend: bool = False
+    #: Whether NeuMF's MLP branch starts from the GMF branch's rows
+    #: (:attr:`PretrainConfig.mlp_embeddings`).
+    mlp_embeddings: bool = False
 
     @property
     def pretrain(self) -> bool:
@@ -441,7 +450,7 @@ def make_plan(
     }
     final = Stage("neumf", finetune, config("finetune", pretrain.finetune, "final"))
     alpha = None if pretrain.alpha == "auto" else float(pretrain.alpha)
-    return _checked(Plan(final, branches, alpha))
+    return _checked(Plan(final, branches, alpha, mlp_embeddings=bool(pretrain.mlp_embeddings)))
 
 
 #: The training settings of a run (not of a recipe) that an MLP's embedding pre-training
