@@ -6,7 +6,7 @@
 #   4. time to HR@10 >= 0.70 on ml-1m-ncf (needs NCF_DATA_DIR), and full-ranking time,
 #   5. the neural models' default recipes (issue 28): `ncf train --dataset ml-1m-ncf --model
 #      gmf|neumf|mlp` on the GPU, wall time and test figures (CPU, 1 thread: gmf 0.7265 /
-#      0.4494 in 55 s, neumf 0.7273 / 0.4515 in 202 s; docs/benchmarks.md).
+#      0.4494 in 55 s, neumf 0.7280 / 0.4509 in 145 s, mlp 0.7030 / 0.4235 in 174 s; docs/benchmarks.md).
 # Usage, from the repository root:  NCF_DATA_DIR=/path/to/data bash bench/gpu_check.sh
 # It has not been run on real hardware by the author of this script (no GPU was available).
 set -euo pipefail
