@@ -33,6 +33,11 @@ from ncf.models.mf_jit import FASTMATH
 #: Samples per block of a batch's pass through the tower: its activations stay in the cache
 #: (a batch of 16,384 at once spilled them), its gradient sums are added in the blocks' order.
 BLOCK = 1024
+#: OpenBLAS (its SkylakeX kernels, scipy's build) multiplies products of at most 100³
+#: multiply-adds in its small-matrix kernels, which run a weight gradient's long sum over rows
+#: (``dᵀ a``, 1,024-3,700 rows of 32 or 64 columns) about twice as fast as its general path:
+#: :func:`_dot_tn` sums such products over row chunks that fit.
+SMALL_PRODUCT = 100**3
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
@@ -94,6 +99,26 @@ def _distinct(ids: Any, slot: Any, rows: Any, at: Any) -> int:
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+def _dot_tn(d: Any, a: Any, out: Any) -> None:
+    """``out = dᵀ a`` for ``d`` (n, o) and ``a`` (n, i), as partial products over chunks of
+    rows (a power of two of them, each product at most :data:`SMALL_PRODUCT` multiply-adds)
+    added in order."""
+    n, cells = d.shape[0], d.shape[1] * a.shape[1]
+    chunk = 1
+    while 2 * chunk * cells <= SMALL_PRODUCT:
+        chunk *= 2
+    if n <= chunk:
+        np.dot(d.T, a, out)
+        return
+    np.dot(d[:chunk].T, a[:chunk], out)
+    part = np.empty_like(out)
+    for lo in range(chunk, n, chunk):
+        hi = min(lo + chunk, n)
+        np.dot(d[lo:hi].T, a[lo:hi], part)
+        out += part
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 def _relu_bias(a: Any, bias: Any) -> None:
     """``a = relu(a + bias)`` in place, row by row."""
     dtype = a.dtype.type
@@ -131,6 +156,7 @@ def _block(
     p_i: Any,
     acts: Any,
     deltas: Any,
+    wts: Any,
     gmf: Any,
     logit_gmf: Any,
     logit_top: Any,
@@ -138,51 +164,63 @@ def _block(
     w_gmf: Any,
     w_top: Any,
     inv_b: Any,
+    c: Any,
     gw_parts: Any,
     gb_parts: Any,
     out_parts: Any,
     sums: Any,
+    g_tables: Any,
+    dp_u: Any,
+    dp_i: Any,
+    touched_u: Any,
+    touched_i: Any,
 ) -> None:
     """Rows ``lo:hi`` of a batch (its samples ``start + lo`` on) forward to the loss and back
-    to the first layer's input; the block's sums of the layers' gradients go to row ``k`` of
-    the ``*_parts`` (``sums[k]``: its BCE sum and output-bias gradient), ``g_loss`` holds
-    each sample's gradient of the loss by its logit, ``deltas`` the layers' inputs'."""
+    to the tables: the block's sums of the layers' gradients go to row ``k`` of the
+    ``*_parts`` (``sums[k]``: its BCE sum and output-bias gradient); the GMF tables'
+    gradients and the first layer's (per distinct row into ``dp_*`` on the projected path,
+    else per pair into the MLP tables' gradients) are added sample by sample, in order, while
+    the block's rows are in the cache. The buffers ``acts``, ``deltas``, ``gmf``, ``logit_*``
+    and ``g_loss`` hold the block's rows from 0; ``wts`` are the tower's weights transposed
+    (contiguous: OpenBLAS multiplies them faster than a transposed view)."""
     gu, gi, mu, mi = tables[0], tables[1], tables[2], tables[3]
     dtype = gu.dtype.type
     f, du, di = gu.shape[1], mu.shape[1], mi.shape[1]
     n_layers = len(mats) - 1
+    n = hi - lo
+    at = start + lo  # the block's first sample in the epoch
     if first == 1:  # relu(P_u[u] + P_i[i] + b) from the projected rows
         a1, bias = acts[1], vecs[0]
-        for j in range(lo, hi):
-            su, si = at_u[j], at_i[j]
+        for j in range(n):
+            su, si = at_u[lo + j], at_i[lo + j]
             for o in range(a1.shape[1]):
                 z = p_u[su, o] + p_i[si, o] + bias[o]
                 a1[j, o] = z if z > 0 else dtype(0.0)
     else:
         x = acts[0]
-        for j in range(lo, hi):
-            u, i = users[start + j], items[start + j]
-            for c in range(du):
-                x[j, c] = mu[u, c]
-            for c in range(di):
-                x[j, du + c] = mi[i, c]
+        for j in range(n):
+            u, i = users[at + j], items[at + j]
+            for q in range(du):
+                x[j, q] = mu[u, q]
+            for q in range(di):
+                x[j, du + q] = mi[i, q]
     for t in range(first, n_layers):  # relu(A W^T + b), layer by layer
-        np.dot(acts[t][lo:hi], mats[t].T, acts[t + 1][lo:hi])
-        _relu_bias(acts[t + 1][lo:hi], vecs[t])
+        np.dot(acts[t][:n], wts[t], acts[t + 1][:n])
+        _relu_bias(acts[t + 1][:n], vecs[t])
     # the output layer on [GMF product ; tower output] and the loss
-    for j in range(lo, hi):
-        u, i = users[start + j], items[start + j]
-        for c in range(f):
-            gmf[j, c] = gu[u, c] * gi[i, c]
-    top, d_top = acts[n_layers][lo:hi], deltas[n_layers][lo:hi]
-    np.dot(gmf[lo:hi], w_gmf, logit_gmf[lo:hi])
-    np.dot(top, w_top, logit_top[lo:hi])
+    for j in range(n):
+        u, i = users[at + j], items[at + j]
+        for q in range(f):
+            gmf[j, q] = gu[u, q] * gi[i, q]
+    top, d_top = acts[n_layers][:n], deltas[n_layers][:n]
+    np.dot(gmf[:n], w_gmf, logit_gmf[:n])
+    np.dot(top, w_top, logit_top[:n])
     out_b = vecs[n_layers][0]
     bce = 0.0
     g_bias = dtype(0.0)
-    for j in range(lo, hi):
+    for j in range(n):
         logit = logit_gmf[j] + logit_top[j] + out_b
-        y = targets[start + j]
+        y = targets[at + j]
         e = np.exp(-abs(logit))  # BCE with logits, stably; the sigmoid from the same exp
         bce += max(logit, 0.0) - logit * y + np.log1p(e)
         sig = dtype(1.0) / (dtype(1.0) + e) if logit >= 0 else e / (dtype(1.0) + e)
@@ -191,24 +229,50 @@ def _block(
         g_bias += g
     sums[k, 0] = bce
     sums[k, 1] = g_bias
-    np.dot(g_loss[lo:hi], gmf[lo:hi], out_parts[0][k])
-    np.dot(g_loss[lo:hi], top, out_parts[1][k])
-    for j in range(hi - lo):
-        g = g_loss[lo + j]
-        for c in range(d_top.shape[1]):
-            d_top[j, c] = g * w_top[c] if top[j, c] > 0 else dtype(0.0)
+    np.dot(g_loss[:n], gmf[:n], out_parts[0][k])
+    np.dot(g_loss[:n], top, out_parts[1][k])
+    for j in range(n):
+        g = g_loss[j]
+        for q in range(d_top.shape[1]):
+            d_top[j, q] = g * w_top[q] if top[j, q] > 0 else dtype(0.0)
     for t in range(n_layers - 1, first - 1, -1):  # back through the tower
-        d_out, a_in = deltas[t + 1][lo:hi], acts[t][lo:hi]
-        np.dot(d_out.T, a_in, gw_parts[t][k])  # (out, in)
+        d_out, a_in = deltas[t + 1][:n], acts[t][:n]
+        _dot_tn(d_out, a_in, gw_parts[t][k])  # (out, in)
         _column_sums(d_out, gb_parts[t][k])
-        d_in = deltas[t][lo:hi]
+        d_in = deltas[t][:n]
         np.dot(d_out, mats[t], d_in)
         if t > 0:  # through the previous layer's relu
-            for j in range(hi - lo):
-                for c in range(d_in.shape[1]):
-                    d_in[j, c] = d_in[j, c] if a_in[j, c] > 0 else dtype(0.0)
-    if first == 1:  # the first layer's bias
-        _column_sums(deltas[1][lo:hi], gb_parts[0][k])
+            for j in range(n):
+                for q in range(d_in.shape[1]):
+                    d_in[j, q] = d_in[j, q] if a_in[j, q] > 0 else dtype(0.0)
+    # the GMF tables' gradients: g x h ⊙ (the other side's row) plus the L2 term
+    g_gu, g_gi = g_tables[0], g_tables[1]
+    for j in range(n):
+        u, i = users[at + j], items[at + j]
+        g = g_loss[j]
+        for q in range(f):
+            g_gu[u, q] += g * w_gmf[q] * gi[i, q] + c * gu[u, q]
+        for q in range(f):
+            g_gi[i, q] += g * w_gmf[q] * gu[u, q] + c * gi[i, q]
+    if first == 1:  # the first layer's bias; its input's gradient summed per distinct row
+        d1 = deltas[1][:n]
+        _column_sums(d1, gb_parts[0][k])
+        for j in range(n):
+            su, si = at_u[lo + j], at_i[lo + j]
+            for o in range(d1.shape[1]):
+                dp_u[su, o] += d1[j, o]
+            for o in range(d1.shape[1]):
+                dp_i[si, o] += d1[j, o]
+    else:  # each pair's concatenated rows' gradient (plus the L2 term) into the MLP tables
+        d_x, g_mu, g_mi = deltas[0], g_tables[2], g_tables[3]
+        for j in range(n):
+            u, i = users[at + j], items[at + j]
+            for q in range(du):
+                g_mu[u, q] += d_x[j, q] + c * mu[u, q]
+            for q in range(di):
+                g_mi[i, q] += d_x[j, du + q] + c * mi[i, q]
+            touched_u[u] = True
+            touched_i[i] = True
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
@@ -221,38 +285,24 @@ def _project_side(
     for this side. Returns the rows' count."""
     count = _distinct(ids, slot, rows, at)
     for s in range(count):
-        e[s] = emb[rows[s]]
+        r = rows[s]
+        for k in range(e.shape[1]):
+            e[s, k] = emb[r, k]
     w[:] = w_first[:, col : col + w.shape[1]]
     np.dot(e[:count], w.T, p[:count])
     return count
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
-def _gmf_side(ids: Any, others: Any, g_loss: Any, w_gmf: Any, emb: Any, other: Any,
-              g_emb: Any, c: Any) -> None:  # fmt: skip
-    """One GMF table's gradient: ``g x h ⊙ (the other side's row)`` plus the L2 term, each
-    sample in order."""
-    for j in range(len(ids)):
-        r, o = ids[j], others[j]
-        g = g_loss[j]
-        for k in range(emb.shape[1]):
-            g_emb[r, k] += g * w_gmf[k] * other[o, k] + c * emb[r, k]
-
-
-@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 def _back_side(
-    ids: Any, at: Any, count: int, rows: Any, d1: Any, dp: Any, e: Any, w: Any, g_first: Any,
-    col: int, gw: Any, back: Any, emb: Any, g_emb: Any, touched: Any, c: Any,
+    ids: Any, count: int, rows: Any, dp: Any, e: Any, w: Any, g_first: Any, col: int, gw: Any,
+    back: Any, emb: Any, g_emb: Any, touched: Any, c: Any,
 ) -> None:  # fmt: skip
-    """One side's part of the first layer's gradient on the projected path: ``d1`` summed
-    per distinct row into ``dp``, the weights' gradient ``dpᵀ e`` into ``g_first``'s columns
-    ``col`` on, the rows' ``dp w`` (and the L2 term, per sample) into ``g_emb``."""
-    dp[:count] = 0.0
-    for j in range(len(at)):
-        s = at[j]
-        for o in range(dp.shape[1]):
-            dp[s, o] += d1[j, o]
-    np.dot(dp[:count].T, e[:count], gw)
+    """One side's part of the first layer's gradient on the projected path, from ``dp``,
+    the batch's gradient of each distinct row's projection: the weights' gradient
+    ``dpᵀ e`` into ``g_first``'s columns ``col`` on, the rows' ``dp w`` (and the L2 term, per
+    sample) into ``g_emb``."""
+    _dot_tn(dp[:count], e[:count], gw)
     g_first[:, col : col + gw.shape[1]] = gw
     np.dot(dp[:count], w, back[:count])
     for s in range(count):
@@ -268,18 +318,6 @@ def _back_side(
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
-def _pair_side(ids: Any, d_x: Any, col: int, emb: Any, g_emb: Any, touched: Any,
-               c: Any) -> None:  # fmt: skip
-    """One MLP table's gradient from each pair's concatenated rows' (``d_x``'s columns
-    ``col`` on), plus the L2 term, each sample in order."""
-    for j in range(len(ids)):
-        r = ids[j]
-        for k in range(emb.shape[1]):
-            g_emb[r, k] += d_x[j, col + k] + c * emb[r, k]
-        touched[r] = True
-
-
-@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 def _project_step(
     side: int, start: int, b: int, users: Any, items: Any, slot_u: Any, slot_i: Any,
     rows_u: Any, rows_i: Any, at_u: Any, at_i: Any, mu: Any, mi: Any, e_u: Any, e_i: Any,
@@ -291,36 +329,6 @@ def _project_step(
                              w_first, 0, w_u, p_u)  # fmt: skip
     return _project_side(items[start : start + b], slot_i, rows_i, at_i, mi, e_i, w_first,
                          mu.shape[1], w_i, p_i)  # fmt: skip
-
-
-@numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
-def _table_step(
-    side: int, start: int, b: int, project: bool, users: Any, items: Any, g_loss: Any,
-    w_gmf: Any, tables: Any, g_tables: Any, deltas: Any, counts: Any, rows_u: Any,
-    rows_i: Any, at_u: Any, at_i: Any, dp_u: Any, dp_i: Any, e_u: Any, e_i: Any, w_u: Any,
-    w_i: Any, g_first: Any, gw_u: Any, gw_i: Any, back_u: Any, back_i: Any, touched_u: Any,
-    touched_i: Any, c: Any,
-) -> None:  # fmt: skip
-    """The gradients of the users' tables (``side`` 0) or the items' (1) from a batch's
-    backward pass: the GMF table's, then the MLP table's (:func:`_back_side` on the projected
-    path, else :func:`_pair_side`)."""
-    gu, gi, mu, mi = tables[0], tables[1], tables[2], tables[3]
-    du = mu.shape[1]
-    users_b, items_b = users[start : start + b], items[start : start + b]
-    if side == 0:
-        _gmf_side(users_b, items_b, g_loss, w_gmf, gu, gi, g_tables[0], c)
-        if project:
-            _back_side(users_b, at_u[:b], counts[0], rows_u, deltas[1][:b], dp_u, e_u, w_u,
-                       g_first, 0, gw_u, back_u, mu, g_tables[2], touched_u, c)  # fmt: skip
-        else:
-            _pair_side(users_b, deltas[0][:b], 0, mu, g_tables[2], touched_u, c)
-    else:
-        _gmf_side(items_b, users_b, g_loss, w_gmf, gi, gu, g_tables[1], c)
-        if project:
-            _back_side(items_b, at_i[:b], counts[1], rows_i, deltas[1][:b], dp_i, e_i, w_i,
-                       g_first, du, gw_i, back_i, mi, g_tables[3], touched_i, c)  # fmt: skip
-        else:
-            _pair_side(items_b, deltas[0][:b], du, mi, g_tables[3], touched_i, c)
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
@@ -352,8 +360,11 @@ def epoch(
     """One epoch of Adam steps (see :meth:`ncf.models.NeuMF.adam_epoch`), in place; ``step``
     is the optimizer's step count before it. Returns the sum of batch size x batch loss.
 
-    A batch runs through the tower in blocks of :data:`BLOCK` samples, each block's gradient
-    sums added in the blocks' order.
+    A batch runs through the tower in blocks of :data:`BLOCK` samples (the activations and
+    their gradients in buffers of one block's rows, which stay in the cache), each block's
+    gradient sums added in the blocks' order; the tables' gradients (and the projected path's
+    per-row sums of the first layer's) are added inside each block, sample by sample in the
+    batch's order.
 
     ``project``: the first hidden layer from the batch's distinct table rows projected once
     each, ``relu(P_u[u] + P_i[i] + b)`` with ``P_u = E_u W_uᵀ`` over the rows the batch
@@ -393,17 +404,21 @@ def epoch(
     for t in range(n_layers + 1):
         widest = max(widest, mats[t].shape[0])
     every_row = np.ones(widest, dtype=np.bool_)  # a layer's step: all its rows
-    # a batch's activations (acts[0] the concatenated MLP rows) and their gradients
-    acts = [np.empty((0 if project else bs, du + di), dtype=gu.dtype)]
+    # a block's activations (acts[0] the concatenated MLP rows) and their gradients
+    rows = min(bs, BLOCK)
+    acts = [np.empty((0 if project else rows, du + di), dtype=gu.dtype)]
     for t in range(n_layers):
-        acts.append(np.empty((bs, mats[t].shape[0]), dtype=gu.dtype))
+        acts.append(np.empty((rows, mats[t].shape[0]), dtype=gu.dtype))
     deltas = [np.empty_like(a) for a in acts]
     # the output layer: the GMF products, the logit's two parts, the loss's gradient
-    gmf = np.empty((bs, f), dtype=gu.dtype)
+    gmf = np.empty((rows, f), dtype=gu.dtype)
     w_gmf = np.empty(f, dtype=gu.dtype)
     w_top = np.empty(h_top, dtype=gu.dtype)
-    logit_gmf, logit_top = np.empty(bs, dtype=gu.dtype), np.empty(bs, dtype=gu.dtype)
-    g_loss = np.empty(bs, dtype=gu.dtype)
+    logit_gmf, logit_top = np.empty(rows, dtype=gu.dtype), np.empty(rows, dtype=gu.dtype)
+    g_loss = np.empty(rows, dtype=gu.dtype)
+    wts = [np.empty((mats[0].shape[1], mats[0].shape[0]), dtype=gu.dtype)]  # (in, out)
+    for t in range(1, n_layers):
+        wts.append(np.empty((mats[t].shape[1], mats[t].shape[0]), dtype=gu.dtype))
     # the projected path: the batch's distinct rows (``at_*``: each pair's), their MLP
     # embeddings, projections and the projections' gradients, the first layer's two halves
     cap_u, cap_i = (min(bs, mu.shape[0]), min(bs, mi.shape[0])) if project else (0, 0)
@@ -428,14 +443,18 @@ def epoch(
                 counts[side] = _project_step(side, start, b, users, items, slot_u, slot_i,
                                              rows_u, rows_i, at_u, at_i, mu, mi, e_u, e_i,
                                              mats[0], w_u, w_i, p_u, p_i)  # fmt: skip
+            dp_u[: counts[0]] = 0.0
+            dp_i[: counts[1]] = 0.0
         w_gmf[:] = mats[n_layers][0, :f]
         w_top[:] = mats[n_layers][0, f:]
+        for t in range(first, n_layers):
+            wts[t][:] = mats[t].T
         nb = (b + BLOCK - 1) // BLOCK
         for blk in range(nb):  # the tower, forward and back, a block at a time
             _block(blk, blk * BLOCK, min(blk * BLOCK + BLOCK, b), start, first, tables, mats,
-                   vecs, users, items, targets, at_u, at_i, p_u, p_i, acts, deltas, gmf,
-                   logit_gmf, logit_top, g_loss, w_gmf, w_top, inv_b, gw_parts, gb_parts,
-                   out_parts, sums)  # fmt: skip
+                   vecs, users, items, targets, at_u, at_i, p_u, p_i, acts, deltas, wts, gmf,
+                   logit_gmf, logit_top, g_loss, w_gmf, w_top, inv_b, c, gw_parts, gb_parts,
+                   out_parts, sums, g_tables, dp_u, dp_i, touched_u, touched_i)  # fmt: skip
         # the blocks' sums, in order
         bce = 0.0
         g_out = g_mats[n_layers]
@@ -467,11 +486,11 @@ def epoch(
                 for k in range(di):
                     sq += mi[i, k] * mi[i, k]
                 norms += sq
-        for side in range(2):  # the tables' gradients: the users' tables, the items'
-            _table_step(side, start, b, project, users, items, g_loss, w_gmf, tables, g_tables,
-                        deltas, counts, rows_u, rows_i, at_u, at_i, dp_u, dp_i, e_u, e_i, w_u,
-                        w_i, g_mats[0], gw_u, gw_i, back_u, back_i, touched_u, touched_i,
-                        c)  # fmt: skip
+        if project:  # the first layer's weights' and the MLP tables' gradients from dp_*
+            _back_side(users[start : start + b], counts[0], rows_u, dp_u, e_u, w_u, g_mats[0],
+                       0, gw_u, back_u, mu, g_tables[2], touched_u, c)  # fmt: skip
+            _back_side(items[start : start + b], counts[1], rows_i, dp_i, e_i, w_i, g_mats[0],
+                       du, gw_i, back_i, mi, g_tables[3], touched_i, c)  # fmt: skip
         loss = bce / b + l2 * norms / b
         if l2_layers > 0:
             for t in range(n_layers):
