@@ -225,3 +225,46 @@ def test_compiled_adam_epoch_in_blocks_reproduces_bit_for_bit(n_users: int, thre
     assert runs[0][0] == runs[1][0]
     for p, q in zip(runs[0][1], runs[1][1], strict=True):
         assert torch.equal(p, q)
+
+
+def test_dot_tn_sums_row_chunks() -> None:
+    """``dᵀ a`` in row chunks that fit OpenBLAS's small-matrix kernels: the product to float32
+    rounding, and np.dot's own bits where one chunk holds every row."""
+    from ncf.models import neumf_jit
+
+    rng = np.random.default_rng(0)
+    for n, o, i in [(3000, 32, 32), (1024, 32, 64), (5, 64, 32), (100, 8, 16)]:
+        d = rng.standard_normal((n, o)).astype(np.float32)
+        a = rng.standard_normal((n, i)).astype(np.float32)
+        out = np.empty((o, i), dtype=np.float32)
+        neumf_jit._dot_tn(d, a, out)
+        exact = d.astype(np.float64).T @ a.astype(np.float64)
+        np.testing.assert_allclose(out, exact, rtol=1e-4, atol=1e-4 * np.sqrt(n))
+        if n * o * i <= neumf_jit.SMALL_PRODUCT:
+            assert np.array_equal(out, d.T @ a)
+
+
+@pytest.mark.parametrize("n_users", [20, 3000])  # projected rows; each pair's rows
+def test_compiled_adam_epoch_wide_layers_equals_torch_steps(n_users: int) -> None:
+    """A tower as wide as the recipe's (64-32-8) with more than a thousand rows a batch: the
+    weight gradients summed in row chunks (:func:`ncf.models.neumf_jit._dot_tn`) on both
+    first-layer paths, against torch's steps."""
+    n, bs, n_items = 6000, 3000, 1500
+    users, items, targets = _random_pairs(n, n_users, n_items, 6)
+    kw: dict[str, Any] = {"factors": 8, "layers": (64, 32, 8), "seed": 3}
+    fast, slow = NeuMF(n_users, n_items, **kw), NeuMF(n_users, n_items, **kw)
+    opt_fast = torch.optim.Adam(fast.parameters(), lr=0.01)
+    opt_slow = torch.optim.Adam(slow.parameters(), lr=0.01)
+    total = fast.adam_epoch(users, items, targets, opt_fast, bs)
+    assert total is not None
+    expected = 0.0
+    for s in range(0, n, bs):
+        u, i, t = users[s : s + bs].long(), items[s : s + bs].long(), targets[s : s + bs]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(slow(u, i), t)
+        opt_slow.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_slow.step()
+        expected += float(loss.detach()) * len(u)
+    assert total == pytest.approx(expected, rel=1e-5)
+    for p, q in zip(fast.parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-5)
