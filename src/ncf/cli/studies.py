@@ -17,6 +17,7 @@ from typing import Any
 
 from ncf.cli.options import DEFAULT_DATASET, duration, integer, names, positive_int
 from ncf.exceptions import ConfigError
+from ncf.studies.specs import DEFAULT_MODELS
 from ncf.training.presets import PRESETS
 
 Lines = Iterator[str]
@@ -70,16 +71,16 @@ def add_experiment_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     n = esub.add_parser("negatives", parents=[common], help="metrics against negatives per "
                         "positive, one line per model")  # fmt: skip
     _run_flags(n, "studies/negatives-<dataset>")
-    n.add_argument("--models", type=names, default=("gmf", "mlp", "neumf"),
-                   help="models (default: gmf,mlp,neumf)")  # fmt: skip
+    n.add_argument("--models", type=names, default=DEFAULT_MODELS["negatives"],
+                   help=f"models (default: {','.join(DEFAULT_MODELS['negatives'])})")  # fmt: skip
     n.add_argument("--negatives", type=int_list, default=tuple(range(1, 11)),
                    help="negatives per positive (default: 1-10)")  # fmt: skip
     n.add_argument("--factors", type=positive_int, default=8,
                    help="predictive factors (default: 8, the paper's)")  # fmt: skip
     f = esub.add_parser("factors", parents=[common], help="metrics against predictive factors")
     _run_flags(f, "studies/factors-<dataset>")
-    f.add_argument("--models", type=names, default=("gmf", "mlp", "neumf"),
-                   help="models (default: gmf,mlp,neumf)")  # fmt: skip
+    f.add_argument("--models", type=names, default=DEFAULT_MODELS["factors"],
+                   help=f"models (default: {','.join(DEFAULT_MODELS['factors'])})")  # fmt: skip
     f.add_argument("--factors", type=int_list, default=(8, 16, 32, 64),
                    help="predictive factors (default: 8,16,32,64)")  # fmt: skip
     f.add_argument("--negatives", type=positive_int, help="negatives per positive (default: 4)")
@@ -92,9 +93,9 @@ def add_experiment_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     d.add_argument("--negatives", type=positive_int, help="negatives per positive (default: 4)")
     c = esub.add_parser("compare", parents=[common], help="a leaderboard on one split")
     _run_flags(c, "studies/compare-<dataset>")
-    c.add_argument("--models", type=names, default=("neumf", "mlp", "gmf", "mf", "als", "pop"),
-                   help="models (default: neumf,mlp,gmf,mf,als,pop; als needs the implicit "
-                   "library)")  # fmt: skip
+    c.add_argument("--models", type=names, default=DEFAULT_MODELS["compare"],
+                   help=f"models (default: {','.join(DEFAULT_MODELS['compare'])}; als needs the "
+                   "implicit library)")  # fmt: skip
     k = esub.add_parser("k", parents=[common], help="metrics against the cut-off K for a saved "
                         "model")  # fmt: skip
     k.add_argument("model_dir", type=Path, metavar="DIR", help="saved model directory")
