@@ -17,7 +17,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,7 +221,7 @@ def tune_als(
     train: Interactions,
     validator: Validation,
     *,
-    grid: dict[str, Iterable[Any]] | None = None,
+    grid: Mapping[str, Iterable[Any]] | None = None,
     monitor: str = "hr@10",
     metric: str | None = None,
     iterations: int = 15,

@@ -16,6 +16,9 @@ from ncf.studies.cells import CELLS, write_text
 from ncf.studies.runner import MONITOR, CellEvent, Settings, StudyData
 from ncf.studies.specs import Study
 
+#: The column of the validation figure that selected each cell (:data:`MONITOR`).
+VAL_LABEL = f"val full {MONITOR.split('@')[0].upper()}@{MONITOR.split('@')[1]}"
+
 REPORT = "report.md"
 #: The columns of the CSV that describe a cell (its results follow).
 KEY_COLUMNS = ("study", "dataset", "series", "model", "x", "factors", "layers", "negatives",
@@ -101,7 +104,7 @@ def write_study(
                          figure, title=f"{study.title} ({where})")  # fmt: skip
         columns = {"series": "model", f"hr@{k}": f"HR@{k}", f"ndcg@{k}": f"NDCG@{k}",
                    f"full_recall@{k}": f"full Recall@{k}", f"full_ndcg@{k}": f"full NDCG@{k}",
-                   f"val_{MONITOR}": "val HR@10",
+                   f"val_{MONITOR}": VAL_LABEL,
                    "best_epoch": "best epoch", "train_seconds": "train seconds",
                    "setting": "setting"}  # fmt: skip
     else:
@@ -109,7 +112,7 @@ def write_study(
                           title=f"{study.title} ({where})", x_label=study.x_label)  # fmt: skip
         columns = {"series": "model", "x": study.x_label, f"hr@{k}": f"HR@{k}",
                    f"ndcg@{k}": f"NDCG@{k}", f"full_recall@{k}": f"full Recall@{k}",
-                   f"full_ndcg@{k}": f"full NDCG@{k}", f"val_{MONITOR}": "val HR@10",
+                   f"full_ndcg@{k}": f"full NDCG@{k}", f"val_{MONITOR}": VAL_LABEL,
                    "best_epoch": "best epoch", "train_seconds": "train seconds"}  # fmt: skip
     ran = sum(not ev.skipped for ev in events)
     text = "\n".join([
@@ -144,10 +147,10 @@ def protocol_lines(data: StudyData, settings: Settings, cells: int, ran: int) ->
         f"- Test: {d['test']}; scored once per cell, after selection: HR@{k}, NDCG@{k} and "
         f"MRR of the held-out item among its candidates, and a full ranking of every item "
         f"(training items excluded: Recall@{k}, NDCG@{k}).",
-        f"- Selection: each model's epoch is picked by validation {MONITOR.upper()} on a "
-        "leave-one-out split carved from the training data (each user's latest training "
-        "interaction, 99 sampled negatives); ALS's grid is searched on the same split; the test "
-        "set never selects anything.",
+        f"- Selection: each model's epochs (and the default preset's candidate, and ALS's "
+        f"grid) are picked by validation {VAL_LABEL[4:]} on a leave-one-out carve of the "
+        "training data (each user's latest training interaction ranked against every item, "
+        "their other training items masked); the test set never selects anything.",
         f"- Training: `Recommender` with preset `{settings.preset}` under each cell's settings "
         "(the table and the CSV); what a cell does not set is the preset's or the defaults'.",
         f"- Seeds: {settings.seed} for weights, negative sampling, shuffling, the validation "

@@ -150,13 +150,13 @@ def run_cell(
 
 
 def _run_als(data: StudyData, settings: Settings) -> dict[str, Any]:
-    from ncf.studies.baselines import ALS, tune_als
+    from ncf.studies.baselines import ALS, ALS_FULL_GRID, tune_als
 
     held, k = data.holdout, settings.k
     t0 = time.perf_counter()
     # the carve every Recommender cell selects on (each user's latest item), ranked in full
     part, rows = leave_one_out(held.train, by="auto", seed=settings.seed)
-    tuned = tune_als(part, rows, metric=MONITOR, seed=settings.seed)
+    tuned = tune_als(part, rows, grid=ALS_FULL_GRID, metric=MONITOR, seed=settings.seed)
     best = {n: tuned.best[n] for n in ("factors", "regularization", "alpha")}
     als = ALS(**best, seed=settings.seed).fit(held.train)
     seconds = time.perf_counter() - t0
