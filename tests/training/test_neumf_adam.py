@@ -22,6 +22,31 @@ def data(make_planted: Callable[..., object]) -> Interactions:
     return make_planted(groups=2, users_per_group=20, block=15, per_user=10).interactions()  # type: ignore[attr-defined]
 
 
+def _torch_steps(
+    model: NeuMF,
+    opt: torch.optim.Optimizer,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    targets: torch.Tensor,
+    bs: int,
+    *,
+    regularize: bool = False,
+) -> float:
+    """Torch's own steps over the pairs in batches of ``bs`` (the reference the compiled
+    epoch is held to); returns the summed loss, as ``adam_epoch`` does."""
+    total = 0.0
+    for s in range(0, len(users), bs):
+        u, i, t = users[s : s + bs].long(), items[s : s + bs].long(), targets[s : s + bs]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(u, i), t)
+        if regularize:
+            loss = loss + model.regularization(u, i)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(u)
+    return total
+
+
 def _fit(
     data: Interactions, config: TrainConfig, **model: Any
 ) -> tuple[NeuMF, list[float], torch.optim.Optimizer]:
@@ -109,12 +134,7 @@ def test_compiled_adam_epoch_continues_torch_steps() -> None:
     opt_stepped = torch.optim.Adam(stepped.parameters(), lr=0.01, fused=True)
 
     def torch_steps(model: NeuMF, opt: torch.optim.Optimizer, lo: int, hi: int) -> None:
-        for s in range(lo, hi, bs):
-            u, i, t = users[s : s + bs].long(), items[s : s + bs].long(), targets[s : s + bs]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(u, i), t)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        _torch_steps(model, opt, users[lo:hi], items[lo:hi], targets[lo:hi], bs)
 
     torch_steps(mixed, opt_mixed, 0, 200)
     assert mixed.adam_epoch(users[200:400], items[200:400], targets[200:400], opt_mixed, bs)
@@ -189,15 +209,7 @@ def test_compiled_adam_epoch_in_blocks_equals_torch_steps(n_users: int) -> None:
     opt_slow = torch.optim.Adam(slow.parameters(), lr=0.01, fused=True)
     total = fast.adam_epoch(users, items, targets, opt_fast, bs)
     assert total is not None
-    expected = 0.0
-    for s in range(0, n, bs):
-        u, i, t = users[s : s + bs].long(), items[s : s + bs].long(), targets[s : s + bs]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(slow(u, i), t)
-        loss = loss + slow.regularization(u, i)
-        opt_slow.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_slow.step()
-        expected += float(loss.detach()) * len(u)
+    expected = _torch_steps(slow, opt_slow, users, items, targets, bs, regularize=True)
     assert total == pytest.approx(expected, rel=1e-5)
     # two Adam steps: a value whose gradient nearly cancels moves by its sums' rounding
     # lifted by Adam's scaling, as in test_compiled_adam_epoch_equals_autograd_adam
@@ -257,14 +269,7 @@ def test_compiled_adam_epoch_wide_layers_equals_torch_steps(n_users: int) -> Non
     opt_slow = torch.optim.Adam(slow.parameters(), lr=0.01)
     total = fast.adam_epoch(users, items, targets, opt_fast, bs)
     assert total is not None
-    expected = 0.0
-    for s in range(0, n, bs):
-        u, i, t = users[s : s + bs].long(), items[s : s + bs].long(), targets[s : s + bs]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(slow(u, i), t)
-        opt_slow.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_slow.step()
-        expected += float(loss.detach()) * len(u)
+    expected = _torch_steps(slow, opt_slow, users, items, targets, bs)
     assert total == pytest.approx(expected, rel=1e-5)
     for p, q in zip(fast.parameters(), slow.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-5)
