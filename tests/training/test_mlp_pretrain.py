@@ -126,3 +126,18 @@ def test_neumf_mlp_branch_starts_from_the_gmf_branch(
     assert isinstance(model, NeuMF)
     assert set(result.refit_epochs) == {"gmf", "mlp", "final"}
     assert calls == [(8, 4), (8, 4)]  # selection and refit: the MF-4 rows, without biases
+
+
+def test_the_embedding_stage_keeps_its_rate_constant_on_sparse_data() -> None:
+    """The MF that starts an MLP's embeddings adapts to the data's shape as ``--model mf``
+    does (a constant rate below 16 interactions per item), unless its schedule is given."""
+    sparse = (30_000, 10_000)  # 3 interactions per item
+    plan = resolve(Given(model="mlp"), shape=sparse)
+    assert plan.branches["gmf"].config.schedule is None
+    assert "its MF stage: a constant SGD rate" in plan.why
+    dense = resolve(Given(model="mlp"), shape=SHAPE)
+    assert dense.branches["gmf"].config.schedule == "exponential"
+    assert "its MF stage" not in dense.why
+    told = {"branches": {"gmf": {"schedule": "exponential"}}}
+    kept = resolve(Given(model="mlp", pretrain=told), shape=sparse)
+    assert kept.branches["gmf"].config.schedule == "exponential"

@@ -22,7 +22,7 @@ from typing import Any
 from ncf.exceptions import ConfigError, NCFWarning
 from ncf.models import MODELS, get_model_class
 from ncf.training.config import TrainConfig
-from ncf.training.presets import adapt, check_task, preset, recipe, y_range
+from ncf.training.presets import adapt, check_task, preset, recipe, sparse_rate, y_range
 
 #: The pre-trained branches of NeuMF, in training order.
 BRANCHES = ("gmf", "mlp")
@@ -320,12 +320,16 @@ def resolve(
     train.update(given.train)
     if checkpoint_dir is not None:
         train.update(checkpoint_dir=str(checkpoint_dir), resume=True)
+    pretrain = _pretraining(given, found["pretrain"], name)
+    if name == "mlp" and shape is not None and pretrain is not None:
+        pretrain, reason = _sparse_embedding_stage(given, task, pretrain, shape)
+        why += f"; its MF stage: {reason}" if reason else ""
     plan = make_plan(
         task,
         name,
         model_params=params,
         train=train,
-        pretrain=_pretraining(given, found["pretrain"], name),
+        pretrain=pretrain,
         rating_scale=rating_scale or given.rating_scale,
     )
     refit = bool(found["refit"] if given.refit is None else given.refit)
@@ -354,6 +358,22 @@ def applies_to(model: str, params: Mapping[str, Any], shape: tuple[int, int] | N
         return True
     fits = getattr(get_model_class(model), "fits", None)
     return True if fits is None else bool(fits(shape[1], **dict(params)))
+
+
+def _sparse_embedding_stage(
+    given: Given, task: str, pretrain: PretrainConfig, shape: tuple[int, int]
+) -> tuple[PretrainConfig, str]:
+    """The MF stage that pre-trains an MLP's embeddings adapted to the data's shape as
+    ``--model mf`` is (:func:`~ncf.training.presets.sparse_rate`: a constant rate on sparse
+    data), unless the user gave that stage's schedule; with the reason (empty: unchanged)."""
+    stage = dict(pretrain.branches.get("gmf", {}))
+    mine = given.pretrain if isinstance(given.pretrain, dict) else {}
+    told = dict((mine.get("branches") or {}).get("gmf") or {})
+    changed, reason = sparse_rate(stage, pretrain.branch_model("gmf", task), *shape)
+    if not changed or "schedule" in told:
+        return pretrain, ""
+    branches = {**pretrain.branches, "gmf": {**stage, **changed}}
+    return replace(pretrain, branches=branches), reason
 
 
 def _pretraining(given: Given, theirs: Any, model: str = "neumf") -> PretrainConfig | None:

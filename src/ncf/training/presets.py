@@ -18,6 +18,7 @@ what a user gets who changes nothing; each is measured in ``docs/benchmarks.md``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,7 +308,15 @@ def adapt(
     Only the SGD MF recipes adapt (their schedule, to the interactions per item); the rest of
     a preset is fixed. Returns ``({}, "")`` when nothing changes."""
     found = PRESET_TABLE[(task, name)].recipes.get(model, {})
-    train = found.get("train", {})
+    return sparse_rate(found.get("train", {}), model, n_interactions, n_items)
+
+
+def sparse_rate(
+    train: Mapping[str, Any], model: str, n_interactions: int, n_items: int
+) -> tuple[dict[str, Any], str]:
+    """An SGD MF recipe's decaying rate held constant on sparse data (fewer than
+    :data:`SPARSE_PER_ITEM` interactions per item), with the reason in words: :func:`adapt`'s
+    rule, also for the MF stage that pre-trains an MLP's embeddings. ``({}, "")`` otherwise."""
     per_item = n_interactions / max(n_items, 1)
     decays = train.get("schedule") is not None
     if train.get("optimizer") == "sgd" and model == "mf" and decays and per_item < SPARSE_PER_ITEM:
@@ -360,5 +369,6 @@ __all__ = [
     "check_task",
     "preset",
     "recipe",
+    "sparse_rate",
     "y_range",
 ]
