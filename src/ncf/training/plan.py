@@ -21,6 +21,7 @@ from typing import Any
 
 from ncf.exceptions import ConfigError, NCFWarning
 from ncf.models import MODELS, get_model_class
+from ncf.models.tower import tower_widths
 from ncf.training.config import TrainConfig
 from ncf.training.presets import adapt, check_task, preset, recipe, sparse_rate, y_range
 
@@ -492,12 +493,10 @@ def _pretrained_mlp(
     params = {**recipe(task, "mlp")["model"], **given_params}
     mlp = MODELS["mlp"].config_class.from_dict(dict(params))
     dims = getattr(mlp, "embedding_dims", None)
-    layers = tuple(getattr(mlp, "layers", ()))
-    if dims is None:
-        factors = layers[0] // 2
-    elif isinstance(dims, tuple) and dims[0] == dims[1]:
-        factors = dims[0]
-    else:
+    user_dim = item_dim = None
+    if dims != "fastai":  # fast.ai's sizes follow the data's id counts, unknown here
+        user_dim, item_dim, _ = tower_widths(mlp, 0, 0)
+    if user_dim is None or user_dim != item_dim:
         raise ConfigError(
             f"an MLP's embeddings pre-trained by a dot product need equal sizes, got "
             f"embedding_dims={dims!r}"
@@ -511,7 +510,7 @@ def _pretrained_mlp(
     dot_params = {
         **recipe(task, name)["model"],
         **{k: v for k, v in overrides.items() if k in known},
-        "factors": factors,
+        "factors": user_dim,
         "seed": given_params.get("seed", 0),
     }
     values = {

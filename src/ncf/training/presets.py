@@ -177,7 +177,8 @@ _MLP_TRAIN: dict[str, Any] = {"optimizer": "adam", "lr": 0.005, "batch_size": 16
 #: Alone, with 16 negatives in bf16 autocast (the same loss, 1.68x on a CPU with bf16
 #: instructions), dropout 0.1 in the tower (the fused path's cheap masks,
 #: ``ncf.models.dropout``), and its embedding tables pre-trained: they start from the rows of
-#: an MF-128 trained first by the SGD recipe (the decaying rate, epochs by validation), then
+#: an MF-128 trained first by the SGD recipe (the decaying rate, held constant on sparse data
+#: as MF's is: ``ncf.training.plan``; epochs by validation), then
 #: Adam 0.003 trains the whole MLP. From random rows (Adam 0.0075, up to 11 epochs) the best
 #: recipe that fit 5 minutes validated 0.7076 on ml-1m-ncf; from the MF's rows the MLP
 #: validates 0.704 after one epoch and 0.724 after six (docs/benchmarks.md, issue 28). The
