@@ -141,3 +141,46 @@ def test_the_embedding_stage_keeps_its_rate_constant_on_sparse_data() -> None:
     told = {"branches": {"gmf": {"schedule": "exponential"}}}
     kept = resolve(Given(model="mlp", pretrain=told), shape=sparse)
     assert kept.branches["gmf"].config.schedule == "exponential"
+
+
+def test_neumf_mlp_branch_starts_from_its_own_dot_product(
+    log: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mlp_embeddings="own"``: an MF as wide as the MLP's embeddings, trained by the GMF
+    branch's settings (``branches["embeddings"]`` over them) on the next seed, selected and
+    refit as a stage of its own before the MLP branch."""
+    calls: list[tuple[int, int]] = []
+    copy = MLP.embeddings_from
+
+    def spy(self: MLP, model: torch.nn.Module) -> MLP:
+        calls.append((self.user_embedding.embedding_dim, model.user_embedding.embedding_dim))
+        return copy(self, model)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MLP, "embeddings_from", spy)
+    pre = PretrainConfig(dot_model="mf", mlp_embeddings="own",
+                         branches={"gmf": {"init_std": 0.1, "epochs": 3},
+                                   "embeddings": {"lr": 0.02}})  # fmt: skip
+    plan = make_plan(
+        "implicit",
+        "neumf",
+        model_params={"factors": 4, "layers": (16, 8), "seed": 2},
+        train={"epochs": 2, "batch_size": 64, "lr": 0.01, "seed": 1},
+        pretrain=pre,
+    )
+    assert list(plan.branches) == ["gmf", "embeddings", "mlp"]
+    own, dot = plan.branches["embeddings"], plan.branches["gmf"]
+    assert own.model == "mf" and own.params["factors"] == 8 and own.params["init_std"] == 0.1
+    assert own.params["seed"] == 3 and own.config.seed == 2  # the next seed, both
+    assert own.config.lr == 0.02 and own.config.epochs == 3 == dot.config.epochs
+    train, validator = carve_validation(log, n_negatives=10, seed=0)
+    model, result = fit_model(plan, train, validator=validator, refit_on=log)
+    assert isinstance(model, NeuMF)
+    assert set(result.refit_epochs) == {"gmf", "embeddings", "mlp", "final"}
+    assert calls == [(8, 8), (8, 8)]  # selection and refit: the MF-8 rows, not the GMF's
+    with pytest.raises(ConfigError, match="mlp_embeddings must be"):
+        PretrainConfig(mlp_embeddings="gmf")
+    with pytest.raises(ConfigError, match="unknown pre-training branch"):
+        PretrainConfig(branches={"embeddings": {}})  # only with mlp_embeddings="own"
+    with pytest.raises(ConfigError, match="equal user and item sizes"):
+        make_plan("implicit", "neumf", model_params={"embedding_dims": (4, 6), "layers": (8,)},
+                  pretrain=pre)  # fmt: skip

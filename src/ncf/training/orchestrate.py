@@ -23,7 +23,7 @@ from ncf.exceptions import ConfigError, DataError
 from ncf.models import GMF, MF, MLP, NeuMF, RecModel, build_model
 from ncf.models.blend import MEMBERS, Blend
 from ncf.training.callbacks import Callback
-from ncf.training.plan import ALPHAS, Plan, Stage
+from ncf.training.plan import ALPHAS, EMBEDDINGS, OWN_EMBEDDINGS, Plan, Stage
 from ncf.training.trainer import Trainer, TrainResult
 
 logger = logging.getLogger("ncf.training")
@@ -379,10 +379,11 @@ def _fit_once(
         logger.info("pre-training %s (%s)", label, stage.model)
         feats = _own_features(stage.model, features)
         branches[label] = build_stage(stage, n_users, n_items, feats)
-        if label == "mlp" and plan.mlp_embeddings:  # from the trained GMF branch's rows
+        if label == "mlp" and plan.mlp_embeddings:  # from a trained dot product's rows
             mlp_branch = branches[label]
             assert isinstance(mlp_branch, MLP)
-            mlp_branch.embeddings_from(branches["gmf"])
+            own = plan.mlp_embeddings == OWN_EMBEDDINGS
+            mlp_branch.embeddings_from(branches[EMBEDDINGS if own else "gmf"])
         stages[label] = Trainer(stage.config, callbacks).fit(
             branches[label], train, validate=validate
         )
@@ -406,8 +407,11 @@ def _fit_once(
         assert validate is not None
         sign = 1.0 if final.config.monitor_mode == "max" else -1.0
         tried = [(validate(fuse(a)), a) for a in ALPHAS]
+        for figures_at, share in tried:
+            logger.debug("alpha %.1f: %s", share, figures_at)
         start, alpha = max(tried, key=lambda t: sign * t[0][monitor])
-        logger.info("alpha %.1f validates best (%s %.4f)", alpha, monitor, start[monitor])
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in start.items())
+        logger.info("alpha %.1f validates best (%s on %s)", alpha, figures, monitor)
     model = fuse(alpha)
     if start is None and validate is not None:
         start = validate(model)

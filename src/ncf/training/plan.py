@@ -27,6 +27,10 @@ from ncf.training.presets import adapt, check_task, preset, recipe, sparse_rate,
 
 #: The pre-trained branches of NeuMF, in training order.
 BRANCHES = ("gmf", "mlp")
+#: ``PretrainConfig.mlp_embeddings`` for an MLP branch started from a dot product of its own,
+#: trained as the stage :data:`EMBEDDINGS` (between the two branches).
+OWN_EMBEDDINGS = "own"
+EMBEDDINGS = "embeddings"
 #: Models that may pre-train NeuMF's GMF branch (a biased MF converts exactly).
 DOT_MODELS = ("gmf", "mf")
 #: The GMF shares tried when ``alpha="auto"``.
@@ -60,17 +64,20 @@ class PretrainConfig:
     finetune : dict
         :class:`~ncf.training.TrainConfig` fields of the fused model's fine-tuning only (e.g.
         ``{"optimizer": "sgd", "lr": 0.5}``, the paper's plain SGD).
-    mlp_embeddings : bool
-        Whether the MLP branch's embedding tables start from the trained GMF branch's rows
-        (in their first columns where the MLP's are wider; :meth:`ncf.models.MLP.embeddings_from`)
-        instead of at random.
+    mlp_embeddings : bool or "own"
+        Where the MLP branch's embedding tables start (:meth:`ncf.models.MLP.embeddings_from`):
+        False, at random; True, from the trained GMF branch's rows (in their first columns
+        where the MLP's are wider); ``"own"``, from the rows of a dot-product model of their own
+        width trained first (the stage ``"embeddings"``: the GMF branch's model and settings,
+        with ``branches["embeddings"]`` laid over them, seeded ``seed + 1``), so that the MLP
+        branch starts from a model independent of the GMF branch.
     """
 
     alpha: float | str = 0.5
     dot_model: str | None = None
     branches: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     finetune: Mapping[str, Any] = field(default_factory=dict)
-    mlp_embeddings: bool = False
+    mlp_embeddings: bool | str = False
 
     def __post_init__(self) -> None:
         if not (self.alpha == "auto" or _is_share(self.alpha)):
@@ -83,9 +90,15 @@ class PretrainConfig:
             raise ConfigError(
                 f"branch options must map 'gmf'/'mlp' to dicts, got {self.branches!r}"
             )
-        unknown = sorted(set(self.branches) - set(BRANCHES))
+        if self.mlp_embeddings not in (False, True, OWN_EMBEDDINGS):
+            raise ConfigError(
+                f"mlp_embeddings must be True, False or {OWN_EMBEDDINGS!r}, "
+                f"got {self.mlp_embeddings!r}"
+            )
+        stages = (*BRANCHES, EMBEDDINGS) if self.mlp_embeddings == OWN_EMBEDDINGS else BRANCHES
+        unknown = sorted(set(self.branches) - set(stages))
         if unknown:
-            raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {list(BRANCHES)}")
+            raise ConfigError(f"unknown pre-training branch(es) {unknown}; valid: {list(stages)}")
         for branch, given in self.branches.items():
             if not isinstance(given, Mapping):
                 raise ConfigError(f"the options of branch {branch!r} must be a dict, got {given!r}")
@@ -176,9 +189,9 @@ class Plan:
     candidates: tuple[Plan, ...] = ()
     #: Whether choosing among candidates also tries blends of the best closed-form ones.
     blend: bool = False
-    #: Whether NeuMF's MLP branch starts from the GMF branch's rows
-    #: (:attr:`PretrainConfig.mlp_embeddings`).
-    mlp_embeddings: bool = False
+    #: Where NeuMF's MLP branch starts: False (at random), True (the GMF branch's rows) or
+    #: ``"own"`` (the rows of the stage ``"embeddings"``; :attr:`PretrainConfig.mlp_embeddings`).
+    mlp_embeddings: bool | str = False
 
     @property
     def pretrain(self) -> bool:
@@ -469,9 +482,46 @@ def make_plan(
         **recipe(task, "finetune")["model"],
         **{k: v for k, v in given_params.items() if k not in BRANCH_SIZES},
     }
+    if pretrain.mlp_embeddings == OWN_EMBEDDINGS:
+        branches = _own_embeddings(branches, pretrain, config)
     final = Stage("neumf", finetune, config("finetune", pretrain.finetune, "final"))
     alpha = None if pretrain.alpha == "auto" else float(pretrain.alpha)
-    return _checked(Plan(final, branches, alpha, mlp_embeddings=bool(pretrain.mlp_embeddings)))
+    embeddings = pretrain.mlp_embeddings
+    return _checked(Plan(final, branches, alpha, mlp_embeddings=embeddings))
+
+
+def _own_embeddings(
+    branches: Mapping[str, Stage], pretrain: PretrainConfig, config: Callable[..., TrainConfig]
+) -> dict[str, Stage]:
+    """NeuMF's stages with the MLP branch's own embedding stage inserted before it: the GMF
+    branch's model and settings (``branches["embeddings"]`` laid over them), as many factors
+    as each MLP embedding has dimensions, and the next seed, so that the MLP starts from a
+    dot product trained apart from the GMF branch (weights, negatives and shuffling)."""
+    dot, mlp = branches["gmf"], branches["mlp"]
+    user_dim = item_dim = None
+    mlp_config = MODELS["mlp"].config_class.from_dict(dict(mlp.params))
+    if getattr(mlp_config, "embedding_dims", None) != "fastai":
+        user_dim, item_dim, _ = tower_widths(mlp_config, 0, 0)
+    if user_dim is None or user_dim != item_dim:
+        raise ConfigError(
+            "the MLP branch's own embedding stage needs equal user and item sizes, got "
+            f"embedding_dims={getattr(mlp_config, 'embedding_dims', None)!r}"
+        )
+    known = set(MODELS[dot.model].config_class.field_names())
+    overrides = dict(pretrain.branches.get(EMBEDDINGS, {}))
+    seed = int(dot.params.get("seed", 0)) + 1
+    params = {
+        **dot.params,
+        **{k: v for k, v in overrides.items() if k in known},
+        "factors": user_dim,
+        "seed": seed,
+    }
+    train_over = {
+        **{k: v for k, v in pretrain.branches.get("gmf", {}).items() if k in _TRAIN_FIELDS},
+        **{k: v for k, v in overrides.items() if k in _TRAIN_FIELDS},
+    }
+    train = replace(config(dot.model, train_over, EMBEDDINGS), seed=dot.config.seed + 1)
+    return {"gmf": dot, EMBEDDINGS: Stage(dot.model, params, train), "mlp": mlp}
 
 
 #: The training settings of a run (not of a recipe) that an MLP's embedding pre-training
@@ -537,7 +587,9 @@ __all__ = [
     "ALPHAS",
     "BRANCHES",
     "DOT_MODELS",
+    "EMBEDDINGS",
     "MODEL_ALIASES",
+    "OWN_EMBEDDINGS",
     "Given",
     "Plan",
     "PretrainConfig",
