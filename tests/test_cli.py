@@ -392,6 +392,20 @@ def test_every_training_flag_given_at_its_default_reaches_the_trainer(option) ->
     assert getattr(plan.final.config, option.name) == default
 
 
+@pytest.mark.parametrize(
+    "extra", [[], ["--model", "neumf"], ["--model", "mlp"], ["--preset", "paper"]]
+)
+def test_threads_reach_every_stage(extra: list[str]) -> None:
+    """``--threads`` sets every stage's training threads, candidates and pre-training included
+    (the bug: the trainer set each stage to ``TrainConfig.threads``, 1, over the flag)."""
+    for threads in (1, 2):
+        args = build_parser().parse_args(["train", "--threads", str(threads), *extra])
+        plan = recommender(train_request(given_options(args))).plan()
+        stages = [plan.final, *plan.branches.values()]
+        stages += [s for c in plan.candidates for s in (c.final, *c.branches.values())]
+        assert {s.config.threads for s in stages} == {threads}
+
+
 # ---------------------------------------------------------------------- a newcomer's own files
 # Bad input as one line, runs that stop, feedback: each case failed (a traceback, silence or a
 # late error) before its fix.

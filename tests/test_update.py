@@ -213,11 +213,34 @@ def test_bad_data_is_refused_and_changes_nothing(
 @pytest.mark.parametrize(
     ("options", "match"),
     [({"epochs": -1}, "epochs"), ({"replay": -0.5}, "replay"), ({"lr": 0}, "lr"),
-     ({"tolerance": float("nan")}, "tolerance"), ({"force": "yes"}, "force")],
+     ({"tolerance": float("nan")}, "tolerance"), ({"force": "yes"}, "force"),
+     ({"threads": 0}, "threads")],
 )  # fmt: skip
 def test_bad_settings_are_refused(base: Recommender, options: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         fresh_copy(base).update(new_rows(), **options)
+
+
+def test_threads_reach_the_updates_training(
+    base: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``threads`` sets the update's training threads; the model's own setting otherwise (the
+    bug: ``ncf update --threads 2`` trained on the saved config's one thread)."""
+    from ncf.training import trainer
+
+    seen: list[int | None] = []
+    fit = trainer.Trainer.fit
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(self.config.threads)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.Trainer, "fit", spy)
+    fresh_copy(base).update(new_rows(), threads=2, seed=0, force=True)
+    assert seen and set(seen) == {2}
+    seen.clear()
+    fresh_copy(base).update(new_rows(), seed=0, force=True)
+    assert seen and set(seen) == {base.train_config_.threads}
 
 
 def test_a_rating_model_needs_ratings_on_its_scale(log: pd.DataFrame) -> None:

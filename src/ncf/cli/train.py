@@ -37,7 +37,7 @@ from ncf.studies.rating_cv import (
     cross_validate,
     split_features,
 )
-from ncf.training import Plan, distributed
+from ncf.training import Plan, TrainConfig, distributed
 from ncf.training.config import resolve_device
 
 Lines = Iterator[str]
@@ -54,6 +54,8 @@ def recommender(
     under its one spelling (a keyword where ``Recommender`` has one), validated the way the
     test is made (``ranking``, ``fraction``: see :func:`validation_shape`)."""
     run, model, train = req.run, dict(req.model), dict(req.train)
+    if run["threads"] != TrainConfig.threads:  # the trainer sets each stage's own count
+        train["threads"] = run["threads"]
     flat = {k: model.pop(k) for k in MODEL_KEYWORDS if k in model}
     flat_train = {k: train.pop(k) for k in TRAIN_KEYWORDS if k in train}
     return Recommender(

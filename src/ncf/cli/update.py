@@ -116,6 +116,7 @@ def update(args: argparse.Namespace) -> Lines:
         force=args.force,
         refit=args.refit,
         seed=args.seed,
+        threads=args.threads,
         callbacks=callbacks,
     )
     report = rec.update_report_

@@ -150,6 +150,7 @@ class Updating:
         user_features: Any = None,
         item_features: Any = None,
         seed: int | None = None,
+        threads: int | None = None,
         callbacks: Sequence[Callback] = (),
         source: str | None = None,
     ) -> Any:
@@ -182,6 +183,9 @@ class Updating:
         seed : int, optional
             Seeds the new rows, the replay, the validation negatives and the training
             (default: the recommender's ``seed``); the same seed repeats the update exactly.
+        threads : int, optional
+            CPU threads of the update's training (default: the model's own training setting,
+            ``train_config_.threads``).
         callbacks : sequence of Callback
             Training hooks.
         source : str, optional
@@ -215,6 +219,7 @@ class Updating:
             user_features=user_features,
             item_features=item_features,
             seed=seed,
+            threads=threads,
             callbacks=callbacks,
             source=source,
         )
@@ -257,6 +262,7 @@ def run_update(rec: Fitted, data: Any, **options: Any) -> UpdateReport:
         resume=False,
         progress=rec.progress,
         seed=seed,
+        threads=rec.train_config_.threads if options["threads"] is None else options["threads"],
     )
     settings = {k: options[k] for k in ("epochs", "replay", "refit", "tolerance", "max_churn")}
     report = UpdateReport(summary(new, fresh), {**settings, "lr": config.lr, "seed": seed})
@@ -881,6 +887,11 @@ def check_options(o: dict[str, Any]) -> None:
         raise ConfigError(f"lr must be a number > 0, got {lr!r}")
     if o["seed"] is not None and (isinstance(o["seed"], bool) or not isinstance(o["seed"], int)):
         raise ConfigError(f"seed must be an integer, got {o['seed']!r}")
+    threads = o["threads"]
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
 
 
 def new_features(model: RecModel, side: str, given: Any, new_ids: np.ndarray) -> np.ndarray | None:

@@ -62,6 +62,8 @@ class Settings:
     k: int = 10
     preset: str = "default"
     progress: bool = False
+    #: CPU threads of every cell's training and ALS solves (not part of a cell's identity).
+    threads: int = 1
 
     def of(self, study: Study, cell: Cell, data: StudyData) -> dict[str, Any]:
         """Everything that changes a cell's result (its key in the store)."""
@@ -128,8 +130,10 @@ def run_cell(
 
     held, k = data.holdout, settings.k
     model = None if cell.model == "default" else cell.model  # default: the preset's choice
+    params = dict(cell.params)
+    params["train_options"] = {"threads": settings.threads, **(params.get("train_options") or {})}
     rec = Recommender(model, preset=settings.preset, seed=settings.seed,
-                      progress=settings.progress, **cell.params)  # fmt: skip
+                      progress=settings.progress, **params)  # fmt: skip
     t0 = time.perf_counter()
     rec.fit(held.train, callbacks=callbacks)
     seconds = time.perf_counter() - t0
@@ -156,9 +160,10 @@ def _run_als(data: StudyData, settings: Settings) -> dict[str, Any]:
     t0 = time.perf_counter()
     # the carve every Recommender cell selects on (each user's latest item), ranked in full
     part, rows = leave_one_out(held.train, by="auto", seed=settings.seed)
-    tuned = tune_als(part, rows, grid=ALS_FULL_GRID, metric=MONITOR, seed=settings.seed)
+    tuned = tune_als(part, rows, grid=ALS_FULL_GRID, metric=MONITOR, seed=settings.seed,
+                     threads=settings.threads)  # fmt: skip
     best = {n: tuned.best[n] for n in ("factors", "regularization", "alpha")}
-    als = ALS(**best, seed=settings.seed).fit(held.train)
+    als = ALS(**best, seed=settings.seed, threads=settings.threads).fit(held.train)
     seconds = time.perf_counter() - t0
     test = held.test
     assert held.negatives is not None
