@@ -17,7 +17,7 @@ import pytest
 from ncf.cli import main
 from ncf.cli.options import OPTIONS, given_options, train_request
 from ncf.cli.parser import build_parser
-from ncf.cli.train import default_out, recommender
+from ncf.cli.train import _recipe_line, default_out, recommender
 from ncf.models import MODELS
 from ncf.training import PretrainConfig, TrainConfig
 
@@ -261,6 +261,26 @@ def test_default_out_dir_when_the_preset_chooses(
     run = {"task": "implicit", "preset": "default", "dataset": str(csv_file), "train": None}
     assert default_out(run, "neumf") == Path("models") / "neumf-ratings"
     assert default_out({**run, "preset": "fast"}, "mf") == Path("models") / "mf-ratings-fast"
+
+
+def test_paper_preset_names_each_stage(csv_file: Path, tmp_path: Path, capsys) -> None:
+    """The paper preset's three stages (the GMF branch, the MF that starts the MLP's
+    embeddings, the MLP branch) each named with its sizes, and each one's epoch said."""
+    args = build_parser().parse_args(["train", "--preset", "paper"])
+    rec = recommender(train_request(given_options(args)))
+    plan = rec.plan()
+    assert list(plan.branches) == ["gmf", "embeddings", "mlp"]
+    line = _recipe_line(rec, plan, [], None)  # type: ignore[arg-type]
+    assert line.startswith(
+        "model neumf (pre-trained mf factors 64 + mf factors 256 (the MLP's embeddings) + "
+        "mlp layers (512, 256, 128, 64); "
+    )
+    out = tmp_path / "paper"
+    assert main(["train", "--dataset", str(csv_file), "--preset", "paper", "--layers", "8,4",
+                 *TINY, "--out", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "pre-trained mf factors 4 + mf factors 4 (the MLP's embeddings) + mlp layers" in printed
+    assert re.search(r"branches' epochs gmf \d+, embeddings \d+, mlp \d+", printed)
 
 
 def test_pretraining_flags(csv_file: Path, tmp_path: Path, capsys) -> None:

@@ -39,6 +39,7 @@ from ncf.studies.rating_cv import (
 )
 from ncf.training import Plan, TrainConfig, distributed
 from ncf.training.config import resolve_device
+from ncf.training.plan import EMBEDDINGS
 
 Lines = Iterator[str]
 
@@ -217,11 +218,18 @@ def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) ->
     """What was chosen and why, in one line."""
     c = plan.final.config
     params = [plan.final.params, *(s.params for s in plan.branches.values())]
-    sizes = ", ".join(
-        f"{k} {v}" for p in params for k, v in p.items() if k in ("factors", "layers")
-    )
-    if plan.pretrain:
-        sizes += f", pre-trained {' + '.join(s.model for s in plan.branches.values())}"
+    if EMBEDDINGS in plan.branches:  # three stages: each named with its own sizes
+        sizes = ", pre-trained " + " + ".join(
+            f"{s.model} {_sizes(s.params)}" + (" (the MLP's embeddings)" if b == EMBEDDINGS else "")
+            for b, s in plan.branches.items()
+        )
+        sizes = _sizes(plan.final.params) + sizes if _sizes(plan.final.params) else sizes[2:]
+    else:
+        sizes = ", ".join(
+            f"{k} {v}" for p in params for k, v in p.items() if k in ("factors", "layers")
+        )
+        if plan.pretrain:
+            sizes += f", pre-trained {' + '.join(s.model for s in plan.branches.values())}"
     stop = f"patience {c.patience}" if c.patience else "no early stop"
     feats = f"; features {','.join(sides)}" if sides else ""
     if not get_model_class(plan.final.model).trainable:  # fitted in closed form
@@ -479,6 +487,11 @@ def _chosen_line(rec: Recommender) -> str:
 RATING_PROTOCOL = "random"
 
 
+def _sizes(params: dict[str, Any]) -> str:
+    """A stage's sizes (factors, layers) as words."""
+    return ", ".join(f"{k} {v}" for k, v in params.items() if k in ("factors", "layers"))
+
+
 def _epochs(rec: Recommender) -> str:
     """The epochs selected, in words (epochs count from 1; a fine-tuning's 0 is the fused start
     of the pre-trained branches, kept because no fine-tuning epoch beat it on validation)."""
@@ -486,7 +499,7 @@ def _epochs(rec: Recommender) -> str:
         return "closed form" + (", then refit on all training data" if rec.refit_ else "")
     branches = ", ".join(
         f"{b} {rec.metrics_[f'pretrain_{b}_epoch']}"
-        for b in ("gmf", "mlp")
+        for b in ("gmf", EMBEDDINGS, "mlp")
         if f"pretrain_{b}_epoch" in rec.metrics_
     )
     members = [rec.metrics_[f"member{k}_epoch"] for k in range(1, len(rec.metrics_) + 1)
