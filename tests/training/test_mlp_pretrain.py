@@ -12,7 +12,7 @@ import torch
 from ncf import ConfigError, Interactions
 from ncf.evaluation.validators import carve_validation
 from ncf.models import MLP, NeuMF, build_model
-from ncf.training import PretrainConfig, TrainConfig, fit_model, make_plan
+from ncf.training import Plan, PretrainConfig, TrainConfig, fit_model, make_plan
 from ncf.training.plan import Given, resolve
 
 if TYPE_CHECKING:
@@ -99,9 +99,9 @@ def test_fit_selects_and_refits_both_stages(log: Interactions) -> None:
     assert set(result.refit_epochs) == {"gmf", "final"}
 
 
-def test_neumf_mlp_branch_starts_from_the_gmf_branch(
-    log: Interactions, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def copies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Each copy of rows into an MLP's embeddings, as (MLP width, source width)."""
     calls: list[tuple[int, int]] = []
     copy = MLP.embeddings_from
 
@@ -110,22 +110,33 @@ def test_neumf_mlp_branch_starts_from_the_gmf_branch(
         return copy(self, model)  # type: ignore[arg-type]
 
     monkeypatch.setattr(MLP, "embeddings_from", spy)
-    pre = PretrainConfig(dot_model="mf", mlp_embeddings=True,
-                         branches={"gmf": {"init_std": 0.1}})  # fmt: skip
-    plan = make_plan(
+    return calls
+
+
+def small_neumf(pre: PretrainConfig) -> Plan:
+    """The plan of a NeuMF-4 with an MLP 16-8 (8-wide embeddings), pre-trained by ``pre``."""
+    return make_plan(
         "implicit",
         "neumf",
         model_params={"factors": 4, "layers": (16, 8), "seed": 2},
         train={"epochs": 2, "batch_size": 64, "lr": 0.01, "seed": 1},
         pretrain=pre,
     )
+
+
+def test_neumf_mlp_branch_starts_from_the_gmf_branch(
+    log: Interactions, copies: list[tuple[int, int]]
+) -> None:
+    pre = PretrainConfig(dot_model="mf", mlp_embeddings=True,
+                         branches={"gmf": {"init_std": 0.1}})  # fmt: skip
+    plan = small_neumf(pre)
     assert plan.mlp_embeddings and pre.to_dict()["mlp_embeddings"] is True
     assert not make_plan("implicit", "neumf", pretrain=PretrainConfig()).mlp_embeddings
     train, validator = carve_validation(log, n_negatives=10, seed=0)
     model, result = fit_model(plan, train, validator=validator, refit_on=log)
     assert isinstance(model, NeuMF)
     assert set(result.refit_epochs) == {"gmf", "mlp", "final"}
-    assert calls == [(8, 4), (8, 4)]  # selection and refit: the MF-4 rows, without biases
+    assert copies == [(8, 4), (8, 4)]  # selection and refit: the MF-4 rows, without biases
 
 
 def test_the_embedding_stage_keeps_its_rate_constant_on_sparse_data() -> None:
@@ -144,29 +155,15 @@ def test_the_embedding_stage_keeps_its_rate_constant_on_sparse_data() -> None:
 
 
 def test_neumf_mlp_branch_starts_from_its_own_dot_product(
-    log: Interactions, monkeypatch: pytest.MonkeyPatch
+    log: Interactions, copies: list[tuple[int, int]]
 ) -> None:
     """``mlp_embeddings="own"``: an MF as wide as the MLP's embeddings, trained by the GMF
     branch's settings (``branches["embeddings"]`` over them) on the next seed, selected and
     refit as a stage of its own before the MLP branch."""
-    calls: list[tuple[int, int]] = []
-    copy = MLP.embeddings_from
-
-    def spy(self: MLP, model: torch.nn.Module) -> MLP:
-        calls.append((self.user_embedding.embedding_dim, model.user_embedding.embedding_dim))
-        return copy(self, model)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(MLP, "embeddings_from", spy)
     pre = PretrainConfig(dot_model="mf", mlp_embeddings="own",
                          branches={"gmf": {"init_std": 0.1, "epochs": 3},
                                    "embeddings": {"lr": 0.02}})  # fmt: skip
-    plan = make_plan(
-        "implicit",
-        "neumf",
-        model_params={"factors": 4, "layers": (16, 8), "seed": 2},
-        train={"epochs": 2, "batch_size": 64, "lr": 0.01, "seed": 1},
-        pretrain=pre,
-    )
+    plan = small_neumf(pre)
     assert list(plan.branches) == ["gmf", "embeddings", "mlp"]
     own, dot = plan.branches["embeddings"], plan.branches["gmf"]
     assert own.model == "mf" and own.params["factors"] == 8 and own.params["init_std"] == 0.1
@@ -176,7 +173,7 @@ def test_neumf_mlp_branch_starts_from_its_own_dot_product(
     model, result = fit_model(plan, train, validator=validator, refit_on=log)
     assert isinstance(model, NeuMF)
     assert set(result.refit_epochs) == {"gmf", "embeddings", "mlp", "final"}
-    assert calls == [(8, 8), (8, 8)]  # selection and refit: the MF-8 rows, not the GMF's
+    assert copies == [(8, 8), (8, 8)]  # selection and refit: the MF-8 rows, not the GMF's
     with pytest.raises(ConfigError, match="mlp_embeddings must be"):
         PretrainConfig(mlp_embeddings="gmf")
     with pytest.raises(ConfigError, match="unknown pre-training branch"):
