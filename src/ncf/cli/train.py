@@ -217,17 +217,15 @@ def _wrap(line: str) -> list[str]:
 def _recipe_line(rec: Recommender, plan: Plan, sides: list[str], ds: Dataset) -> str:
     """What was chosen and why, in one line."""
     c = plan.final.config
-    params = [plan.final.params, *(s.params for s in plan.branches.values())]
     if EMBEDDINGS in plan.branches:  # three stages: each named with its own sizes
-        sizes = ", pre-trained " + " + ".join(
+        stages = " + ".join(
             f"{s.model} {_sizes(s.params)}" + (" (the MLP's embeddings)" if b == EMBEDDINGS else "")
             for b, s in plan.branches.items()
         )
-        sizes = _sizes(plan.final.params) + sizes if _sizes(plan.final.params) else sizes[2:]
+        sizes = ", ".join(filter(None, (_sizes(plan.final.params), f"pre-trained {stages}")))
     else:
-        sizes = ", ".join(
-            f"{k} {v}" for p in params for k, v in p.items() if k in ("factors", "layers")
-        )
+        params = [plan.final.params, *(s.params for s in plan.branches.values())]
+        sizes = ", ".join(filter(None, map(_sizes, params)))
         if plan.pretrain:
             sizes += f", pre-trained {' + '.join(s.model for s in plan.branches.values())}"
     stop = f"patience {c.patience}" if c.patience else "no early stop"

@@ -498,22 +498,15 @@ def _own_embeddings(
     as each MLP embedding has dimensions, and the next seed, so that the MLP starts from a
     dot product trained apart from the GMF branch (weights, negatives and shuffling)."""
     dot, mlp = branches["gmf"], branches["mlp"]
-    user_dim = item_dim = None
-    mlp_config = MODELS["mlp"].config_class.from_dict(dict(mlp.params))
-    if getattr(mlp_config, "embedding_dims", None) != "fastai":
-        user_dim, item_dim, _ = tower_widths(mlp_config, 0, 0)
-    if user_dim is None or user_dim != item_dim:
-        raise ConfigError(
-            "the MLP branch's own embedding stage needs equal user and item sizes, got "
-            f"embedding_dims={getattr(mlp_config, 'embedding_dims', None)!r}"
-        )
+    width = _embedding_width(mlp.params, "the MLP branch's own embedding stage needs equal user "
+                             "and item sizes")  # fmt: skip
     known = set(MODELS[dot.model].config_class.field_names())
     overrides = dict(pretrain.branches.get(EMBEDDINGS, {}))
     seed = int(dot.params.get("seed", 0)) + 1
     params = {
         **dot.params,
         **{k: v for k, v in overrides.items() if k in known},
-        "factors": user_dim,
+        "factors": width,
         "seed": seed,
     }
     train_over = {
@@ -522,6 +515,21 @@ def _own_embeddings(
     }
     train = replace(config(dot.model, train_over, EMBEDDINGS), seed=dot.config.seed + 1)
     return {"gmf": dot, EMBEDDINGS: Stage(dot.model, params, train), "mlp": mlp}
+
+
+def _embedding_width(mlp_params: Mapping[str, Any], need: str) -> int:
+    """The width of an MLP's user and item embeddings (the tower's own rule,
+    :func:`~ncf.models.tower.tower_widths`), which a dot product of that many factors starts;
+    a ConfigError (``need``, then the sizes given) where the two differ or follow the data's id
+    counts (fast.ai's sizes, unknown before the data)."""
+    mlp = MODELS["mlp"].config_class.from_dict(dict(mlp_params))
+    dims = getattr(mlp, "embedding_dims", None)
+    user_dim = item_dim = None
+    if dims != "fastai":
+        user_dim, item_dim, _ = tower_widths(mlp, 0, 0)
+    if user_dim is None or user_dim != item_dim:
+        raise ConfigError(f"{need}, got embedding_dims={dims!r}")
+    return user_dim
 
 
 #: The training settings of a run (not of a recipe) that an MLP's embedding pre-training
@@ -541,16 +549,8 @@ def _pretrained_mlp(
     user's general settings are the MLP's; only the run's, as the seed, reach it), with as
     many factors as each MLP embedding has dimensions (:meth:`ncf.models.MLP.embeddings_from`)."""
     params = {**recipe(task, "mlp")["model"], **given_params}
-    mlp = MODELS["mlp"].config_class.from_dict(dict(params))
-    dims = getattr(mlp, "embedding_dims", None)
-    user_dim = item_dim = None
-    if dims != "fastai":  # fast.ai's sizes follow the data's id counts, unknown here
-        user_dim, item_dim, _ = tower_widths(mlp, 0, 0)
-    if user_dim is None or user_dim != item_dim:
-        raise ConfigError(
-            f"an MLP's embeddings pre-trained by a dot product need equal sizes, got "
-            f"embedding_dims={dims!r}"
-        )
+    width = _embedding_width(params, "an MLP's embeddings pre-trained by a dot product need "
+                             "equal sizes")  # fmt: skip
     extra = sorted(set(pretrain.branches) - {"gmf"})
     if extra:
         raise ConfigError(f"an MLP pre-trains from the dot-product branch 'gmf' only, not {extra}")
@@ -560,7 +560,7 @@ def _pretrained_mlp(
     dot_params = {
         **recipe(task, name)["model"],
         **{k: v for k, v in overrides.items() if k in known},
-        "factors": user_dim,
+        "factors": width,
         "seed": given_params.get("seed", 0),
     }
     values = {

@@ -144,7 +144,7 @@ _RATING_NEUMF = {
 #: Copying the GMF branch's own rows (``True``) made a branch that adds little to it (fused
 #: 0.7452 / 0.4551). NDCG@10 selects every stage; one fine-tuning epoch, kept only if it
 #: validates higher. Chosen over round 1's recipe on validation (which it matches or passes;
-#: round 1 tested 0.7291 / 0.4481 in about 90 minutes): test 0.7258 / 0.4496 in 492 s on one
+#: round 1 tested 0.7291 / 0.4481 in about 90 minutes): test 0.7258 / 0.4496 in 460-492 s on one
 #: thread (docs/benchmarks.md, "Sixth round").
 _PAPER_NEUMF: dict[str, Any] = {
     "model": {"factors": 64, "layers": (512, 256, 128, 64)},
