@@ -334,6 +334,9 @@ def test_every_preset_plans_its_model(task: str, name: str) -> None:
         assert plan.branches["gmf"].model == "mf" and plan.alpha is None and neumf.refit_
         assert plan.branches["gmf"].config.optimizer == "sgd"
         assert plan.branches["mlp"].config.negatives == 16
+        # the GMF branch decays 0.85 an epoch; the MLP's own MF-256 keeps the MF recipe's 0.8
+        assert plan.branches["gmf"].config.gamma == 0.85
+        assert plan.branches["embeddings"].config.gamma == 0.8
     if task == "implicit" and name == "best":  # 4 default MFs, averaged
         plan = Recommender(preset="best").plan()
         assert plan.final.model == "mf" and plan.final.config.ensemble == 4
