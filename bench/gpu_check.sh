@@ -6,7 +6,9 @@
 #   4. time to HR@10 >= 0.70 on ml-1m-ncf (needs NCF_DATA_DIR), and full-ranking time,
 #   5. the neural models' default recipes (issue 28): `ncf train --dataset ml-1m-ncf --model
 #      gmf|neumf|mlp` on the GPU, wall time and test figures (CPU, 1 thread: gmf 0.7265 /
-#      0.4494 in 55 s, neumf 0.7280 / 0.4509 in 145 s, mlp 0.7030 / 0.4235 in 174 s; docs/benchmarks.md).
+#      0.4494 in 55 s, neumf 0.7273 / 0.4515 in 196 s, mlp 0.7030 / 0.4235 in 174 s), then
+#      `--preset paper` (NeuMF-64; CPU, 1 thread: 0.7268 / 0.4523 in 495 s; docs/benchmarks.md),
+#      last and cut at 5 minutes so that the whole check fits one short device lease.
 # Usage, from the repository root:  NCF_DATA_DIR=/path/to/data bash bench/gpu_check.sh
 # It has not been run on real hardware by the author of this script (no GPU was available).
 set -euo pipefail
@@ -85,6 +87,12 @@ PY
       || echo "$m: failed or timed out"
     echo "$m: $(( $(date +%s) - t0 )) s wall"
   done
+  echo "== the paper preset's NeuMF-64 on ml-1m-ncf (ncf train --preset paper)"
+  t0=$(date +%s)
+  timeout 300 "$PY" -m ncf train --dataset ml-1m-ncf --preset paper --no-progress \
+    --out "${TMPDIR:-/tmp}/gpu_check_paper" --force 2>&1 | grep -E "^model|^hr@10|^ndcg@10|^done in" \
+    || echo "paper: failed or timed out"
+  echo "paper: $(( $(date +%s) - t0 )) s wall"
 else
   echo "== skipped ml-1m-ncf checks: set NCF_DATA_DIR to the folder holding ml-1m-ncf/"
 fi
