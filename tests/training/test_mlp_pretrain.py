@@ -154,6 +154,24 @@ def test_the_embedding_stage_keeps_its_rate_constant_on_sparse_data() -> None:
     assert kept.branches["gmf"].config.schedule == "exponential"
 
 
+def test_the_paper_neumfs_mf_stages_keep_their_rate_constant_on_sparse_data() -> None:
+    """The paper preset's GMF branch, and the MF of its own laid over it for the MLP's
+    embeddings, follow the same rule; the default NeuMF's branch is constant already."""
+    sparse = (30_000, 10_000)
+    plan = resolve(Given(model="neumf", preset="paper"), shape=sparse)
+    assert plan.branches["gmf"].config.schedule is None
+    assert plan.branches["embeddings"].config.schedule is None
+    assert "its GMF branch: a constant SGD rate" in plan.why
+    dense = resolve(Given(model="neumf", preset="paper"), shape=SHAPE)
+    assert dense.branches["gmf"].config.schedule == "exponential"
+    assert dense.branches["embeddings"].config.gamma == 0.8
+    assert "its GMF branch" not in dense.why
+    assert "its GMF branch" not in resolve(Given(model="neumf"), shape=sparse).why
+    told = {"branches": {"gmf": {"schedule": "exponential"}}}
+    kept = resolve(Given(model="neumf", preset="paper", pretrain=told), shape=sparse)
+    assert kept.branches["gmf"].config.schedule == "exponential"
+
+
 def test_neumf_mlp_branch_starts_from_its_own_dot_product(
     log: Interactions, copies: list[tuple[int, int]]
 ) -> None:

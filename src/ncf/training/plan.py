@@ -335,9 +335,10 @@ def resolve(
     if checkpoint_dir is not None:
         train.update(checkpoint_dir=str(checkpoint_dir), resume=True)
     pretrain = _pretraining(given, found["pretrain"], name)
-    if name == "mlp" and shape is not None and pretrain is not None:
-        pretrain, reason = _sparse_embedding_stage(given, task, pretrain, shape)
-        why += f"; its MF stage: {reason}" if reason else ""
+    if name in ("mlp", "neumf") and shape is not None and pretrain is not None:
+        pretrain, reason = _sparse_mf_stage(given, task, pretrain, shape)
+        stage = "its MF stage" if name == "mlp" else "its GMF branch"
+        why += f"; {stage}: {reason}" if reason else ""
     plan = make_plan(
         task,
         name,
@@ -374,12 +375,14 @@ def applies_to(model: str, params: Mapping[str, Any], shape: tuple[int, int] | N
     return True if fits is None else bool(fits(shape[1], **dict(params)))
 
 
-def _sparse_embedding_stage(
+def _sparse_mf_stage(
     given: Given, task: str, pretrain: PretrainConfig, shape: tuple[int, int]
 ) -> tuple[PretrainConfig, str]:
-    """The MF stage that pre-trains an MLP's embeddings adapted to the data's shape as
-    ``--model mf`` is (:func:`~ncf.training.presets.sparse_rate`: a constant rate on sparse
-    data), unless the user gave that stage's schedule; with the reason (empty: unchanged)."""
+    """The pre-training's SGD MF stage (``branches["gmf"]``: the MF that pre-trains an MLP's
+    embeddings, or NeuMF's GMF branch, which an ``"own"`` embedding stage is laid over) adapted
+    to the data's shape as ``--model mf`` is (:func:`~ncf.training.presets.sparse_rate`: a
+    constant rate on sparse data), unless the user gave that stage's schedule; with the reason
+    (empty: unchanged)."""
     stage = dict(pretrain.branches.get("gmf", {}))
     mine = given.pretrain if isinstance(given.pretrain, dict) else {}
     told = dict((mine.get("branches") or {}).get("gmf") or {})
