@@ -176,6 +176,9 @@ def test_monitor_selects_the_epoch_and_the_mix(log: Interactions) -> None:
         Trainer(by_ndcg).fit(branch, part, validate=validator)
     mixes = {a: validator(NeuMF.from_pretrained(gmf, mlp, alpha=a))["ndcg@3"] for a in ALPHAS}
     assert mixes[best] == max(mixes.values()) == validator(picked)["ndcg@3"]
+    # the shares' ends are the branches alone, so the fused start never validates below either
+    assert mixes[1.0] == pytest.approx(validator(gmf)["ndcg@3"])
+    assert mixes[0.0] == pytest.approx(validator(mlp)["ndcg@3"])
 
 
 def test_an_unknown_monitor_fails_before_training(log: Interactions) -> None:

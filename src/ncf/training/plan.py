@@ -33,8 +33,9 @@ OWN_EMBEDDINGS = "own"
 EMBEDDINGS = "embeddings"
 #: Models that may pre-train NeuMF's GMF branch (a biased MF converts exactly).
 DOT_MODELS = ("gmf", "mf")
-#: The GMF shares tried when ``alpha="auto"``.
-ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: The GMF shares tried when ``alpha="auto"``: from the MLP branch alone (0) to the GMF branch
+#: alone (1), so the fused start never validates below either branch on the monitor.
+ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: NeuMF hyper-parameters fixed by the pre-trained branches (not fine-tuning options).
 BRANCH_SIZES = ("factors", "layers", "embedding_dims")
 _TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
