@@ -175,7 +175,7 @@ def experiment(args: argparse.Namespace) -> Lines:
            f"{d['train_rows']:,} training interactions; test: {d['test']}")  # fmt: skip
     yield f"study {study.name}: {len(study.cells)} cells into {out}"
     settings = Settings(seed=args.seed, preset=args.preset, progress=args.progress,
-                        threads=getattr(args, "threads", 1))  # fmt: skip
+                        threads=args.threads)  # fmt: skip
     events = []
     for ev in run_study(study, data, store, settings):
         where = f"[{ev.index}/{ev.total}] {ev.cell.series}"

@@ -69,6 +69,7 @@ from ncf.evaluation.validators import (
 from ncf.exceptions import ConfigError, DataError, NCFWarning, TrainingError, UnknownIdError
 from ncf.models import RecModel, model_from_spec
 from ncf.models.als import ALS
+from ncf.models.base import check_factors
 from ncf.models.blend import Blend
 from ncf.models.growth import grow, side_tables
 from ncf.models.side_features import SideFeatures
@@ -887,11 +888,8 @@ def check_options(o: dict[str, Any]) -> None:
         raise ConfigError(f"lr must be a number > 0, got {lr!r}")
     if o["seed"] is not None and (isinstance(o["seed"], bool) or not isinstance(o["seed"], int)):
         raise ConfigError(f"seed must be an integer, got {o['seed']!r}")
-    threads = o["threads"]
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
-        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
+    if o["threads"] is not None:
+        check_factors(o["threads"], "threads")  # an integer >= 1
 
 
 def new_features(model: RecModel, side: str, given: Any, new_ids: np.ndarray) -> np.ndarray | None:

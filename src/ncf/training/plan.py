@@ -490,8 +490,7 @@ def make_plan(
         branches = _own_embeddings(branches, pretrain, config)
     final = Stage("neumf", finetune, config("finetune", pretrain.finetune, "final"))
     alpha = None if pretrain.alpha == "auto" else float(pretrain.alpha)
-    embeddings = pretrain.mlp_embeddings
-    return _checked(Plan(final, branches, alpha, mlp_embeddings=embeddings))
+    return _checked(Plan(final, branches, alpha, mlp_embeddings=pretrain.mlp_embeddings))
 
 
 def _own_embeddings(
