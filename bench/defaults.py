@@ -121,8 +121,9 @@ def build_sparse(name: str, data_dir: str, folder: Path) -> Path:
         frame.loc[tail, "item"] = frame.loc[tail, "item"] + "_" + copy[tail.to_numpy()].astype(str)
     elif name == "ml-1m":
         prefix = Path(data_dir) / "ml-1m-ncf" / "ml-1m"
-        parts = [pd.read_csv(f"{prefix}.{part}.rating", sep="\t", header=None, usecols=[0, 1],
-                             names=["user", "item"]) for part in ("train", "test")]  # fmt: skip
+        parts = [pd.read_csv(f"{prefix}.{part}.rating", sep="\t", header=None,
+                             usecols=[0, 1, 3], names=["user", "item", "timestamp"])
+                 for part in ("train", "test")]  # fmt: skip
         frame = pd.concat(parts, ignore_index=True)  # 1,000,209 ratings, every pair once
     else:
         valid = ", ".join(SPARSE + BUILT)

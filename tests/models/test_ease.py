@@ -283,3 +283,103 @@ def test_the_service_scores_through_score_all(
     assert all(shape.item_block(i["item"])[0] == 0 for i in similar)
     folded = scoring.fold_in(state, ["i11", "i12"], 3, exclude_seen=True, strict=False)
     assert all(shape.item_block(i["item"])[0] == 1 for i in folded["items"])
+
+
+# ---------------------------------------------------------------------- sessions
+def timed(users: list[int], items: list[int], times: list[int], n_users: int, n_items: int):  # type: ignore[no-untyped-def]
+    return Interactions(
+        np.array(users), np.array(items), timestamps=np.array(times),
+        user_map=IdMap.range(n_users, "user"), item_map=IdMap.range(n_items, "item"),
+    )  # fmt: skip
+
+
+def test_sessions_are_cut_where_consecutive_rows_lie_more_than_the_gap_apart() -> None:
+    # user 0: t 0, 50, 100 (one session at gap 60), 1000 (a second); user 1: 5, 5 (item 3
+    # twice: counts once), 70 (a gap of 65: a new session); rows out of order on purpose
+    users = [1, 0, 0, 1, 0, 0, 1]
+    items = [3, 2, 0, 3, 1, 4, 0]
+    times = [5, 50, 0, 5, 100, 1000, 70]
+    rows = ease_module.session_rows(np.array(users), np.array(items), np.array(times), 60, 5)
+    expected = np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [1, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(rows.toarray(), expected)
+    wide = ease_module.session_rows(np.array(users), np.array(items), np.array(times), 1e9, 5)
+    np.testing.assert_array_equal(wide.toarray(), [[1, 1, 1, 0, 1], [1, 0, 0, 1, 0]])
+
+
+def test_session_weights_match_a_hand_computation_and_need_timestamps() -> None:
+    rng = np.random.default_rng(4)
+    n_users, n_items, n = 20, 8, 90
+    users, items = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    times = rng.integers(0, 600, n)
+    data = timed(list(users), list(items), list(times), n_users, n_items)
+    model = build_model("ease", n_users, n_items, l2=2.0, session_gap=30, session_weight=2.5)
+    assert isinstance(model, EASE)
+    model.fit_data(data)
+    x = (data.csr.toarray() > 0).astype(np.float64)
+    s = ease_module.session_rows(users, items, times, 30, n_items).toarray().astype(np.float64)
+    assert s.shape[0] > n_users  # sessions are more than users here
+    p = np.linalg.inv(x.T @ x + 2.5 * s.T @ s + 2.0 * np.eye(n_items))
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    np.testing.assert_allclose(model.weights.numpy(), b, atol=2e-6)
+    np.testing.assert_allclose(model.score_all(torch.arange(n_users)).numpy(), x @ b, atol=1e-5)
+    np.testing.assert_array_equal(model.session_matrix().toarray(), s)
+    untimed = interactions(x)
+    with pytest.raises(DataError, match="session_gap .* no timestamps"):
+        build_model("ease", n_users, n_items, session_gap=30).fit_data(untimed)
+    with pytest.raises(ConfigError, match="session rows exactly when it has a session_gap"):
+        build_model("ease", n_users, n_items).fit_matrix(untimed.csr, sp.csr_matrix(s))
+    for bad in (-1, True, float("nan")):
+        with pytest.raises(ConfigError, match="session_gap must be"):
+            build_model("ease", 2, 2, session_gap=bad)
+    with pytest.raises(ConfigError, match="session_weight must be"):
+        build_model("ease", 2, 2, session_gap=1, session_weight=0)
+
+
+def test_sessions_recover_items_used_together_in_time() -> None:
+    """Every user has items 0-5 in pairs (0, 1), (2, 3), (4, 5), each pair in its own
+    session, a day apart; across users the pairs' order is shuffled so whole histories say
+    nothing about which items pair. With sessions, item 0 predicts item 1 most."""
+    rng = np.random.default_rng(0)
+    users, items, times = [], [], []
+    for u in range(60):
+        pairs = rng.permutation(3)
+        kept = rng.permutation(6)[:5]  # each user misses one item: histories differ
+        for day, pair in enumerate(pairs):
+            for item in (2 * pair, 2 * pair + 1):
+                if item in kept:
+                    users.append(u)
+                    items.append(item)
+                    times.append(86_400 * day + int(rng.integers(0, 30)))
+    data = timed(users, items, times, 60, 6)
+    plain = build_model("ease", 60, 6, l2=5.0).fit_data(data)
+    split = build_model("ease", 60, 6, l2=5.0, session_gap=60).fit_data(data)
+    b_plain, b_split = plain.weights.numpy(), split.weights.numpy()
+    partner = [1, 0, 3, 2, 5, 4]
+    assert all(int(np.argmax(b_split[i])) == partner[i] for i in range(6))
+    assert all(b_split[i, partner[i]] > b_plain[i, partner[i]] for i in range(6))
+
+
+def test_a_session_fit_saves_loads_and_updates_with_its_sessions(
+    shape: Planted, tmp_path: Path
+) -> None:
+    frame = shape.frame()
+    rec = Recommender("ease", model_options={"session_gap": 3600.0}, validate=False).fit(frame)
+    model = rec.model_
+    assert isinstance(model, EASE) and model.session_matrix().shape[0] > 0
+    rec.save(tmp_path / "sessions")
+    back = Recommender.load(tmp_path / "sessions")
+    assert isinstance(back.model_, EASE) and torch.equal(back.model_.weights, model.weights)
+    assert (back.model_.session_matrix() != model.session_matrix()).nnz == 0
+    old = model.session_matrix()
+    new = pd.DataFrame({"user": ["u0", "fresh", "fresh"], "item": ["i_new", "i20", "i21"],
+                        "timestamp": [10**9, 10**9, 10**9 + 5]})  # fmt: skip
+    rec.update(new)
+    grown = rec.model_
+    assert isinstance(grown, EASE) and grown.n_items == old.shape[1] + 1
+    sessions = grown.session_matrix()
+    assert sessions.shape[0] == old.shape[0] + 2  # u0's new row, fresh's two in one session
+    refit = build_model("ease", grown.n_users, grown.n_items, **grown.config.to_dict())
+    assert isinstance(refit, EASE)
+    refit.fit_matrix(rec.seen_, sessions)
+    assert torch.equal(refit.weights, grown.weights)

@@ -135,3 +135,21 @@ def test_full_ranking_selection_monitors_ndcg_at_the_given_cutoff() -> None:
     assert given.plan().final.config.monitor == "recall@5"
     with pytest.raises(ConfigError, match="validation_k must be a positive integer, got 0"):
         Recommender(validation_k=0).plan()
+
+
+def test_session_candidates_need_timestamps_and_a_small_catalogue() -> None:
+    from ncf.models.ease import SESSION_MAX_ITEMS
+
+    label = "ease l2=300 with 60 s sessions"
+
+    def labels(n_items: int, timed: bool | None) -> list[str]:
+        return [
+            c.label for c in resolve(Given(), shape=(10 * n_items, n_items), timed=timed).candidates
+        ]
+
+    assert label in labels(500, True) and label in labels(SESSION_MAX_ITEMS, True)
+    assert label not in labels(500, False) and label not in labels(SESSION_MAX_ITEMS + 1, True)
+    assert "ease l2=300" in labels(SESSION_MAX_ITEMS + 1, True)
+    timed = _blocks().assign(timestamp=np.arange(320) * 10)
+    rec = Recommender(validation_fraction=0.25, epochs=2, factors=8).fit(timed)
+    assert label in rec.candidates_ and "seconds" in rec.candidates_[label]

@@ -27,6 +27,15 @@ have. The model keeps ``B`` and the users' training history (CSR, as buffers), s
   ml-latest-small); loading rebuilds ``B`` from them and the history's first users with the
   fit's own operations, so the loaded model scores bit for bit as the saved one.
 
+With ``session_gap`` (seconds), the Gram matrix also counts co-occurrence within sessions:
+each user's training rows, in time order, are cut wherever two consecutive rows lie more than
+``session_gap`` apart, and every session adds its items as one more row of the design matrix,
+weighted by ``session_weight``: ``G = XᵀX + w SᵀS + λI`` (S: sessions x items, binary). Items
+used within minutes of each other then count as related beyond their co-occurrence in whole
+histories. Scores stay ``x_u B``. Such a fit always takes the primal route, and the model keeps
+the session rows (CSR buffers, as many entries as the training rows at most), so an update
+refits it exactly (:func:`ncf.recommender.update.update_closed_form`).
+
 The fit checks its route's estimate against ``memory_limit_gb`` before allocating anything.
 """
 
@@ -54,6 +63,9 @@ PEAK_COPIES = 3
 #: The largest catalogue on which a preset tries EASE as a candidate (its n_items² weights
 #: take 1.6 GB of memory at this size, and as much on disk where the primal route fits).
 CANDIDATE_MAX_ITEMS = 20_000
+#: The largest catalogue on which a preset tries EASE with sessions (always the primal route:
+#: its cubic solve takes about 1 s on one thread at 3,700 items, 15 s at 9,700).
+SESSION_MAX_ITEMS = 5_000
 #: Scores (floats) computed at once by ``forward`` and per block of the Gram matrix.
 BLOCK_FLOATS = 2**24
 
@@ -67,6 +79,12 @@ class EASEConfig(ModelConfig):
     l2 : float
         The L2 penalty ``λ`` on ``B`` (> 0); Steck's best values lie in the hundreds to
         thousands, larger for denser data.
+    session_gap : float, optional
+        Seconds. When given, every training session (a user's rows in time order, cut where
+        consecutive rows lie more than this apart) adds its items as one more row of the Gram
+        matrix; the data must have timestamps. None (the default): histories only.
+    session_weight : float
+        The weight of a session row against a user's (> 0; default 1).
     memory_limit_gb : float
         The fit refuses (a :class:`~ncf.exceptions.ConfigError`) when its dense matrices
         would take more than this many GB (10⁹ bytes; :meth:`EASE.estimated_bytes`: the
@@ -80,14 +98,25 @@ class EASEConfig(ModelConfig):
     NDCG@20 of a validation carve (20 % of each user's rows, taken from the training part of
     an 80/20 per-user split): within 0.002 of the best of 50..2000 on ml-latest-small (best
     100), 0.012 on lastfm-2k (best 100) and 0.003 on ml-1m-ncf's training file (best 1000).
+
+    Sessions cut at 60 s, weight 1, validated above histories alone on ml-100k, ml-latest-small
+    and ml-latest-sparse (full NDCG@20, in the default's ALS blend: 0.3028 against 0.2990 on
+    ml-100k) and below them on ml-1m (docs/benchmarks.md, "Full ranking", seventh pass).
     """
 
     l2: float = 500.0
+    session_gap: float | None = None
+    session_weight: float = 1.0
     memory_limit_gb: float = 6.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("l2", "memory_limit_gb"):
+        gap = self.session_gap
+        if gap is not None and (
+            isinstance(gap, bool) or not isinstance(gap, int | float) or not (0 <= gap < math.inf)
+        ):
+            raise ConfigError(f"session_gap must be a finite number of seconds >= 0, got {gap!r}")
+        for name in ("l2", "session_weight", "memory_limit_gb"):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
@@ -121,6 +150,8 @@ class EASE(RecModel):
     dual_factor, dual_scale : torch.Tensor of float64
         The dual route's ``K⁻¹X`` (fitted users, n_items) and ``1 / (1 - M_jj)`` (n_items,),
         saved instead of ``B`` (empty after a primal fit, which saves ``B``).
+    session_indptr, session_indices : torch.Tensor of int64
+        The training sessions' items as CSR (empty without ``session_gap``).
     """
 
     name: ClassVar[str] = "ease"
@@ -132,6 +163,8 @@ class EASE(RecModel):
     history_indices: torch.Tensor
     dual_factor: torch.Tensor
     dual_scale: torch.Tensor
+    session_indptr: torch.Tensor
+    session_indices: torch.Tensor
     fitted: torch.Tensor
 
     def __init__(
@@ -145,6 +178,8 @@ class EASE(RecModel):
         self.register_buffer("history_indices", torch.zeros(0, dtype=torch.int64))
         self.register_buffer("dual_factor", torch.zeros(0, 0, dtype=torch.float64))
         self.register_buffer("dual_scale", torch.zeros(0, dtype=torch.float64))
+        self.register_buffer("session_indptr", torch.zeros(1, dtype=torch.int64))
+        self.register_buffer("session_indices", torch.zeros(0, dtype=torch.int64))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     @property
@@ -152,49 +187,82 @@ class EASE(RecModel):
         return False
 
     @classmethod
-    def fits(cls, n_items: int, **params: Any) -> bool:
+    def fits(cls, n_items: int, timed: bool | None = None, **params: Any) -> bool:
         """Whether a candidate EASE is worth trying on ``n_items`` items: its item-item
         matrix (in memory, and on disk where the primal route fits) within
-        :data:`CANDIDATE_MAX_ITEMS` and its primal fit within ``memory_limit_gb``."""
+        :data:`CANDIDATE_MAX_ITEMS` and its primal fit within ``memory_limit_gb``; with
+        ``session_gap``, also data with timestamps (``timed``; None: not known yet) and at most
+        :data:`SESSION_MAX_ITEMS` items."""
         limit = float(params.get("memory_limit_gb", EASEConfig.memory_limit_gb)) * 1e9
+        if params.get("session_gap") is not None and (
+            timed is False or n_items > SESSION_MAX_ITEMS
+        ):
+            return False
         return n_items <= CANDIDATE_MAX_ITEMS and PEAK_COPIES * 4 * n_items**2 <= limit
 
     @staticmethod
-    def estimated_bytes(n_users: int, n_items: int) -> tuple[str, int]:
+    def estimated_bytes(n_users: int, n_items: int, sessions: bool = False) -> tuple[str, int]:
         """The route a fit takes (``"primal"`` or ``"dual"``, see the module docstring) and
         the bytes of its dense matrices at the peak: the primal's ``3 * 4 * n_items²``, or
-        the dual's ``4 n_items² + 24 n_users² + 8 n_users n_items`` where that is less."""
+        the dual's ``4 n_items² + 24 n_users² + 8 n_users n_items`` where that is less and
+        there are no sessions."""
         primal = PEAK_COPIES * 4 * n_items * n_items
         dual = 4 * n_items * n_items + 24 * n_users * n_users + 8 * n_users * n_items
-        return ("dual", dual) if dual < primal else ("primal", primal)
+        return ("dual", dual) if dual < primal and not sessions else ("primal", primal)
 
     # ------------------------------------------------------------------ fit
     @torch.no_grad()
     def fit_data(self, train: Interactions) -> EASE:
         """Solve for ``B`` on ``train``'s binary matrix (repeated pairs count once) and keep
-        its rows as the users' history.
+        its rows as the users' history; with ``session_gap``, its sessions too.
 
         Raises
         ------
         ConfigError
             The dense matrices would exceed ``memory_limit_gb``.
+        DataError
+            ``session_gap`` is set and ``train`` has no timestamps.
         """
         if (train.n_users, train.n_items) != (self.n_users, self.n_items):
             raise DataError(
                 f"the data has {train.n_users} users and {train.n_items} items but the model "
                 f"{self.n_users} and {self.n_items}"
             )
-        route, need = self.estimated_bytes(self.n_users, self.n_items)
+        gap = self.config.session_gap
+        sessions = None
+        if gap is not None:
+            if train.timestamps is None:
+                raise DataError(
+                    "EASE's session_gap cuts each user's rows into sessions by time, and the "
+                    "data has no timestamps: load a timestamp column or leave session_gap unset"
+                )
+            sessions = session_rows(train.users, train.items, train.timestamps, gap, self.n_items)
+        return self.fit_matrix(train.csr, sessions)
+
+    @torch.no_grad()
+    def fit_matrix(self, history: sp.csr_matrix, sessions: sp.csr_matrix | None = None) -> EASE:
+        """:meth:`fit_data` on the users' rows as a matrix ``(n_users, n_items)`` (nonzero:
+        an interaction) and, when the model has ``session_gap``, the session rows
+        ``(n_sessions, n_items)`` (:func:`session_rows`; required then)."""
+        if (self.config.session_gap is None) != (sessions is None):
+            raise ConfigError(
+                "EASE fits session rows exactly when it has a session_gap "
+                f"(session_gap={self.config.session_gap!r}, sessions "
+                f"{'given' if sessions is not None else 'missing'})"
+            )
+        route, need = self.estimated_bytes(self.n_users, self.n_items, sessions is not None)
         self._check_memory(need, "")
-        x = sp.csr_matrix(train.csr, dtype=np.float32)  # (n_users, n_items), binary
-        x.data[:] = 1.0
-        x.sort_indices()
+        x = _binary(history, (self.n_users, self.n_items))
         device = self.fitted.device
         lam = float(self.config.l2)
         factor = scale = None
+        s = None if sessions is None else _binary(sessions, (sessions.shape[0], self.n_items))
         if route == "dual":
             factor, scale = _dual_factors(x, lam, device)
             weights = _dual_weights(x, factor, scale)
+        elif s is not None:  # the Gram matrix of the users' rows and the weighted sessions'
+            design = sp.vstack([x, s * np.float32(math.sqrt(self.config.session_weight))])
+            weights = self._primal(sp.csr_matrix(design), lam, device)
         else:
             weights = self._primal(x, lam, device)
         if not bool(torch.isfinite(weights).all()):
@@ -205,8 +273,23 @@ class EASE(RecModel):
         self.dual_scale = empty if scale is None else scale
         self.history_indptr = torch.from_numpy(x.indptr.astype(np.int64)).to(device)
         self.history_indices = torch.from_numpy(x.indices.astype(np.int64)).to(device)
+        rows = (
+            s
+            if s is not None
+            else _binary(sp.csr_matrix(np.zeros((0, self.n_items))), (0, self.n_items))
+        )
+        self.session_indptr = torch.from_numpy(rows.indptr.astype(np.int64)).to(device)
+        self.session_indices = torch.from_numpy(rows.indices.astype(np.int64)).to(device)
         self.fitted.fill_(True)
         return self
+
+    def session_matrix(self) -> sp.csr_matrix:
+        """The training sessions' rows ``(n_sessions, n_items)``, binary (none without
+        ``session_gap``): what an update refits with, beside the new rows' own sessions."""
+        indptr = self.session_indptr.cpu().numpy()
+        indices = self.session_indices.cpu().numpy()
+        values = np.ones(len(indices), dtype=np.float32)
+        return sp.csr_matrix((values, indices, indptr), shape=(len(indptr) - 1, self.n_items))
 
     def _check_memory(self, need: int, why: str) -> None:
         limit = self.config.memory_limit_gb
@@ -340,6 +423,8 @@ class EASE(RecModel):
         state = dict(state_dict)
         for name, empty in (("dual_factor", (0, 0)), ("dual_scale", (0,))):  # older saves
             state.setdefault(prefix + name, torch.zeros(empty, dtype=torch.float64))
+        state.setdefault(prefix + "session_indptr", torch.zeros(1, dtype=torch.int64))
+        state.setdefault(prefix + "session_indices", torch.zeros(0, dtype=torch.int64))
         if prefix + "weights" not in state:  # a dual fit's save: B rebuilt from its factors
             weights = self._rebuild(state, prefix, error_msgs)
             if weights is not None:
@@ -350,6 +435,8 @@ class EASE(RecModel):
             "history_indices": None,
             "dual_factor": None,
             "dual_scale": None,
+            "session_indptr": None,
+            "session_indices": None,
         }
         for name, expected in shapes.items():
             saved = state.get(prefix + name)
@@ -419,6 +506,41 @@ class EASE(RecModel):
             shape=(n_fit, self.n_items),
         )
         return _dual_weights(x, factor.cpu(), scale.cpu())
+
+
+def session_rows(
+    users: np.ndarray, items: np.ndarray, times: np.ndarray, gap: float, n_items: int
+) -> sp.csr_matrix:
+    """The sessions of interaction rows as a binary matrix ``(n_sessions, n_items)``: each
+    user's rows in time order (ties in row order), a new session wherever two consecutive
+    rows lie more than ``gap`` apart; an item twice in a session counts once. Sessions are
+    numbered by user, then time."""
+    users, items, times = (np.asarray(a) for a in (users, items, times))
+    order = np.lexsort((times, users))
+    u, t = users[order], times[order]
+    start = np.ones(len(u), dtype=bool)
+    start[1:] = (u[1:] != u[:-1]) | (np.diff(t) > gap)
+    session = np.cumsum(start) - 1
+    out = sp.csr_matrix(
+        (np.ones(len(u), dtype=np.float32), (session, items[order])),
+        shape=(int(start.sum()), n_items),
+    )
+    out.sum_duplicates()
+    out.data[:] = 1.0
+    return out
+
+
+def _binary(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
+    """``m`` as a float32 CSR matrix of ones (sorted indices), checked against ``shape``."""
+    if tuple(m.shape) != shape:
+        raise DataError(f"a matrix of shape {tuple(m.shape)} where EASE expects {shape}")
+    out = sp.csr_matrix(m, dtype=np.float32)
+    if out is m:
+        out = out.copy()
+    out.sum_duplicates()
+    out.data[:] = 1.0
+    out.sort_indices()
+    return out
 
 
 def _sparse(m: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -491,4 +613,4 @@ def _gram(x: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> torch.T
     return gram
 
 
-__all__ = ["EASE", "EASEConfig"]
+__all__ = ["EASE", "EASEConfig", "session_rows"]

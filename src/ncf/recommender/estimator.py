@@ -313,16 +313,24 @@ class Recommender(Estimator, Inference, Updating):
         (:func:`ncf.training.plan.resolve`, run once per setting and data shape)."""
         given = self.given()
         shape = None if data is None else (len(data), data.n_items)
+        timed = None if data is None else data.timestamps is not None
         key = (
             repr(given),
             shape,
+            timed,
             rating_scale,
             None if checkpoint_dir is None else str(checkpoint_dir),
         )
         cached = getattr(self, "_resolved", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        plan = resolve(given, shape=shape, rating_scale=rating_scale, checkpoint_dir=checkpoint_dir)
+        plan = resolve(
+            given,
+            shape=shape,
+            rating_scale=rating_scale,
+            checkpoint_dir=checkpoint_dir,
+            timed=timed,
+        )
         self._resolved = (key, plan)
         return plan
 

@@ -71,6 +71,7 @@ from ncf.models import RecModel, model_from_spec
 from ncf.models.als import ALS
 from ncf.models.base import check_factors
 from ncf.models.blend import Blend
+from ncf.models.ease import EASE, session_rows
 from ncf.models.growth import grow, side_tables
 from ncf.models.side_features import SideFeatures
 from ncf.recommender.fitted import Fitted
@@ -300,9 +301,9 @@ def update_closed_form(
     ALS moves only the rows the new data touches: the users of the new rows are solved
     against the item factors, then the new items against the user factors, then those users
     again (one sweep of its alternating solves over the touched rows; every other factor is
-    kept). EASE and popularity are refit on the whole history, which they are exactly; a
-    blend updates each member so, keeps its weights and recounts its popularity discount's
-    items.
+    kept). EASE and popularity are refit on the whole history, which they are exactly (an
+    EASE with sessions on its training sessions and the new rows' own); a blend updates each
+    member so, keeps its weights and recounts its popularity discount's items.
     """
     spec = {**model.to_spec(), "n_users": len(new.user_map), "n_items": len(new.item_map)}
     grown = model_from_spec(spec)
@@ -312,9 +313,22 @@ def update_closed_form(
         return grown.fit_popularity(history)
     if isinstance(model, ALS) and isinstance(grown, ALS):
         return _als_sweep(model, grown, history, touched)
+    if isinstance(model, EASE) and isinstance(grown, EASE) and model.config.session_gap is not None:
+        return grown.fit_matrix(history, _sessions(model, new, grown.n_items))
     coo = history.tocoo()
     log = Interactions(coo.row, coo.col, user_map=new.user_map, item_map=new.item_map)
     return grown.fit_data(log)
+
+
+def _sessions(model: EASE, new: NewData, n_items: int) -> sp.csr_matrix:
+    """An EASE's training sessions (at the grown catalogue's width) and the new rows' own,
+    cut by their timestamps at the model's ``session_gap`` (none when the rows have none)."""
+    old = model.session_matrix()
+    parts = [sp.csr_matrix((old.data, old.indices, old.indptr), shape=(old.shape[0], n_items))]
+    rows, gap = new.rows, model.config.session_gap
+    if rows.timestamps is not None and gap is not None:
+        parts.append(session_rows(rows.users, rows.items, rows.timestamps, gap, n_items))
+    return sp.csr_matrix(sp.vstack(parts))
 
 
 @torch.no_grad()

@@ -283,6 +283,7 @@ def resolve(
     shape: tuple[int, int] | None = None,
     rating_scale: tuple[float, float] | None = None,
     checkpoint_dir: str | Path | None = None,
+    timed: bool | None = None,
 ) -> Plan:
     """The one resolution of a fit's settings: every stage's model, hyper-parameters and
     :class:`~ncf.training.TrainConfig`, whether it refits, and why.
@@ -298,6 +299,9 @@ def resolve(
         The rating task's scale (``given.rating_scale`` when None).
     checkpoint_dir : str or Path, optional
         Every stage checkpoints there (a folder per stage) and resumes from what it finds.
+    timed : bool, optional
+        Whether the training data has timestamps (candidates that need them are tried only
+        then); None: not known yet.
     """
     task = check_task(given.task)
     chosen = preset(task, given.preset)
@@ -354,26 +358,34 @@ def resolve(
         return plan
     alternatives = [plan]
     for label, model, extra in chosen.candidates:
-        if not applies_to(model, extra, shape):
+        if not applies_to(model, extra, shape, timed):
             continue
         # what was given and this model takes (an MF's factors say nothing to EASE)
         known = set(get_model_class(model).config_class.field_names())
         mine = {k: v for k, v in given.model_params.items() if k in known}
         other = replace(given, model=model, model_params={**extra, **mine})
-        alt = resolve(other, shape=shape, rating_scale=rating_scale, checkpoint_dir=None)
+        alt = resolve(
+            other, shape=shape, rating_scale=rating_scale, checkpoint_dir=None, timed=timed
+        )
         alternatives.append(replace(alt, label=label, why=why, refit=refit))
     if len(alternatives) == 1:
         return plan
     return replace(plan, candidates=tuple(alternatives), blend=chosen.blend)
 
 
-def applies_to(model: str, params: Mapping[str, Any], shape: tuple[int, int] | None) -> bool:
-    """Whether a preset's candidate fits the data: a model's own rule (``fits(n_items)``, say
-    EASE's item-item matrix in memory); any candidate before the shape is known."""
+def applies_to(
+    model: str,
+    params: Mapping[str, Any],
+    shape: tuple[int, int] | None,
+    timed: bool | None = None,
+) -> bool:
+    """Whether a preset's candidate fits the data: a model's own rule (``fits(n_items,
+    timed)``, say EASE's item-item matrix in memory, or its sessions' timestamps); any
+    candidate before the shape is known."""
     if shape is None:
         return True
     fits = getattr(get_model_class(model), "fits", None)
-    return True if fits is None else bool(fits(shape[1], **dict(params)))
+    return True if fits is None else bool(fits(shape[1], timed=timed, **dict(params)))
 
 
 def _sparse_mf_stage(

@@ -241,9 +241,12 @@ _CLOSED_FORM: dict[str, Any] = {"refit": True}
 #: grid's choice on lastfm-2k; the grid chose regularization 200 / alpha 50 on the sparse
 #: sets (lastfm-2k-sparse, ml-latest-sparse), where it edged out the defaults; EASE won
 #: ml-latest-small at l2 100 and ml-100k at 300-1000 (l2 is tried a half-decade
-#: apart: 100, 300, 1000). EASE is tried only where its item-item
-#: matrices fit (``EASE.fits``); blends pair the best ALS with the best EASE, and the best
-#: closed-form candidate or blend is tried again with popularity discounts
+#: apart: 100, 300, 1000). Where the data has timestamps and at most
+#: ``ncf.models.ease.SESSION_MAX_ITEMS`` items, EASE l2=300 is tried with sessions cut at 60 s
+#: too (ml-100k, ml-latest-small and ml-latest-sparse validated it above histories alone;
+#: ml-1m below). EASE is tried only where its item-item matrices fit (``EASE.fits``);
+#: blends pair the best ALS with the best EASE (sessions or not), and the best closed-form
+#: candidate or blend is tried again with popularity discounts
 #: (``ncf.training.orchestrate.POPULARITY_DISCOUNTS``).
 _FULL_RANKING_CANDIDATES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("als", "als", {}),
@@ -251,6 +254,7 @@ _FULL_RANKING_CANDIDATES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("ease l2=100", "ease", {"l2": 100.0}),
     ("ease l2=300", "ease", {"l2": 300.0}),
     ("ease l2=1000", "ease", {"l2": 1000.0}),
+    ("ease l2=300 with 60 s sessions", "ease", {"l2": 300.0, "session_gap": 60.0}),
 )
 
 #: (task, preset) -> Preset. Figures in docs/benchmarks.md ("Defaults").
