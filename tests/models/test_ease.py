@@ -383,3 +383,89 @@ def test_a_session_fit_saves_loads_and_updates_with_its_sessions(
     assert isinstance(refit, EASE)
     refit.fit_matrix(rec.seen_, sessions)
     assert torch.equal(refit.weights, grown.weights)
+
+
+# ---------------------------------------------------------------------- recency
+def test_recency_ranks_count_later_items_and_share_ties() -> None:
+    # user 0: item 1 at 10 and again at 30 (its latest), items 2 and 3 at 20, item 4 at 1
+    users, items = np.array([0, 0, 0, 0, 1, 1, 0]), np.array([1, 2, 3, 1, 0, 2, 4])
+    times = np.array([10, 20, 20, 30, 5, 5, 1])
+    ranks = ease_module.recency_ranks(users, items, times, 2, 5)
+    assert ranks.nnz == 6  # the latest item's explicit 0 is kept
+    np.testing.assert_array_equal(ranks.toarray(), [[0, 0, 1, 1, 3], [0, 0, 0, 0, 0]])
+
+
+def test_recency_weights_the_history_in_scoring_only() -> None:
+    rng = np.random.default_rng(5)
+    n_users, n_items, n = 15, 9, 80
+    users, items, times = (
+        rng.integers(0, n_users, n),
+        rng.integers(0, n_items, n),
+        rng.permutation(n),
+    )
+    data = timed(list(users), list(items), list(times), n_users, n_items)
+    plain = build_model("ease", n_users, n_items, l2=2.0).fit_data(data)
+    weighted = build_model("ease", n_users, n_items, l2=2.0, recency_half_life=2.0)
+    assert isinstance(plain, EASE) and isinstance(weighted, EASE)
+    weighted.fit_data(data)
+    assert torch.equal(weighted.weights, plain.weights)  # B is the same
+    ranks = ease_module.recency_ranks(users, items, times, n_users, n_items).toarray()
+    w = np.where(data.csr.toarray() > 0, 0.5 ** (ranks / 2.0), 0.0)
+    expected = w @ plain.weights.numpy().astype(np.float64)
+    np.testing.assert_allclose(
+        weighted.score_all(torch.arange(n_users)).numpy(), expected, atol=1e-5
+    )
+    shared = plain.with_recency(data, 2.0)  # the same without refitting, B shared
+    assert shared.weights is plain.weights and shared.config.recency_half_life == 2.0
+    assert torch.equal(
+        shared.score_all(torch.arange(n_users)), weighted.score_all(torch.arange(n_users))
+    )
+    assert plain.history_weights.numel() == 0  # the original is untouched
+    with pytest.raises(DataError, match="recency_half_life .* no timestamps"):
+        build_model("ease", n_users, n_items, recency_half_life=2.0).fit_data(
+            interactions((data.csr.toarray() > 0).astype(float))
+        )
+    with pytest.raises(ConfigError, match="recency_half_life must be"):
+        build_model("ease", 2, 2, recency_half_life=0)
+
+
+def test_a_recency_fit_saves_folds_in_and_updates_with_its_places(
+    shape: Planted, tmp_path: Path
+) -> None:
+    frame = shape.frame()
+    rec = Recommender("ease", model_options={"recency_half_life": 3.0}, validate=False).fit(frame)
+    model = rec.model_
+    assert isinstance(model, EASE) and model.history_weights.numel() == len(frame)
+    rec.save(tmp_path / "recent")
+    back = Recommender.load(tmp_path / "recent")
+    assert isinstance(back.model_, EASE)
+    assert torch.equal(back.model_.history_weights, model.history_weights)
+    pd.testing.assert_frame_equal(
+        back.recommend(["u0", "u20"], k=5), rec.recommend(["u0", "u20"], k=5)
+    )
+    seen = sp.csr_matrix((np.ones(2), ([0, 0], [3, 4])), shape=(1, model.n_items))
+    grown = append_users(copy.deepcopy(model), fold_in(model, seen, steps=1))
+    torch.testing.assert_close(
+        grown.score_all(torch.tensor([model.n_users])),
+        torch.from_numpy(seen.toarray()).float() @ model.weights,
+    )
+    # an update: the new rows become u0's latest, its older items move back two places
+    late = int(frame["timestamp"].max()) + 10
+    new = pd.DataFrame({"user": ["u0", "u0", "fresh"], "item": ["i_new", "i20", "i21"],
+                        "timestamp": [late, late + 1, late]})  # fmt: skip
+    before = model.history_weights.numpy().copy()
+    u0 = rec.user_map_.to_index(["u0"])[0]
+    start, stop = model.history_indptr[u0].item(), model.history_indptr[u0 + 1].item()
+    old_items = model.history_indices[start:stop].numpy()
+    old_weights = dict(zip(old_items.tolist(), before[start:stop].tolist(), strict=True))
+    rec.update(new)
+    after = rec.model_
+    assert isinstance(after, EASE)
+    start, stop = after.history_indptr[u0].item(), after.history_indptr[u0 + 1].item()
+    got = dict(zip(after.history_indices[start:stop].tolist(),
+                   after.history_weights[start:stop].tolist(), strict=True))  # fmt: skip
+    i20, i_new = rec.item_map_.to_index(["i20", "i_new"])
+    assert got[i20] == 1.0 and got[i_new] == pytest.approx(0.5 ** (1 / 3))
+    for item, weight in old_weights.items():
+        if item != i20:
+            assert got[item] == pytest.approx(weight * 0.5 ** (2 / 3), rel=1e-5)

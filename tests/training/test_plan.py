@@ -153,3 +153,23 @@ def test_session_candidates_need_timestamps_and_a_small_catalogue() -> None:
     timed = _blocks().assign(timestamp=np.arange(320) * 10)
     rec = Recommender(validation_fraction=0.25, epochs=2, factors=8).fit(timed)
     assert label in rec.candidates_ and "seconds" in rec.candidates_[label]
+
+
+def test_recency_is_tried_on_the_best_closed_form_candidate_of_timed_data() -> None:
+    from ncf.models import Blend
+    from ncf.models.ease import EASE
+    from ncf.training.orchestrate import RECENCY_HALF_LIVES
+
+    # each user's items in a fixed order in time: the latest item predicts the next
+    timed = _blocks().assign(timestamp=np.arange(320) * 100_000)
+    rec = Recommender(validation_fraction=0.25, epochs=2, factors=8).fit(timed)
+    labels = [label for label in rec.candidates_ if "recent items weighted" in label]
+    assert [label.rsplit("half-life ", 1)[1].rstrip(")") for label in labels] == [
+        f"{h:g}" for h in RECENCY_HALF_LIVES
+    ]
+    if rec.plan_.label in labels:  # chosen: the refit model weighs its users' histories
+        members = rec.model_.parts() if isinstance(rec.model_, Blend) else [rec.model_]
+        eases = [m for m in members if isinstance(m, EASE)]
+        assert eases and all(m.history_weights.numel() == m.history_indices.numel() for m in eases)
+    untimed = Recommender(validation_fraction=0.25, epochs=2, factors=8).fit(_blocks())
+    assert not any("recent items" in label for label in untimed.candidates_)

@@ -36,6 +36,12 @@ histories. Scores stay ``x_u B``. Such a fit always takes the primal route, and 
 the session rows (CSR buffers, as many entries as the training rows at most), so an update
 refits it exactly (:func:`ncf.recommender.update.update_closed_form`).
 
+With ``recency_half_life`` (in rows), a user's scores weight their history by recency:
+``w_u B`` instead of ``x_u B``, an item ``r`` places behind the user's latest (their distinct
+items ordered by their latest timestamp, ties sharing a place) weighing ``0.5 ** (r / h)``.
+``B`` itself is the same; only the scoring rows change, so the choice of a half-life reuses a
+fitted ``B`` (:meth:`EASE.with_recency`). Users folded in without times weigh every item 1.
+
 The fit checks its route's estimate against ``memory_limit_gb`` before allocating anything.
 """
 
@@ -44,7 +50,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -85,6 +91,10 @@ class EASEConfig(ModelConfig):
         matrix; the data must have timestamps. None (the default): histories only.
     session_weight : float
         The weight of a session row against a user's (> 0; default 1).
+    recency_half_life : float, optional
+        Rows. When given, scoring weighs each user's item ``r`` places behind their latest
+        (by timestamp) by ``0.5 ** (r / recency_half_life)``; the data must have timestamps.
+        None (the default): every item of a history weighs 1.
     memory_limit_gb : float
         The fit refuses (a :class:`~ncf.exceptions.ConfigError`) when its dense matrices
         would take more than this many GB (10⁹ bytes; :meth:`EASE.estimated_bytes`: the
@@ -107,6 +117,7 @@ class EASEConfig(ModelConfig):
     l2: float = 500.0
     session_gap: float | None = None
     session_weight: float = 1.0
+    recency_half_life: float | None = None
     memory_limit_gb: float = 6.0
 
     def __post_init__(self) -> None:
@@ -116,6 +127,13 @@ class EASEConfig(ModelConfig):
             isinstance(gap, bool) or not isinstance(gap, int | float) or not (0 <= gap < math.inf)
         ):
             raise ConfigError(f"session_gap must be a finite number of seconds >= 0, got {gap!r}")
+        half = self.recency_half_life
+        if half is not None and (
+            isinstance(half, bool) or not isinstance(half, int | float) or not (0 < half < math.inf)
+        ):
+            raise ConfigError(
+                f"recency_half_life must be a finite number of rows > 0, got {half!r}"
+            )
         for name in ("l2", "session_weight", "memory_limit_gb"):
             value = getattr(self, name)
             if (
@@ -152,6 +170,9 @@ class EASE(RecModel):
         saved instead of ``B`` (empty after a primal fit, which saves ``B``).
     session_indptr, session_indices : torch.Tensor of int64
         The training sessions' items as CSR (empty without ``session_gap``).
+    history_weights : torch.Tensor of float32
+        Each history entry's recency weight, aligned with ``history_indices`` (empty without
+        ``recency_half_life``: every entry weighs 1).
     """
 
     name: ClassVar[str] = "ease"
@@ -165,6 +186,7 @@ class EASE(RecModel):
     dual_scale: torch.Tensor
     session_indptr: torch.Tensor
     session_indices: torch.Tensor
+    history_weights: torch.Tensor
     fitted: torch.Tensor
 
     def __init__(
@@ -180,6 +202,7 @@ class EASE(RecModel):
         self.register_buffer("dual_scale", torch.zeros(0, dtype=torch.float64))
         self.register_buffer("session_indptr", torch.zeros(1, dtype=torch.int64))
         self.register_buffer("session_indices", torch.zeros(0, dtype=torch.int64))
+        self.register_buffer("history_weights", torch.zeros(0))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     @property
@@ -237,7 +260,43 @@ class EASE(RecModel):
                     "data has no timestamps: load a timestamp column or leave session_gap unset"
                 )
             sessions = session_rows(train.users, train.items, train.timestamps, gap, self.n_items)
-        return self.fit_matrix(train.csr, sessions)
+        self.fit_matrix(train.csr, sessions)
+        if self.config.recency_half_life is not None:
+            self.history_weights = self._recency_weights(train, self.config.recency_half_life)
+        return self
+
+    def _recency_weights(self, train: Interactions, half_life: float) -> torch.Tensor:
+        """``train``'s recency weights aligned with the fitted history (its CSR order)."""
+        if train.timestamps is None:
+            raise DataError(
+                "EASE's recency_half_life weighs each user's items by how recent they are, and "
+                "the data has no timestamps: load a timestamp column or leave it unset"
+            )
+        ranks = recency_ranks(
+            train.users, train.items, train.timestamps, self.n_users, self.n_items
+        )
+        indptr = self.history_indptr.cpu().numpy()
+        indices = self.history_indices.cpu().numpy()
+        if not (np.array_equal(ranks.indptr, indptr) and np.array_equal(ranks.indices, indices)):
+            raise DataError("the recency ranks do not match the fitted history; fit on this data")
+        weights = np.power(0.5, ranks.data / float(half_life)).astype(np.float32)
+        return torch.from_numpy(weights).to(self.history_indptr.device)
+
+    def with_recency(self, train: Interactions, half_life: float | None) -> EASE:
+        """This fitted model scoring with recency-weighted histories of ``train`` (the data it
+        was fitted on) at ``half_life`` (None: none): a new model sharing this one's ``B`` and
+        buffers (nothing large is copied), its config's ``recency_half_life`` set."""
+        self._check_fitted()
+        config = replace(self.config, recency_half_life=half_life)
+        other = type(self)(self.n_users, self.n_items, config)
+        for name, buffer in self.named_buffers():
+            setattr(other, name, buffer)
+        other.history_weights = (
+            torch.zeros(0, device=self.history_indptr.device)
+            if half_life is None
+            else self._recency_weights(train, half_life)
+        )
+        return other
 
     @torch.no_grad()
     def fit_matrix(self, history: sp.csr_matrix, sessions: sp.csr_matrix | None = None) -> EASE:
@@ -280,6 +339,7 @@ class EASE(RecModel):
         )
         self.session_indptr = torch.from_numpy(rows.indptr.astype(np.int64)).to(device)
         self.session_indices = torch.from_numpy(rows.indices.astype(np.int64)).to(device)
+        self.history_weights = torch.zeros(0, device=device)  # every entry 1 until weighted
         self.fitted.fill_(True)
         return self
 
@@ -344,8 +404,12 @@ class EASE(RecModel):
         slots = torch.arange(int(crow[-1]), device=users.device) - torch.repeat_interleave(
             crow[:-1], counts
         )
-        cols = indices[torch.repeat_interleave(start, counts) + slots]  # each row's sorted
-        values = torch.ones(len(cols), dtype=self.weights.dtype, device=users.device)
+        where = torch.repeat_interleave(start, counts) + slots
+        cols = indices[where]  # each row's sorted
+        if self.history_weights.numel():
+            values = self.history_weights[where].to(self.weights.dtype)
+        else:
+            values = torch.ones(len(cols), dtype=self.weights.dtype, device=users.device)
         with warnings.catch_warnings():  # torch calls its CSR layout beta, once a process
             warnings.filterwarnings("ignore", "Sparse CSR tensor support", UserWarning)
             return torch.sparse_csr_tensor(
@@ -405,6 +469,9 @@ class EASE(RecModel):
         old = self.history_indptr
         self.history_indptr = torch.cat([old, indptr[1:].to(old) + old[-1]])
         self.history_indices = torch.cat([self.history_indices, indices.to(old)])
+        if self.history_weights.numel():  # folded-in users have no times: every item 1
+            ones = torch.ones(len(indices), dtype=self.history_weights.dtype)
+            self.history_weights = torch.cat([self.history_weights, ones.to(old.device)])
         self.n_users += int(n_new)
 
     # ------------------------------------------------------------------ loading
@@ -425,6 +492,7 @@ class EASE(RecModel):
             state.setdefault(prefix + name, torch.zeros(empty, dtype=torch.float64))
         state.setdefault(prefix + "session_indptr", torch.zeros(1, dtype=torch.int64))
         state.setdefault(prefix + "session_indices", torch.zeros(0, dtype=torch.int64))
+        state.setdefault(prefix + "history_weights", torch.zeros(0))
         if prefix + "weights" not in state:  # a dual fit's save: B rebuilt from its factors
             weights = self._rebuild(state, prefix, error_msgs)
             if weights is not None:
@@ -437,6 +505,7 @@ class EASE(RecModel):
             "dual_scale": None,
             "session_indptr": None,
             "session_indices": None,
+            "history_weights": None,
         }
         for name, expected in shapes.items():
             saved = state.get(prefix + name)
@@ -530,6 +599,31 @@ def session_rows(
     return out
 
 
+def recency_ranks(
+    users: np.ndarray, items: np.ndarray, times: np.ndarray, n_users: int, n_items: int
+) -> sp.csr_matrix:
+    """Each user's distinct items as a CSR matrix ``(n_users, n_items)`` (sorted indices)
+    whose values are their recency rank: the number of the user's items with a later latest
+    timestamp (0: the latest; items at the same time share a rank)."""
+    users, items, times = (np.asarray(a) for a in (users, items, times))
+    order = np.lexsort((times, items, users))  # by user, item, then time: each pair's latest last
+    u, i, t = users[order], items[order], times[order]
+    last = np.ones(len(u), dtype=bool)
+    last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+    u, i, t = u[last], i[last], t[last]
+    order = np.lexsort((-t.astype(np.float64), u))  # by user, latest first
+    u, i, t = u[order], i[order], t[order]
+    first = np.ones(len(u), dtype=bool)
+    first[1:] = u[1:] != u[:-1]
+    position = np.arange(len(u)) - np.maximum.accumulate(np.where(first, np.arange(len(u)), 0))
+    tie_start = np.ones(len(u), dtype=bool)
+    tie_start[1:] = first[1:] | (t[1:] != t[:-1])
+    rank = position[np.maximum.accumulate(np.where(tie_start, np.arange(len(u)), 0))]
+    out = sp.csr_matrix((rank.astype(np.float64), (u, i)), shape=(n_users, n_items))
+    out.sort_indices()
+    return out
+
+
 def _binary(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
     """``m`` as a float32 CSR matrix of ones (sorted indices), checked against ``shape``."""
     if tuple(m.shape) != shape:
@@ -613,4 +707,4 @@ def _gram(x: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> torch.T
     return gram
 
 
-__all__ = ["EASE", "EASEConfig", "session_rows"]
+__all__ = ["EASE", "EASEConfig", "recency_ranks", "session_rows"]

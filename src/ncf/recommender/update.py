@@ -71,7 +71,7 @@ from ncf.models import RecModel, model_from_spec
 from ncf.models.als import ALS
 from ncf.models.base import check_factors
 from ncf.models.blend import Blend
-from ncf.models.ease import EASE, session_rows
+from ncf.models.ease import EASE, recency_ranks, session_rows
 from ncf.models.growth import grow, side_tables
 from ncf.models.side_features import SideFeatures
 from ncf.recommender.fitted import Fitted
@@ -313,11 +313,58 @@ def update_closed_form(
         return grown.fit_popularity(history)
     if isinstance(model, ALS) and isinstance(grown, ALS):
         return _als_sweep(model, grown, history, touched)
-    if isinstance(model, EASE) and isinstance(grown, EASE) and model.config.session_gap is not None:
-        return grown.fit_matrix(history, _sessions(model, new, grown.n_items))
+    if isinstance(model, EASE) and isinstance(grown, EASE) and _timed(model):
+        sessions = (
+            None if model.config.session_gap is None else _sessions(model, new, grown.n_items)
+        )
+        grown.fit_matrix(history, sessions)
+        if model.config.recency_half_life is not None:
+            grown.history_weights = _recency_after(model, grown, new)
+        return grown
     coo = history.tocoo()
     log = Interactions(coo.row, coo.col, user_map=new.user_map, item_map=new.item_map)
     return grown.fit_data(log)
+
+
+def _timed(model: EASE) -> bool:
+    """Whether an EASE uses its training data's times (sessions or recency weights)."""
+    return model.config.session_gap is not None or model.config.recency_half_life is not None
+
+
+def _recency_after(old: EASE, grown: EASE, new: NewData) -> torch.Tensor:
+    """``grown``'s history weights after an update: the new rows are each user's latest (ranked
+    among themselves by their timestamps, else their order), and that user's older items move
+    back by as many places as it has new items; users without new rows keep theirs."""
+    half = old.config.recency_half_life
+    assert half is not None
+    shape = (grown.n_users, grown.n_items)
+    indptr = old.history_indptr.cpu().numpy()
+    indices = old.history_indices.cpu().numpy()
+    weights = old.history_weights.cpu().numpy().astype(np.float64)
+    if len(weights) != len(indices):  # never weighted: every item at the latest place
+        weights = np.ones(len(indices))
+    ranks = np.rint(-half * np.log2(np.clip(weights, 1e-300, 1.0))) + 1.0  # 1: the latest
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    before = sp.csr_matrix((ranks, (rows, indices)), shape=shape)
+    r = new.rows
+    times = r.timestamps if r.timestamps is not None else np.arange(len(r.users))
+    fresh = recency_ranks(r.users, r.items, times, *shape)
+    fresh.data += 1.0
+    pattern = fresh.copy()
+    pattern.data[:] = 1.0
+    shift = np.repeat(fresh.getnnz(axis=1).astype(np.float64), np.diff(before.indptr))
+    before.data += shift  # every older item of a user with new ones moves back
+    kept = before - before.multiply(pattern)  # the pairs the new rows repeat take new places
+    kept.eliminate_zeros()
+    merged = sp.csr_matrix(kept + fresh)
+    merged.sort_indices()
+    if not (
+        np.array_equal(merged.indptr, grown.history_indptr.cpu().numpy())
+        and np.array_equal(merged.indices, grown.history_indices.cpu().numpy())
+    ):
+        raise DataError("the updated history and its recency places do not match")
+    out = np.power(0.5, (merged.data - 1.0) / float(half)).astype(np.float32)
+    return torch.from_numpy(out)
 
 
 def _sessions(model: EASE, new: NewData, n_items: int) -> sp.csr_matrix:

@@ -22,6 +22,7 @@ from ncf.evaluation.validators import Validator
 from ncf.exceptions import ConfigError, DataError
 from ncf.models import GMF, MF, MLP, NeuMF, RecModel, build_model
 from ncf.models.blend import MEMBERS, Blend
+from ncf.models.ease import EASE
 from ncf.training.callbacks import Callback
 from ncf.training.plan import ALPHAS, EMBEDDINGS, OWN_EMBEDDINGS, Plan, Stage
 from ncf.training.trainer import Trainer, TrainResult
@@ -129,6 +130,7 @@ def _choose(
     judge = _Judge(validate, monitor, sign, figures)
     tried += _blends(plan, tried, judge)
     tried += _discounts(plan, tried, judge, train)
+    tried += _recency(plan, tried, judge, train)
     best = max(range(len(tried)), key=lambda i: (tried[i][0], -i))
     _, chosen, model, result, epochs = tried[best]
     result.chosen_plan, result.candidates = chosen, figures
@@ -225,6 +227,39 @@ def _discounts(plan: Plan, tried: list[_Tried], judge: _Judge, train: Interactio
         )
         for beta in POPULARITY_DISCOUNTS
     ]
+
+
+#: The half-lives (rows behind a user's latest) of the recency weighting
+#: (:class:`~ncf.models.ease.EASEConfig`'s ``recency_half_life``) tried on an EASE member of
+#: the best closed-form candidate (docs/benchmarks.md, "Full ranking").
+RECENCY_HALF_LIVES = (2.0, 5.0, 10.0, 20.0)
+
+
+def _recency(plan: Plan, tried: list[_Tried], judge: _Judge, train: Interactions) -> list[_Tried]:
+    """The best closed-form candidate so far with its EASE member(s) scoring recency-weighted
+    histories at each of :data:`RECENCY_HALF_LIVES`, validated (a preset's ``blend`` adds
+    them too, where the data has timestamps): the fitted ``B`` and every other member as they
+    are, the discount kept."""
+    if not plan.blend or train.timestamps is None:
+        return []
+    closed = [entry for entry in tried if isinstance(entry[2], Blend) or _member(entry[2])]
+    if not closed:
+        return []
+    _, base, model, _, _ = max(closed, key=lambda e: e[0])
+    members, weights, beta = (
+        (model.parts(), model.config.weights, model.config.popularity)
+        if isinstance(model, Blend)
+        else ([model], (1.0,), 0.0)
+    )
+    if not any(isinstance(m, EASE) for m in members):
+        return []
+    out = []
+    for half_life in RECENCY_HALF_LIVES:
+        parts = [m.with_recency(train, half_life) if isinstance(m, EASE) else m for m in members]
+        blend = Blend.of(parts, weights, popularity=beta, train=train)
+        label = f"{base.label}, recent items weighted (half-life {half_life:g})"
+        out.append(judge.blend(blend, base, label))
+    return out
 
 
 def _refit(
