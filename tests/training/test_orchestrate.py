@@ -416,3 +416,35 @@ def test_an_ensemble_of_other_models_is_refused_before_training(log: Interaction
         fit_model(single("gmf", replace(CONFIG, ensemble=2), GMF_PARAMS), log)
     with pytest.raises(ConfigError, match="ensemble must be"):
         TrainConfig(ensemble=0)
+
+
+def test_blend_validations_reuse_their_members_scores_bit_for_bit() -> None:
+    from ncf.models import build_model
+    from ncf.training import orchestrate
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 30, 200), rng.integers(0, 12, 200)
+    data = Interactions.from_arrays(users, items, duplicates="first")
+    ease = build_model("ease", data.n_users, data.n_items, l2=5.0).fit_data(data)
+    calls: list[int] = []
+    own = ease.score_all
+
+    def counted(block: torch.Tensor) -> torch.Tensor:
+        calls.append(len(block))
+        return own(block)
+
+    object.__setattr__(ease, "score_all", counted)
+    everyone = torch.arange(data.n_users)
+    expected = own(everyone)
+    with orchestrate._remembered_scores([ease]):
+        first = ease.score_all(everyone)
+        first[:, 0] = -float("inf")  # a caller masking in place
+        second = ease.score_all(everyone)
+        other = ease.score_all(everyone[:5])
+    assert calls == [data.n_users, 5]  # once per block of users, not per call
+    assert torch.equal(second, expected) and torch.equal(other, expected[:5])
+    assert vars(ease)["score_all"] is counted  # what was there before is back
+    object.__delattr__(ease, "score_all")
+    with orchestrate._remembered_scores([ease]):
+        assert "score_all" in vars(ease)
+    assert "score_all" not in vars(ease)

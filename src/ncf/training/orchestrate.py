@@ -12,9 +12,12 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
+
+import torch
 
 from ncf.data.features import Features
 from ncf.data.interactions import Interactions
@@ -128,9 +131,10 @@ def _choose(
         tried.append((sign * scores[monitor], candidate, model, result, epochs))
         logger.info("candidate %s: %s %.4f", candidate.label, monitor, scores[monitor])
     judge = _Judge(validate, monitor, sign, figures)
-    tried += _blends(plan, tried, judge)
-    tried += _discounts(plan, tried, judge, train)
-    tried += _recency(plan, tried, judge, train)
+    with _remembered_scores([entry[2] for entry in tried if _member(entry[2])]):
+        tried += _blends(plan, tried, judge)
+        tried += _discounts(plan, tried, judge, train)
+        tried += _recency(plan, tried, judge, train)
     best = max(range(len(tried)), key=lambda i: (tried[i][0], -i))
     _, chosen, model, result, epochs = tried[best]
     result.chosen_plan, result.candidates = chosen, figures
@@ -138,6 +142,46 @@ def _choose(
         feats = _own_features(chosen.final.model, features)
         model = _refit(chosen, refit_on, result, epochs, callbacks, feats)
     return model, result
+
+
+#: The most bytes of scores one fitted member keeps for the validations of blends built
+#: from it (its users x items in float32; above, each validation scores afresh).
+REMEMBERED_BYTES = 2**30
+
+
+@contextmanager
+def _remembered_scores(members: Sequence[RecModel]) -> Iterator[None]:
+    """While the blends, discounts and recency weights built from ``members`` are validated,
+    each member computes its scores of a block of users once and hands out copies (the same
+    bits): a blend's validation then costs its sum, not its members' products again. Members
+    whose every score would take more than :data:`REMEMBERED_BYTES` are left as they are."""
+    patched = []
+    for member in members:
+        if 4 * member.n_users * member.n_items > REMEMBERED_BYTES:
+            continue
+        own = member.score_all
+        memo: dict[bytes, torch.Tensor] = {}
+
+        def remembered(
+            users: torch.Tensor,
+            _own: Callable[[torch.Tensor], torch.Tensor] = own,
+            _memo: dict[bytes, torch.Tensor] = memo,
+        ) -> torch.Tensor:
+            key = torch.as_tensor(users).to(torch.int64).cpu().numpy().tobytes()
+            if key not in _memo:
+                _memo[key] = _own(users)
+            return _memo[key].clone()  # callers may mask in place
+
+        patched.append((member, vars(member).get("score_all")))
+        object.__setattr__(member, "score_all", remembered)
+    try:
+        yield
+    finally:
+        for member, before in patched:  # the class's method again, or what was set before
+            if before is None:
+                object.__delattr__(member, "score_all")
+            else:
+                object.__setattr__(member, "score_all", before)
 
 
 #: The shares of the first member tried when blending two closed-form candidates.
