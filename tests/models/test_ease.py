@@ -360,16 +360,24 @@ def test_sessions_recover_items_used_together_in_time() -> None:
     assert all(b_split[i, partner[i]] > b_plain[i, partner[i]] for i in range(6))
 
 
+def fit_save_load(
+    frame: pd.DataFrame, options: dict[str, float], folder: Path
+) -> tuple[Recommender, EASE, Recommender]:
+    """An EASE recommender fitted with ``options``, its model, and the recommender saved and
+    loaded again (whose ``B`` must equal the fitted one's)."""
+    rec = Recommender("ease", model_options=options, validate=False).fit(frame)
+    rec.save(folder / "ease")
+    back = Recommender.load(folder / "ease")
+    assert isinstance(rec.model_, EASE) and isinstance(back.model_, EASE)
+    assert torch.equal(back.model_.weights, rec.model_.weights)
+    return rec, rec.model_, back
+
+
 def test_a_session_fit_saves_loads_and_updates_with_its_sessions(
     shape: Planted, tmp_path: Path
 ) -> None:
-    frame = shape.frame()
-    rec = Recommender("ease", model_options={"session_gap": 3600.0}, validate=False).fit(frame)
-    model = rec.model_
-    assert isinstance(model, EASE) and model.session_matrix().shape[0] > 0
-    rec.save(tmp_path / "sessions")
-    back = Recommender.load(tmp_path / "sessions")
-    assert isinstance(back.model_, EASE) and torch.equal(back.model_.weights, model.weights)
+    rec, model, back = fit_save_load(shape.frame(), {"session_gap": 3600.0}, tmp_path)
+    assert model.session_matrix().shape[0] > 0
     assert (back.model_.session_matrix() != model.session_matrix()).nnz == 0
     old = model.session_matrix()
     new = pd.DataFrame({"user": ["u0", "fresh", "fresh"], "item": ["i_new", "i20", "i21"],
@@ -433,12 +441,8 @@ def test_a_recency_fit_saves_folds_in_and_updates_with_its_places(
     shape: Planted, tmp_path: Path
 ) -> None:
     frame = shape.frame()
-    rec = Recommender("ease", model_options={"recency_half_life": 3.0}, validate=False).fit(frame)
-    model = rec.model_
-    assert isinstance(model, EASE) and model.history_weights.numel() == len(frame)
-    rec.save(tmp_path / "recent")
-    back = Recommender.load(tmp_path / "recent")
-    assert isinstance(back.model_, EASE)
+    rec, model, back = fit_save_load(frame, {"recency_half_life": 3.0}, tmp_path)
+    assert model.history_weights.numel() == len(frame)
     assert torch.equal(back.model_.history_weights, model.history_weights)
     pd.testing.assert_frame_equal(
         back.recommend(["u0", "u20"], k=5), rec.recommend(["u0", "u20"], k=5)
