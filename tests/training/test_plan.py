@@ -173,3 +173,21 @@ def test_recency_is_tried_on_the_best_closed_form_candidate_of_timed_data() -> N
         assert eases and all(m.history_weights.numel() == m.history_indices.numel() for m in eases)
     untimed = Recommender(validation_fraction=0.25, epochs=2, factors=8).fit(_blocks())
     assert not any("recent items" in label for label in untimed.candidates_)
+
+
+def test_a_candidates_own_hyper_parameter_goes_to_that_candidate_alone() -> None:
+    given = Given(model_params={"session_gap": 30.0, "recency_half_life": 4.0})
+    plan = resolve(given, shape=(5_000, 500), timed=True)
+    assert "session_gap" not in plan.final.params  # the preset's MF does not take it
+    for candidate in plan.candidates:
+        params = candidate.final.params
+        if candidate.final.model == "ease":
+            assert params["session_gap"] == 30.0 and params["recency_half_life"] == 4.0
+        else:
+            assert "session_gap" not in params and "recency_half_life" not in params
+    with pytest.raises(
+        ConfigError, match=r"unknown hyper-parameter\(s\) \['session_gap'\] for MFConfig"
+    ):
+        resolve(Given(model="mf", model_params={"session_gap": 30.0}))
+    with pytest.raises(ConfigError, match="unknown hyper-parameter"):
+        resolve(Given(model_params={"no_such_thing": 1.0}))

@@ -300,6 +300,12 @@ OPTIONS: tuple[Option, ...] = (
       aliases=("l2",)),
     opt("init_std", "model", positive_float,
       f"std of the normal embedding init ({_m('init_std')})"),
+    opt("session_gap", "model", non_negative_float, "EASE: seconds between a user's rows that "
+      "end a session; each session counts as one more row of its Gram matrix (needs "
+      "timestamps; default: none, the default preset also tries 60)"),
+    opt("recency_half_life", "model", positive_float, "EASE: score each user's item r places "
+      "behind their latest at weight 0.5^(r/this) (needs timestamps; default: none, the "
+      "default preset tries 2, 5, 10 and 20)"),
     # the training (TrainConfig fields)
     opt("epochs", "train", positive_int, f"training epochs at most ({_t('epochs')})"),
     opt("batch_size", "train", positive_int, f"samples per step ({_t('batch_size')})"),

@@ -316,6 +316,15 @@ def resolve(
     )
     known = set(get_model_class(name).config_class.field_names())
     unused = [n for n in LOOSE_MODEL_PARAMS if n in given.model_params and n not in known]
+    choosing = given.model is None and bool(chosen.candidates) and task == "implicit"
+    if choosing:  # a candidate's own hyper-parameter (EASE's session_gap) goes to it alone
+        theirs = {
+            n for _, model, _ in chosen.candidates
+            for n in get_model_class(model).config_class.field_names()
+        }  # fmt: skip
+        routed = [n for n in given.model_params if n in theirs - known and n not in unused]
+    else:
+        routed = []
     if unused:
         warnings.warn(
             f"{', '.join(unused)} do(es) not apply to model {name!r}; ignored",
@@ -324,7 +333,7 @@ def resolve(
         )
     params = {
         **found["model"],
-        **{k: v for k, v in given.model_params.items() if k not in unused},
+        **{k: v for k, v in given.model_params.items() if k not in unused and k not in routed},
         "seed": given.seed,
     }
     train: dict[str, Any] = {**found["train"], "seed": given.seed}
@@ -354,7 +363,7 @@ def resolve(
     )
     refit = bool(found["refit"] if given.refit is None else given.refit)
     plan = replace(plan, refit=refit, why=why, features=found["features"], label=name)
-    if given.model is not None or not chosen.candidates or task != "implicit":
+    if not choosing:
         return plan
     alternatives = [plan]
     for label, model, extra in chosen.candidates:
