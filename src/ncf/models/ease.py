@@ -122,18 +122,18 @@ class EASEConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        gap = self.session_gap
-        if gap is not None and (
-            isinstance(gap, bool) or not isinstance(gap, int | float) or not (0 <= gap < math.inf)
-        ):
-            raise ConfigError(f"session_gap must be a finite number of seconds >= 0, got {gap!r}")
-        half = self.recency_half_life
-        if half is not None and (
-            isinstance(half, bool) or not isinstance(half, int | float) or not (0 < half < math.inf)
-        ):
-            raise ConfigError(
-                f"recency_half_life must be a finite number of rows > 0, got {half!r}"
-            )
+        for name, unit, zero_ok in (("session_gap", "seconds", True),
+                                    ("recency_half_life", "rows", False)):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (0 <= value < math.inf and (zero_ok or value > 0))
+            ):
+                bound = ">= 0" if zero_ok else "> 0"
+                raise ConfigError(
+                    f"{name} must be a finite number of {unit} {bound}, got {value!r}"
+                )
         for name in ("l2", "session_weight", "memory_limit_gb"):
             value = getattr(self, name)
             if (
@@ -332,13 +332,9 @@ class EASE(RecModel):
         self.dual_scale = empty if scale is None else scale
         self.history_indptr = torch.from_numpy(x.indptr.astype(np.int64)).to(device)
         self.history_indices = torch.from_numpy(x.indices.astype(np.int64)).to(device)
-        rows = (
-            s
-            if s is not None
-            else _binary(sp.csr_matrix(np.zeros((0, self.n_items))), (0, self.n_items))
-        )
-        self.session_indptr = torch.from_numpy(rows.indptr.astype(np.int64)).to(device)
-        self.session_indices = torch.from_numpy(rows.indices.astype(np.int64)).to(device)
+        indptr, indices = (np.zeros(1), np.zeros(0)) if s is None else (s.indptr, s.indices)
+        self.session_indptr = torch.from_numpy(indptr.astype(np.int64)).to(device)
+        self.session_indices = torch.from_numpy(indices.astype(np.int64)).to(device)
         self.history_weights = torch.zeros(0, device=device)  # every entry 1 until weighted
         self.fitted.fill_(True)
         return self
@@ -628,9 +624,7 @@ def _binary(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
     """``m`` as a float32 CSR matrix of ones (sorted indices), checked against ``shape``."""
     if tuple(m.shape) != shape:
         raise DataError(f"a matrix of shape {tuple(m.shape)} where EASE expects {shape}")
-    out = sp.csr_matrix(m, dtype=np.float32)
-    if out is m:
-        out = out.copy()
+    out = sp.csr_matrix(m.astype(np.float32))  # a copy: the caller's matrix is left alone
     out.sum_duplicates()
     out.data[:] = 1.0
     out.sort_indices()

@@ -244,6 +244,20 @@ class _Judge:
         return self.sign * scores[self.monitor], chosen, blend, result, {"final": 1}
 
 
+def _best_closed(
+    tried: list[_Tried],
+) -> tuple[Plan, list[RecModel], tuple[float, ...], float] | None:
+    """The best closed-form candidate or blend tried so far, as its plan, members, weights
+    and popularity discount (a lone member: weight 1, no discount); None if there is none."""
+    closed = [entry for entry in tried if isinstance(entry[2], Blend) or _member(entry[2])]
+    if not closed:
+        return None
+    _, base, model, _, _ = max(closed, key=lambda e: e[0])
+    if isinstance(model, Blend):
+        return base, model.parts(), tuple(model.config.weights), float(model.config.popularity)
+    return base, [model], (1.0,), 0.0
+
+
 #: The popularity discounts (:class:`~ncf.models.blend.BlendConfig`'s ``popularity``) tried
 #: on the best closed-form candidate or blend (docs/benchmarks.md, "Full ranking").
 POPULARITY_DISCOUNTS = (0.25, 0.5, 0.75, 1.0)
@@ -254,15 +268,10 @@ def _discounts(plan: Plan, tried: list[_Tried], judge: _Judge, train: Interactio
     :data:`POPULARITY_DISCOUNTS`, validated (a preset's ``blend`` adds them too): its members
     and weights as they are, already fitted, less ``beta`` times each item's standardised
     log-popularity."""
-    if not plan.blend:
+    best = _best_closed(tried) if plan.blend else None
+    if best is None:
         return []
-    closed = [entry for entry in tried if isinstance(entry[2], Blend) or _member(entry[2])]
-    if not closed:
-        return []
-    _, base, model, _, _ = max(closed, key=lambda e: e[0])
-    members, weights = (
-        (model.parts(), model.config.weights) if isinstance(model, Blend) else ([model], (1.0,))
-    )
+    base, members, weights, _ = best
     return [
         judge.blend(
             Blend.of(members, weights, popularity=beta, train=train),
@@ -284,17 +293,10 @@ def _recency(plan: Plan, tried: list[_Tried], judge: _Judge, train: Interactions
     histories at each of :data:`RECENCY_HALF_LIVES`, validated (a preset's ``blend`` adds
     them too, where the data has timestamps): the fitted ``B`` and every other member as they
     are, the discount kept."""
-    if not plan.blend or train.timestamps is None:
+    best = _best_closed(tried) if plan.blend and train.timestamps is not None else None
+    if best is None:
         return []
-    closed = [entry for entry in tried if isinstance(entry[2], Blend) or _member(entry[2])]
-    if not closed:
-        return []
-    _, base, model, _, _ = max(closed, key=lambda e: e[0])
-    members, weights, beta = (
-        (model.parts(), model.config.weights, model.config.popularity)
-        if isinstance(model, Blend)
-        else ([model], (1.0,), 0.0)
-    )
+    base, members, weights, beta = best
     if not any(isinstance(m, EASE) for m in members):
         return []
     out = []
