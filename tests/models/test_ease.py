@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import torch
 
 from ncf import ConfigError, DataError, IdMap, Interactions, NotFittedError, Recommender
+from ncf.data.interactions import recency_ranks
 from ncf.models import EASE, build_model, model_from_spec
 from ncf.models import ease as ease_module
 from ncf.models.growth import grow
@@ -398,7 +399,7 @@ def test_recency_ranks_count_later_items_and_share_ties() -> None:
     # user 0: item 1 at 10 and again at 30 (its latest), items 2 and 3 at 20, item 4 at 1
     users, items = np.array([0, 0, 0, 0, 1, 1, 0]), np.array([1, 2, 3, 1, 0, 2, 4])
     times = np.array([10, 20, 20, 30, 5, 5, 1])
-    ranks = ease_module.recency_ranks(users, items, times, 2, 5)
+    ranks = recency_ranks(users, items, times, 2, 5)
     assert ranks.nnz == 6  # the latest item's explicit 0 is kept
     np.testing.assert_array_equal(ranks.toarray(), [[0, 0, 1, 1, 3], [0, 0, 0, 0, 0]])
 
@@ -417,7 +418,7 @@ def test_recency_weights_the_history_in_scoring_only() -> None:
     assert isinstance(plain, EASE) and isinstance(weighted, EASE)
     weighted.fit_data(data)
     assert torch.equal(weighted.weights, plain.weights)  # B is the same
-    ranks = ease_module.recency_ranks(users, items, times, n_users, n_items).toarray()
+    ranks = recency_ranks(users, items, times, n_users, n_items).toarray()
     w = np.where(data.csr.toarray() > 0, 0.5 ** (ranks / 2.0), 0.0)
     expected = w @ plain.weights.numpy().astype(np.float64)
     np.testing.assert_allclose(

@@ -44,6 +44,16 @@ def positive_int(text: Any) -> int:
     return value
 
 
+def non_negative_int(text: Any) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise _fail("a non-negative integer", str(text)) from None
+    if value < 0:
+        raise _fail("a non-negative integer", str(text))
+    return value
+
+
 def integer(text: Any) -> int:
     try:
         return int(str(text))
@@ -333,6 +343,11 @@ OPTIONS: tuple[Option, ...] = (
       "CPU), bf16 or fp32 (default: auto)"),
     opt("ensemble", "train", positive_int, "MF: average this many models seeded one after "
       "another, each with its own epochs (default: 1; best preset: 4)"),
+    opt("recent_copies", "train", non_negative_int, "trained models: each user's most recent "
+      "positives this many more times an epoch, for next-item tests (needs timestamps; "
+      "default: 0; paper preset: 4 where validation ranks each user's latest item)"),
+    opt("recent_window", "train", positive_int, "--recent-copies: the positives at recency "
+      "rank below this count as recent, 0 being each user's latest timestamp (default: 1)"),
     # NeuMF pre-training (PretrainConfig fields)
     opt("pretrain", "pretrain", boolean,
       "NeuMF: initialise from pre-trained branches (GMF or MF, and MLP)", True),

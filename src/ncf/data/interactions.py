@@ -244,6 +244,21 @@ class Interactions:
         """True when some (user, item) pair occurs more than once."""
         return bool(self.csr.nnz < len(self))
 
+    def recency_ranks(self) -> np.ndarray:
+        """Each row's recency rank within its user, shape (n,): the number of the user's rows
+        with a later timestamp (0: the user's latest; rows at the same time share a rank).
+        Needs timestamps."""
+        if self.timestamps is None:
+            raise DataError("recency ranks need timestamps, and these interactions have none")
+        return latest_first_ranks(self.users, self.timestamps)
+
+    def recency_matrix(self) -> sp.csr_matrix:
+        """Each user's distinct items with their recency rank (:func:`recency_ranks`), as a
+        CSR matrix of this log's shape. Needs timestamps."""
+        if self.timestamps is None:
+            raise DataError("recency ranks need timestamps, and these interactions have none")
+        return recency_ranks(self.users, self.items, self.timestamps, *self.shape)
+
     def subset(self, index: np.ndarray) -> Interactions:
         """The rows selected by a boolean mask or an index array, over the same id maps."""
         idx = np.asarray(index)
@@ -287,6 +302,41 @@ class Interactions:
             if values is not None:
                 data[col] = values
         return pd.DataFrame(data)
+
+
+def latest_first_ranks(users: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """For each row, the number of rows of the same user with a later time (0: the user's
+    latest; rows at the same time share the rank of the first of them), shape (n,)."""
+    users, times = np.asarray(users), np.asarray(times)
+    order = np.lexsort((-times.astype(np.float64), users))  # by user, latest first
+    u, t = users[order], times[order]
+    idx = np.arange(len(u))
+    first = np.ones(len(u), dtype=bool)
+    first[1:] = u[1:] != u[:-1]
+    position = idx - np.maximum.accumulate(np.where(first, idx, 0))
+    tie_start = first.copy()
+    tie_start[1:] |= t[1:] != t[:-1]
+    ranks = np.empty(len(u), dtype=np.int64)
+    ranks[order] = position[np.maximum.accumulate(np.where(tie_start, idx, 0))]
+    return ranks
+
+
+def recency_ranks(
+    users: np.ndarray, items: np.ndarray, times: np.ndarray, n_users: int, n_items: int
+) -> sp.csr_matrix:
+    """Each user's distinct items as a CSR matrix ``(n_users, n_items)`` (sorted indices)
+    whose values are their recency rank: the number of the user's items with a later latest
+    timestamp (0: the latest; items at the same time share a rank)."""
+    users, items, times = (np.asarray(a) for a in (users, items, times))
+    order = np.lexsort((times, items, users))  # by user, item, then time: each pair's latest last
+    u, i, t = users[order], items[order], times[order]
+    last = np.ones(len(u), dtype=bool)
+    last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+    u, i, t = u[last], i[last], t[last]
+    rank = latest_first_ranks(u, t)
+    out = sp.csr_matrix((rank.astype(np.float64), (u, i)), shape=(n_users, n_items))
+    out.sort_indices()
+    return out
 
 
 def check_rating_scale(ratings: np.ndarray, scale: tuple[float, float], source: str) -> None:

@@ -272,9 +272,7 @@ class EASE(RecModel):
                 "EASE's recency_half_life weighs each user's items by how recent they are, and "
                 "the data has no timestamps: load a timestamp column or leave it unset"
             )
-        ranks = recency_ranks(
-            train.users, train.items, train.timestamps, self.n_users, self.n_items
-        )
+        ranks = train.recency_matrix()
         indptr = self.history_indptr.cpu().numpy()
         indices = self.history_indices.cpu().numpy()
         if not (np.array_equal(ranks.indptr, indptr) and np.array_equal(ranks.indices, indices)):
@@ -595,31 +593,6 @@ def session_rows(
     return out
 
 
-def recency_ranks(
-    users: np.ndarray, items: np.ndarray, times: np.ndarray, n_users: int, n_items: int
-) -> sp.csr_matrix:
-    """Each user's distinct items as a CSR matrix ``(n_users, n_items)`` (sorted indices)
-    whose values are their recency rank: the number of the user's items with a later latest
-    timestamp (0: the latest; items at the same time share a rank)."""
-    users, items, times = (np.asarray(a) for a in (users, items, times))
-    order = np.lexsort((times, items, users))  # by user, item, then time: each pair's latest last
-    u, i, t = users[order], items[order], times[order]
-    last = np.ones(len(u), dtype=bool)
-    last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
-    u, i, t = u[last], i[last], t[last]
-    order = np.lexsort((-t.astype(np.float64), u))  # by user, latest first
-    u, i, t = u[order], i[order], t[order]
-    first = np.ones(len(u), dtype=bool)
-    first[1:] = u[1:] != u[:-1]
-    position = np.arange(len(u)) - np.maximum.accumulate(np.where(first, np.arange(len(u)), 0))
-    tie_start = np.ones(len(u), dtype=bool)
-    tie_start[1:] = first[1:] | (t[1:] != t[:-1])
-    rank = position[np.maximum.accumulate(np.where(tie_start, np.arange(len(u)), 0))]
-    out = sp.csr_matrix((rank.astype(np.float64), (u, i)), shape=(n_users, n_items))
-    out.sort_indices()
-    return out
-
-
 def _binary(m: sp.csr_matrix, shape: tuple[int, int]) -> sp.csr_matrix:
     """``m`` as a float32 CSR matrix of ones (sorted indices), checked against ``shape``."""
     if tuple(m.shape) != shape:
@@ -701,4 +674,4 @@ def _gram(x: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> torch.T
     return gram
 
 
-__all__ = ["EASE", "EASEConfig", "recency_ranks", "session_rows"]
+__all__ = ["EASE", "EASEConfig", "session_rows"]

@@ -314,10 +314,13 @@ class Recommender(Estimator, Inference, Updating):
         given = self.given()
         shape = None if data is None else (len(data), data.n_items)
         timed = None if data is None else data.timestamps is not None
+        # validation ranks each user's latest interaction (the carve of a next-item test)
+        next_item = timed and self.validate and self.validation_fraction is None
         key = (
             repr(given),
             shape,
             timed,
+            next_item,
             rating_scale,
             None if checkpoint_dir is None else str(checkpoint_dir),
         )
@@ -330,6 +333,7 @@ class Recommender(Estimator, Inference, Updating):
             rating_scale=rating_scale,
             checkpoint_dir=checkpoint_dir,
             timed=timed,
+            next_item=next_item,
         )
         self._resolved = (key, plan)
         return plan

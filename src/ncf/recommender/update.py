@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from ncf.data.idmap import IdMap
-from ncf.data.interactions import Interactions
+from ncf.data.interactions import Interactions, recency_ranks
 from ncf.data.sampling import evaluation_candidates, has_seen
 from ncf.evaluation.protocols import eval_mode
 from ncf.evaluation.ranking import top_k
@@ -71,7 +71,7 @@ from ncf.models import RecModel, model_from_spec
 from ncf.models.als import ALS
 from ncf.models.base import check_factors
 from ncf.models.blend import Blend
-from ncf.models.ease import EASE, recency_ranks, session_rows
+from ncf.models.ease import EASE, session_rows
 from ncf.models.growth import grow, side_tables
 from ncf.models.side_features import SideFeatures
 from ncf.recommender.fitted import Fitted
@@ -265,6 +265,9 @@ def run_update(rec: Fitted, data: Any, **options: Any) -> UpdateReport:
         progress=rec.progress,
         seed=seed,
         threads=rec.train_config_.threads if options["threads"] is None else options["threads"],
+        # the update's mix of new and replayed rows weighs them itself; the fit's recency
+        # copies would count the replayed old rows' timestamps against the new ones'
+        recent_copies=0,
     )
     settings = {k: options[k] for k in ("epochs", "replay", "refit", "tolerance", "max_churn")}
     report = UpdateReport(summary(new, fresh), {**settings, "lr": config.lr, "seed": seed})

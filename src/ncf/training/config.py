@@ -118,6 +118,8 @@ class TrainConfig:
     precision: str = "auto"
     sparse_rows: int | None = 100_000
     ensemble: int = 1
+    recent_copies: int = 0
+    recent_window: int = 1
 
     def __post_init__(self) -> None:
         _positive("epochs", self.epochs)
@@ -159,6 +161,15 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; valid: {list(PRECISIONS)}")
         _positive("ensemble", self.ensemble)
+        if (
+            not isinstance(self.recent_copies, int)
+            or isinstance(self.recent_copies, bool)
+            or (self.recent_copies < 0)
+        ):
+            raise ConfigError(
+                f"recent_copies must be a non-negative integer, got {self.recent_copies!r}"
+            )
+        _positive("recent_window", self.recent_window)
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("resume=True needs checkpoint_dir")
 

@@ -26,6 +26,7 @@ import torch
 from ncf.data.device_sampling import sample_on_device
 from ncf.data.interactions import Interactions
 from ncf.data.sampling import NegativeSampler
+from ncf.exceptions import DataError
 from ncf.training import distributed
 from ncf.training.config import TrainConfig
 
@@ -45,6 +46,22 @@ CHUNK_POSITIVES = 1 << 21
 #: memory stays under about 226 MB however many negatives are asked (20,000 negatives on
 #: ml-latest-small's 100k rows would otherwise be one 24 GB chunk).
 CHUNK_SAMPLES = 9 * CHUNK_POSITIVES
+
+
+def epoch_rows(train: Interactions, c: TrainConfig) -> np.ndarray | None:
+    """The rows of ``train`` an epoch trains on, repeats included, or None for every row
+    once: with ``recent_copies``, each user's rows at recency rank below ``recent_window``
+    (:meth:`~ncf.data.Interactions.recency_ranks`) ``recent_copies`` more times, every copy
+    drawing its own negatives."""
+    if not c.recent_copies:
+        return None
+    if train.timestamps is None:
+        raise DataError(
+            "recent_copies weighs each user's latest interactions by their timestamps, and "
+            "these interactions have none: give a timestamp column or set recent_copies=0"
+        )
+    recent = np.flatnonzero(train.recency_ranks() < c.recent_window)
+    return np.concatenate([np.arange(len(train)), np.repeat(recent, c.recent_copies)])
 
 
 def samples_per_positive(c: TrainConfig) -> int:
@@ -67,6 +84,7 @@ def epoch_chunks(
     device: torch.device,
     ctx: DistContext | None = None,
     chunk: int | None = None,
+    rows: np.ndarray | None = None,
 ) -> Iterator[tuple[tuple[torch.Tensor, ...], bool]]:
     """This epoch's sample tensors on ``device`` in chunks, each with whether it is the last:
     ``((users, items, targets), last)``, or BPR triples.
@@ -76,17 +94,21 @@ def epoch_chunks(
     (default :func:`chunk_positives`: :data:`CHUNK_POSITIVES`, fewer with many negatives) and
     draws their negatives from the epoch's one generator,
     so the chunks depend on ``(seed, epoch)`` and the chunk size only. On a GPU the epoch is
-    one chunk.
+    one chunk. ``rows`` (:func:`epoch_rows`) are the positives permuted, repeats included;
+    None: every row of ``train`` once.
     """
     if device.type == "cuda":
-        yield torch_epoch_tensors(train, sampler, c, epoch, device, ctx), True
+        yield torch_epoch_tensors(train, sampler, c, epoch, device, ctx, rows), True
         return
     rng = np.random.default_rng([c.seed, epoch])
+    n_rows = len(train) if rows is None else len(rows)
     if ctx is None:
-        order = rng.permutation(len(train))
+        order = rng.permutation(n_rows)
     else:  # this rank's slice of the epoch's permutation, its own negatives
-        order = distributed.shard(len(train), c.seed, epoch, ctx)
+        order = distributed.shard(n_rows, c.seed, epoch, ctx)
         rng = distributed.negative_rng(c.seed, epoch, ctx)
+    if rows is not None:
+        order = rows[order]
     n = len(order)
     step = chunk_positives(c) if chunk is None else chunk
     if step < 1:
@@ -136,9 +158,11 @@ def epoch_tensors(
     epoch: int,
     device: torch.device,
     ctx: DistContext | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """This epoch's samples as one chunk (:func:`epoch_chunks`)."""
-    return next(epoch_chunks(train, sampler, c, epoch, device, ctx, chunk=max(len(train), 1)))[0]
+    whole = max(len(train) if rows is None else len(rows), 1)
+    return next(epoch_chunks(train, sampler, c, epoch, device, ctx, chunk=whole, rows=rows))[0]
 
 
 def torch_epoch_tensors(
@@ -148,15 +172,18 @@ def torch_epoch_tensors(
     epoch: int,
     device: torch.device,
     ctx: DistContext | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """:func:`epoch_tensors` made with torch on ``device`` (the GPU path; it runs on the CPU
     too, which is how it is tested): same layout and exactness, other random streams."""
     rank, world = (0, 1) if ctx is None else (ctx.rank, ctx.world_size)
-    n = len(train)
+    n = len(train) if rows is None else len(rows)
     per_rank = n // world
     gen = torch.Generator(device=device)
     gen.manual_seed(_seed(c.seed, epoch, 2))  # the same permutation on every rank
     order = torch.randperm(n, generator=gen, device=device)[rank * per_rank : (rank + 1) * per_rank]
+    if rows is not None:
+        order = torch.from_numpy(rows).to(device)[order]
     users = torch.tensor(train.users, device=device)[order]  # (n_pos,)
     items = torch.tensor(train.items, device=device)[order]
     if c.loss not in ("bce", "bpr"):
@@ -185,6 +212,7 @@ __all__ = [
     "CHUNK_SAMPLES",
     "chunk_positives",
     "epoch_chunks",
+    "epoch_rows",
     "epoch_tensors",
     "samples_per_positive",
     "torch_epoch_tensors",

@@ -284,6 +284,7 @@ def resolve(
     rating_scale: tuple[float, float] | None = None,
     checkpoint_dir: str | Path | None = None,
     timed: bool | None = None,
+    next_item: bool | None = None,
 ) -> Plan:
     """The one resolution of a fit's settings: every stage's model, hyper-parameters and
     :class:`~ncf.training.TrainConfig`, whether it refits, and why.
@@ -302,6 +303,10 @@ def resolve(
     timed : bool, optional
         Whether the training data has timestamps (candidates that need them are tried only
         then); None: not known yet.
+    next_item : bool, optional
+        Whether validation ranks each user's latest interaction by time (timestamps and a
+        leave-one-out carve: a next-item protocol). A preset's ``recent_copies`` (recency-
+        weighted epochs) applies only then; None: not known yet, and it does not apply.
     """
     task = check_task(given.task)
     chosen = preset(task, given.preset)
@@ -337,6 +342,18 @@ def resolve(
         "seed": given.seed,
     }
     train: dict[str, Any] = {**found["train"], "seed": given.seed}
+    copies = train.get("recent_copies", 0)
+    if copies and "recent_copies" not in given.train:
+        if next_item:
+            window = train.get("recent_window", 1)
+            at = "timestamp" if window == 1 else f"{window} timestamps"
+            why += (
+                f"; each user's positives of their latest {at} {copies} more times an epoch "
+                "(validation ranks each user's latest interaction)"
+            )
+        else:  # the recipe's recency weighting is for next-item protocols only
+            train.pop("recent_copies")
+            train.pop("recent_window", None)
     if shape is not None:
         changed, reason = adapt(task, given.preset, name, *shape)
         if changed and not set(changed) & set(given.train):
@@ -374,7 +391,12 @@ def resolve(
         mine = {k: v for k, v in given.model_params.items() if k in known}
         other = replace(given, model=model, model_params={**extra, **mine})
         alt = resolve(
-            other, shape=shape, rating_scale=rating_scale, checkpoint_dir=None, timed=timed
+            other,
+            shape=shape,
+            rating_scale=rating_scale,
+            checkpoint_dir=None,
+            timed=timed,
+            next_item=next_item,
         )
         alternatives.append(replace(alt, label=label, why=why, refit=refit))
     if len(alternatives) == 1:
@@ -557,7 +579,9 @@ def _embedding_width(mlp_params: Mapping[str, Any], need: str) -> int:
 
 
 #: The training settings of a run (not of a recipe) that an MLP's embedding pre-training
-#: takes from what the user gave.
+#: takes from what the user gave. Not ``recent_copies``: the MLP's MF stage on recency-weighted
+#: epochs validated lower on ml-1m-ncf (the MLP 0.7523 / 0.4732 against 0.7548 / 0.4754 with
+#: the MF on plain epochs, docs/benchmarks.md, issue 28's eighth round).
 _RUN_FIELDS = ("seed", "threads", "checkpoint_dir", "resume", "progress", "device", "monitor")
 
 

@@ -60,11 +60,17 @@ def check_plan(
     Raises
     ------
     ConfigError
-        Negatives past a user's unseen items, a monitor's cut-off past the catalogue, or an
-        estimate past the memory limit (:func:`ncf.training.memory.check`).
+        Negatives past a user's unseen items, a monitor's cut-off past the catalogue,
+        ``recent_copies`` on data without timestamps, or an estimate past the memory limit
+        (:func:`ncf.training.memory.check`).
     """
     all_stages = stages(plan)
     given_train = given_train or {}
+    if data.timestamps is None and any(s.config.recent_copies for s in all_stages):
+        raise ConfigError(
+            "recent_copies weighs each user's latest interactions by their timestamps, and "
+            "these interactions have none: give a timestamp column or set recent_copies=0"
+        )
     if "negatives" in given_train:
         _check_negatives(all_stages, data)
     if "monitor" in given_train and ranking == "full":

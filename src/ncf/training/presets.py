@@ -133,6 +133,13 @@ _RATING_NEUMF = {
     "refit": True,
     "features": ("user", "item", "history"),
 }
+#: Recency-weighted epochs for the neural recipes (``TrainConfig.recent_copies``): each
+#: user's positives of their latest 2 timestamps 4 more times an epoch, applied only where
+#: validation ranks each user's latest interaction (``plan.resolve``'s ``next_item``). Chosen
+#: on the paper preset's fused validation on ml-1m-ncf among 2, 4 and 8 copies of the latest
+#: timestamp's and 4 of the latest two; the neural defaults validated higher with it too
+#: (docs/benchmarks.md, issue 28's eighth round).
+_RECENT: dict[str, Any] = {"recent_copies": 4, "recent_window": 2}
 #: NeuMF-64 (GMF branch 64 factors, MLP 512-256-128-64 on 256-wide embeddings), issue 28's
 #: 15-minute recipe. The GMF branch is the SGD MF-64 at 0.06 per example decaying 0.85 an
 #: epoch: the MF recipe's 0.8 fused lower on validation, by 0.0050 / 0.0026 HR@10 / NDCG@10
@@ -144,13 +151,16 @@ _RATING_NEUMF = {
 #: constant rate the branch overfits. Copying the GMF branch's own rows (``True``) made a
 #: branch that adds little to it. NDCG@10 selects every stage; one fine-tuning epoch, kept only
 #: if it validates higher (it never has: Adam or plain SGD at any rate, or the output layer
-#: alone, lower the fused validation). Validation HR@10 / NDCG@10 on ml-1m-ncf: MF 0.7485 /
-#: 0.4565, MLP 0.7316 / 0.4452, fused 0.7538 / 0.4614 (round 1: 0.7480 / 0.4584); test 0.7268
-#: / 0.4523 in 502 s on one thread (docs/benchmarks.md, issue 28's seventh round).
+#: alone, lower the fused validation). Every stage trains on recency-weighted epochs where
+#: validation ranks each user's latest interaction (``plan.resolve``'s ``next_item``): each
+#: user's positives of their latest 2 timestamps 4 more times an epoch (:data:`_RECENT`).
+#: Validation HR@10 / NDCG@10 on ml-1m-ncf, fused: 0.7810 / 0.4993
+#: (0.7538 / 0.4614 without; round 1: 0.7480 / 0.4584); test figures and times in
+#: docs/benchmarks.md (issue 28's eighth round).
 _PAPER_NEUMF: dict[str, Any] = {
     "model": {"factors": 64, "layers": (512, 256, 128, 64)},
     "train": {"negatives": 8, "batch_size": 4096, "lr": 0.003, "epochs": 10,
-              "patience": 3, "monitor": "ndcg@10"},
+              "patience": 3, "monitor": "ndcg@10", **_RECENT},
     "pretrain": {
         "dot_model": "mf",
         "alpha": "auto",
@@ -179,7 +189,7 @@ _GMF_DEFAULT: dict[str, Any] = {
     "summary": "GMF-128 by plain SGD at a constant rate, h held at ones (the MF-128 recipe's "
     "dot product), epochs by validation (patience 3), refit on all training data",
     "model": {**_SGD_MF, "factors": 128, "h_init": 1.0, "learn_h": False},
-    "train": {**_SGD_CONSTANT, "epochs": 40, "patience": 3},
+    "train": {**_SGD_CONSTANT, "epochs": 40, "patience": 3, **_RECENT},
     "refit": True,
 }
 #: The MLP: 128-dimensional embeddings, a narrow tower (256-64-32-16), Adam at batch 16,384,
@@ -201,7 +211,14 @@ _MLP_DEFAULT: dict[str, Any] = {
     "then Adam 0.003 at batch 16,384 (16 negatives, bf16 autocast), up to 8 epochs by "
     "validation (patience 2), every stage refit on all training data",
     "model": {"layers": _MLP_LAYERS, "dropout": 0.1},
-    "train": {**_MLP_TRAIN, "negatives": 16, "precision": "bf16", "lr": 0.003, "epochs": 8},
+    "train": {
+        **_MLP_TRAIN,
+        "negatives": 16,
+        "precision": "bf16",
+        "lr": 0.003,
+        "epochs": 8,
+        **_RECENT,
+    },
     "pretrain": {
         "dot_model": "mf",
         "branches": {"gmf": {**_SGD_MF, **_SGD_TRAIN, "epochs": 40, "patience": 3}},
@@ -215,7 +232,14 @@ _NEUMF_DEFAULT: dict[str, Any] = {
     "summary": "NeuMF pre-trained from the MF-128 SGD recipe and an MLP 256-64-32-16 (Adam, "
     "batch 16,384), the GMF share and the epochs by validation, refit on all training data",
     "model": {"factors": 128, "layers": _MLP_LAYERS},
-    "train": {"negatives": 4, "batch_size": 16384, "lr": 0.0001, "epochs": 1, "monitor": "ndcg@10"},
+    "train": {
+        "negatives": 4,
+        "batch_size": 16384,
+        "lr": 0.0001,
+        "epochs": 1,
+        "monitor": "ndcg@10",
+        **_RECENT,
+    },
     "pretrain": {
         "dot_model": "mf",
         "alpha": "auto",

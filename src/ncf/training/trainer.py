@@ -33,7 +33,7 @@ from ncf.training import devices, distributed, losses
 from ncf.training.callbacks import Callback
 from ncf.training.checkpoint import load_checkpoint, save_checkpoint
 from ncf.training.config import TrainConfig, resolve_device
-from ncf.training.epoch import epoch_chunks, epoch_tensors, samples_per_positive
+from ncf.training.epoch import epoch_chunks, epoch_rows, epoch_tensors, samples_per_positive
 from ncf.training.optim import build_optimizer, build_schedule, sparse_rows, sparse_updates
 from ncf.training.result import TrainResult
 from ncf.training.stream import SampleStream, whole_batches
@@ -65,6 +65,8 @@ class Trainer:
         #: The distributed run this trainer is part of (None: one process).
         self.dist: distributed.DistContext | None = None
         self._settings = ""
+        #: The rows of the training data an epoch takes (:func:`ncf.training.epoch.epoch_rows`).
+        self._rows: np.ndarray | None = None
 
     # ------------------------------------------------------------------ public
     def fit(
@@ -149,7 +151,9 @@ class Trainer:
         c = self.config
         optimizer = build_optimizer(model.parameters(), c)
         per_positive = samples_per_positive(c)
-        n_pos = len(train) // (1 if self.dist is None else self.dist.world_size)
+        self._rows = epoch_rows(train, c)  # None: every row once; else recent ones repeated
+        n_rows = len(train) if self._rows is None else len(self._rows)
+        n_pos = n_rows // (1 if self.dist is None else self.dist.world_size)
         epoch_samples = n_pos * per_positive  # this rank's
         steps_per_epoch = math.ceil(epoch_samples / c.batch_size)
         schedule = build_schedule(optimizer, c, steps_per_epoch)
@@ -296,13 +300,16 @@ class Trainer:
         self, train: Interactions, sampler: NegativeSampler | None, epoch: int
     ) -> tuple[torch.Tensor, ...]:
         """This epoch's sample tensors (:func:`ncf.training.epoch.epoch_tensors`)."""
-        return epoch_tensors(train, sampler, self.config, epoch, self.device, self.dist)
+        rows = epoch_rows(train, self.config)
+        return epoch_tensors(train, sampler, self.config, epoch, self.device, self.dist, rows)
 
     def _epoch_chunks(
         self, train: Interactions, sampler: NegativeSampler | None, epoch: int
     ) -> Iterator[tuple[tuple[torch.Tensor, ...], bool]]:
-        """This epoch's sample chunks (:func:`ncf.training.epoch.epoch_chunks`)."""
-        return epoch_chunks(train, sampler, self.config, epoch, self.device, self.dist)
+        """This epoch's sample chunks (:func:`ncf.training.epoch.epoch_chunks`), over the rows
+        :meth:`_fit` chose (:func:`ncf.training.epoch.epoch_rows`)."""
+        c, rows = self.config, self._rows
+        return epoch_chunks(train, sampler, c, epoch, self.device, self.dist, rows=rows)
 
     def _run_epoch(
         self,
