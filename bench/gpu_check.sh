@@ -5,9 +5,10 @@
 #   3. prints training throughput of NeuMF-8 and NeuMF-64 at batch 65,536 in bf16,
 #   4. time to HR@10 >= 0.70 on ml-1m-ncf (needs NCF_DATA_DIR), and full-ranking time,
 #   5. the neural models' default recipes (issue 28): `ncf train --dataset ml-1m-ncf --model
-#      gmf|neumf|mlp` on the GPU, wall time and test figures (CPU, 1 thread: gmf 0.7265 /
-#      0.4494 in 55 s, neumf 0.7273 / 0.4515 in 196 s, mlp 0.7030 / 0.4235 in 174 s), then
-#      `--preset paper` (NeuMF-64; CPU, 1 thread: 0.7268 / 0.4523 in 495 s; docs/benchmarks.md),
+#      gmf|neumf|mlp` on the GPU, wall time and test figures (CPU, 1 thread, with the recipes'
+#      recency-weighted epochs, whose rows the GPU path permutes on the device: gmf 0.7417 /
+#      0.4776 in 45 s, neumf 0.7457 / 0.4790 in 156 s, mlp 0.7377 / 0.4638 in 152 s), then
+#      `--preset paper` (NeuMF-64; CPU, 1 thread: 0.7497 / 0.4855 in 570 s; docs/benchmarks.md),
 #      last and cut at 5 minutes so that the whole check fits one short device lease.
 # Usage, from the repository root:  NCF_DATA_DIR=/path/to/data bash bench/gpu_check.sh
 # It has not been run on real hardware by the author of this script (no GPU was available).

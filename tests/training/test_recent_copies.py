@@ -12,7 +12,7 @@ from ncf.data import IdMap, Interactions
 from ncf.data.interactions import latest_first_ranks
 from ncf.models import build_model
 from ncf.training import TrainConfig, Trainer
-from ncf.training.epoch import epoch_chunks, epoch_rows, epoch_tensors
+from ncf.training.epoch import epoch_chunks, epoch_rows, epoch_tensors, torch_epoch_tensors
 from ncf.training.plan import Given, resolve
 
 
@@ -60,6 +60,14 @@ def test_an_epoch_repeats_each_users_recent_rows() -> None:
     assert [last for _, last in chunked] == [False, False, False, True]  # 13 positives, 4 a chunk
     # the same positives in the same order (the chunks draw their negatives apart)
     assert torch.equal(torch.cat([t[1][t[2] == 1] for t, _ in chunked]), items[positives])
+    # the device path (run here on the CPU) permutes the same rows with torch
+    users, items, labels = torch_epoch_tensors(
+        log, _sampler(log), c, 1, torch.device("cpu"), None, rows
+    )
+    positives = labels == 1
+    assert len(labels) == len(rows) * 3
+    pairs = sorted(zip(users[positives].tolist(), items[positives].tolist(), strict=True))
+    assert pairs == sorted((int(log.users[r]), int(log.items[r])) for r in rows)
     with pytest.raises(DataError, match="recent_copies weighs"):
         epoch_rows(_log([0, 1], [0, 1], None), TrainConfig(recent_copies=1))
     with pytest.raises(ConfigError, match="recent_copies must be a non-negative integer"):
@@ -140,6 +148,8 @@ def test_the_paper_preset_repeats_recent_rows_only_for_next_item_validation() ->
     mine = resolve(replace_train(given, recent_copies=1), shape=shape, next_item=False)
     assert mine.final.config.recent_copies == 1  # what the user gives is kept
     assert resolve(Given(), shape=shape, next_item=True).final.config.recent_copies == 0
+    best = resolve(Given(preset="best"), shape=shape, next_item=True).final.config
+    assert (best.recent_copies, best.recent_window, best.ensemble) == (4, 2, 4)
     for model in ("gmf", "mlp", "neumf"):  # the neural defaults, every stage of them but the
         plan = resolve(Given(model=model), shape=shape, timed=True, next_item=True)  # MLP's MF
         stages = [*plan.branches.values(), plan.final][1 if model == "mlp" else 0 :]

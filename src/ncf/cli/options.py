@@ -345,9 +345,11 @@ OPTIONS: tuple[Option, ...] = (
       "another, each with its own epochs (default: 1; best preset: 4)"),
     opt("recent_copies", "train", non_negative_int, "trained models: each user's most recent "
       "positives this many more times an epoch, for next-item tests (needs timestamps; "
-      "default: 0; paper preset: 4 where validation ranks each user's latest item)"),
+      "default: 0; the paper and best presets and --model gmf|mlp|neumf: 4 where validation "
+      "ranks each user's latest item)"),
     opt("recent_window", "train", positive_int, "--recent-copies: the positives at recency "
-      "rank below this count as recent, 0 being each user's latest timestamp (default: 1)"),
+      "rank below this count as recent, 0 being each user's latest timestamp (default: 1; "
+      "those recipes: 2)"),
     # NeuMF pre-training (PretrainConfig fields)
     opt("pretrain", "pretrain", boolean,
       "NeuMF: initialise from pre-trained branches (GMF or MF, and MLP)", True),

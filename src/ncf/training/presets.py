@@ -133,12 +133,13 @@ _RATING_NEUMF = {
     "refit": True,
     "features": ("user", "item", "history"),
 }
-#: Recency-weighted epochs for the neural recipes (``TrainConfig.recent_copies``): each
-#: user's positives of their latest 2 timestamps 4 more times an epoch, applied only where
-#: validation ranks each user's latest interaction (``plan.resolve``'s ``next_item``). Chosen
-#: on the paper preset's fused validation on ml-1m-ncf among 2, 4 and 8 copies of the latest
-#: timestamp's and 4 of the latest two; the neural defaults validated higher with it too
-#: (docs/benchmarks.md, issue 28's eighth round).
+#: Recency-weighted epochs for the neural recipes and the ``best`` preset's MFs
+#: (``TrainConfig.recent_copies``): each user's positives of their latest 2 timestamps 4 more
+#: times an epoch, applied only where validation ranks each user's latest interaction
+#: (``plan.resolve``'s ``next_item``). Chosen on the paper preset's fused validation on
+#: ml-1m-ncf among 2, 4 and 8 copies of the latest timestamp's and 4 of the latest two; the
+#: neural defaults and ``best`` validated higher with it too (docs/benchmarks.md, issue 28's
+#: eighth round).
 _RECENT: dict[str, Any] = {"recent_copies": 4, "recent_window": 2}
 #: NeuMF-64 (GMF branch 64 factors, MLP 512-256-128-64 on 256-wide embeddings), issue 28's
 #: 15-minute recipe. The GMF branch is the SGD MF-64 at 0.06 per example decaying 0.85 an
@@ -306,7 +307,7 @@ PRESET_TABLE: dict[tuple[str, str], Preset] = {
         "validation and refit on all training data, averaged (an MF-512, exactly); "
         "--model neumf: the paper preset's NeuMF-64",
         {"mf": {"model": {**_SGD_MF, "factors": 128},
-                "train": {**_SGD_TRAIN, "epochs": 40, "patience": 3, "ensemble": 4},
+                "train": {**_SGD_TRAIN, "epochs": 40, "patience": 3, "ensemble": 4, **_RECENT},
                 "refit": True},
          "neumf": _PAPER_NEUMF},
     ),
