@@ -34,24 +34,24 @@ def _fail(what: str, text: Any) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
 
 
-def positive_int(text: Any) -> int:
-    try:
-        value = int(str(text))
-    except ValueError:
-        raise _fail("a positive integer", str(text)) from None
-    if value < 1:
-        raise _fail("a positive integer", str(text))
-    return value
+def _int_at_least(low: int, what: str, name: str) -> Callable[[Any], int]:
+    """A parser of integers of at least ``low``, naming ``what`` it expects."""
+
+    def parse(text: Any) -> int:
+        try:
+            value = int(str(text))
+        except ValueError:
+            raise _fail(what, str(text)) from None
+        if value < low:
+            raise _fail(what, str(text))
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-def non_negative_int(text: Any) -> int:
-    try:
-        value = int(str(text))
-    except ValueError:
-        raise _fail("a non-negative integer", str(text)) from None
-    if value < 0:
-        raise _fail("a non-negative integer", str(text))
-    return value
+positive_int = _int_at_least(1, "a positive integer", "positive_int")
+non_negative_int = _int_at_least(0, "a non-negative integer", "non_negative_int")
 
 
 def integer(text: Any) -> int:
