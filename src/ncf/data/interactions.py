@@ -254,10 +254,15 @@ class Interactions:
 
     def recency_matrix(self) -> sp.csr_matrix:
         """Each user's distinct items with their recency rank (:func:`recency_ranks`), as a
-        CSR matrix of this log's shape. Needs timestamps."""
+        CSR matrix of this log's shape, built once (EASE's recency stage asks for each
+        half-life it tries); read-only by convention, as the log. Needs timestamps."""
         if self.timestamps is None:
             raise DataError("recency ranks need timestamps, and these interactions have none")
-        return recency_ranks(self.users, self.items, self.timestamps, *self.shape)
+        if "_recency_matrix" not in self.__dict__:
+            self.__dict__["_recency_matrix"] = recency_ranks(
+                self.users, self.items, self.timestamps, *self.shape
+            )
+        return self.__dict__["_recency_matrix"]
 
     def subset(self, index: np.ndarray) -> Interactions:
         """The rows selected by a boolean mask or an index array, over the same id maps."""
