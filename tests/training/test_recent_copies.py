@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ import torch
 from ncf import ConfigError, DataError, Recommender
 from ncf.data import IdMap, Interactions
 from ncf.data.interactions import latest_first_ranks
+from ncf.data.sampling import NegativeSampler
 from ncf.models import build_model
 from ncf.training import TrainConfig, Trainer
 from ncf.training.epoch import epoch_chunks, epoch_rows, epoch_tensors, torch_epoch_tensors
@@ -36,9 +39,9 @@ def test_ranks_count_the_users_later_rows_and_share_ties() -> None:
     # user 0: 9 and 9 are the latest (rank 0 both), 5 has two later rows, 1 three
     assert latest_first_ranks(np.array(users), np.array(times)).tolist() == [2, 0, 0, 3, 1, 0, 2]
     log = _log(users, [0, 1, 2, 3, 0, 1, 2], times)
-    assert log.recency_ranks().tolist() == [2, 0, 0, 3, 1, 0, 2]
+    assert log.row_recency_ranks().tolist() == [2, 0, 0, 3, 1, 0, 2]
     with pytest.raises(DataError, match="need timestamps"):
-        _log(users, [0, 1, 2, 3, 0, 1, 2], None).recency_ranks()
+        _log(users, [0, 1, 2, 3, 0, 1, 2], None).row_recency_ranks()
 
 
 def test_an_epoch_repeats_each_users_recent_rows() -> None:
@@ -76,9 +79,7 @@ def test_an_epoch_repeats_each_users_recent_rows() -> None:
         TrainConfig(recent_window=0)
 
 
-def _sampler(log: Interactions):  # type: ignore[no-untyped-def]
-    from ncf.data.sampling import NegativeSampler
-
+def _sampler(log: Interactions) -> NegativeSampler:
     return NegativeSampler(log.csr, seed=0)
 
 
@@ -145,7 +146,7 @@ def test_the_paper_preset_repeats_recent_rows_only_for_next_item_validation() ->
         configs = [s.config for s in [*other.branches.values(), other.final]]
         assert {(c.recent_copies, c.recent_window) for c in configs} == {(0, 1)}
         assert "more times" not in other.why
-    mine = resolve(replace_train(given, recent_copies=1), shape=shape, next_item=False)
+    mine = resolve(replace(given, train={"recent_copies": 1}), shape=shape, next_item=False)
     assert mine.final.config.recent_copies == 1  # what the user gives is kept
     assert resolve(Given(), shape=shape, next_item=True).final.config.recent_copies == 0
     best = resolve(Given(preset="best"), shape=shape, next_item=True).final.config
@@ -158,12 +159,6 @@ def test_the_paper_preset_repeats_recent_rows_only_for_next_item_validation() ->
             assert plan.branches["gmf"].config.recent_copies == 0
         plain = resolve(Given(model=model), shape=shape, timed=True, next_item=False)
         assert {s.config.recent_copies for s in [*plain.branches.values(), plain.final]} == {0}
-
-
-def replace_train(given: Given, **train: object) -> Given:
-    from dataclasses import replace
-
-    return replace(given, train={**given.train, **train})
 
 
 def test_a_fit_on_timed_data_carved_by_time_applies_the_recipe() -> None:

@@ -34,7 +34,7 @@ def _fail(what: str, text: Any) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
 
 
-def _int_at_least(low: int, what: str, name: str) -> Callable[[Any], int]:
+def _int_at_least(low: int, what: str) -> Callable[[Any], int]:
     """A parser of integers of at least ``low``, naming ``what`` it expects."""
 
     def parse(text: Any) -> int:
@@ -46,12 +46,11 @@ def _int_at_least(low: int, what: str, name: str) -> Callable[[Any], int]:
             raise _fail(what, str(text))
         return value
 
-    parse.__name__ = name
     return parse
 
 
-positive_int = _int_at_least(1, "a positive integer", "positive_int")
-non_negative_int = _int_at_least(0, "a non-negative integer", "non_negative_int")
+positive_int = _int_at_least(1, "a positive integer")
+non_negative_int = _int_at_least(0, "a non-negative integer")
 
 
 def integer(text: Any) -> int:

@@ -244,25 +244,27 @@ class Interactions:
         """True when some (user, item) pair occurs more than once."""
         return bool(self.csr.nnz < len(self))
 
-    def recency_ranks(self) -> np.ndarray:
+    def row_recency_ranks(self) -> np.ndarray:
         """Each row's recency rank within its user, shape (n,): the number of the user's rows
         with a later timestamp (0: the user's latest; rows at the same time share a rank).
         Needs timestamps."""
-        if self.timestamps is None:
-            raise DataError("recency ranks need timestamps, and these interactions have none")
-        return latest_first_ranks(self.users, self.timestamps)
+        return latest_first_ranks(self.users, self._times_to_rank())
 
     def recency_matrix(self) -> sp.csr_matrix:
         """Each user's distinct items with their recency rank (:func:`recency_ranks`), as a
         CSR matrix of this log's shape, built once (EASE's recency stage asks for each
         half-life it tries); read-only by convention, as the log. Needs timestamps."""
-        if self.timestamps is None:
-            raise DataError("recency ranks need timestamps, and these interactions have none")
         if "_recency_matrix" not in self.__dict__:
+            times = self._times_to_rank()
             self.__dict__["_recency_matrix"] = recency_ranks(
-                self.users, self.items, self.timestamps, *self.shape
+                self.users, self.items, times, *self.shape
             )
         return self.__dict__["_recency_matrix"]
+
+    def _times_to_rank(self) -> np.ndarray:
+        if self.timestamps is None:
+            raise DataError("recency ranks need timestamps, and these interactions have none")
+        return self.timestamps
 
     def subset(self, index: np.ndarray) -> Interactions:
         """The rows selected by a boolean mask or an index array, over the same id maps."""

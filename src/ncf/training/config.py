@@ -161,14 +161,7 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; valid: {list(PRECISIONS)}")
         _positive("ensemble", self.ensemble)
-        if (
-            not isinstance(self.recent_copies, int)
-            or isinstance(self.recent_copies, bool)
-            or (self.recent_copies < 0)
-        ):
-            raise ConfigError(
-                f"recent_copies must be a non-negative integer, got {self.recent_copies!r}"
-            )
+        _non_negative("recent_copies", self.recent_copies)
         _positive("recent_window", self.recent_window)
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("resume=True needs checkpoint_dir")
@@ -213,5 +206,13 @@ def resolve_device(device: str) -> torch.device:
 
 
 def _positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    _at_least(name, value, 1, "a positive integer")
+
+
+def _non_negative(name: str, value: int) -> None:
+    _at_least(name, value, 0, "a non-negative integer")
+
+
+def _at_least(name: str, value: int, low: int, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{name} must be {what}, got {value!r}")

@@ -48,19 +48,24 @@ CHUNK_POSITIVES = 1 << 21
 CHUNK_SAMPLES = 9 * CHUNK_POSITIVES
 
 
+#: Why ``recent_copies`` cannot train on data without timestamps (here and in the checks
+#: before any training, :func:`ncf.training.preflight.check_plan`).
+NO_TIMESTAMPS = (
+    "recent_copies weighs each user's latest interactions by their timestamps, and these "
+    "interactions have none: give a timestamp column or set recent_copies=0"
+)
+
+
 def epoch_rows(train: Interactions, c: TrainConfig) -> np.ndarray | None:
     """The rows of ``train`` an epoch trains on, repeats included, or None for every row
     once: with ``recent_copies``, each user's rows at recency rank below ``recent_window``
-    (:meth:`~ncf.data.Interactions.recency_ranks`) ``recent_copies`` more times, every copy
+    (:meth:`~ncf.data.Interactions.row_recency_ranks`) ``recent_copies`` more times, every copy
     drawing its own negatives."""
     if not c.recent_copies:
         return None
     if train.timestamps is None:
-        raise DataError(
-            "recent_copies weighs each user's latest interactions by their timestamps, and "
-            "these interactions have none: give a timestamp column or set recent_copies=0"
-        )
-    recent = np.flatnonzero(train.recency_ranks() < c.recent_window)
+        raise DataError(NO_TIMESTAMPS)
+    recent = np.flatnonzero(train.row_recency_ranks() < c.recent_window)
     return np.concatenate([np.arange(len(train)), np.repeat(recent, c.recent_copies)])
 
 

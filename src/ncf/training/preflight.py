@@ -17,6 +17,7 @@ from ncf.data.interactions import Interactions
 from ncf.exceptions import ConfigError, DataError
 from ncf.models import get_model_class
 from ncf.training import memory
+from ncf.training.epoch import NO_TIMESTAMPS
 from ncf.training.plan import Plan, Stage
 
 #: Ranking metrics whose name carries a cut-off (``ndcg@20``).
@@ -67,10 +68,7 @@ def check_plan(
     all_stages = stages(plan)
     given_train = given_train or {}
     if data.timestamps is None and any(s.config.recent_copies for s in all_stages):
-        raise ConfigError(
-            "recent_copies weighs each user's latest interactions by their timestamps, and "
-            "these interactions have none: give a timestamp column or set recent_copies=0"
-        )
+        raise ConfigError(NO_TIMESTAMPS)
     if "negatives" in given_train:
         _check_negatives(all_stages, data)
     if "monitor" in given_train and ranking == "full":
